@@ -1,1 +1,1 @@
-"""model"""
+"""The workflow document model, templates and validation; imports no Qt."""
