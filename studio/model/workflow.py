@@ -6,14 +6,14 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import JsonValue as JsonValue  # re-exported: the JSON value type of the whole core
 
 SCHEMA_VERSION = 1
 """Version of the workflow document format written by this release."""
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 
-__all__ = ["JsonValue"]  # re-exported: pydantic's recursive JSON type is the one the whole core uses
 
 STEP_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN)]

@@ -1,1 +1,29 @@
-"""store"""
+"""Persistence through SQLAlchemy on SQLite: documents, versions, runs, journal, tasks and usage."""
+
+from studio.store.store import (
+    JournalBatch,
+    NotFoundError,
+    RunRecord,
+    StepRunRecord,
+    Store,
+    StoreError,
+    TaskRecord,
+    VersionRecord,
+    default_database_path,
+    new_id,
+    open_store,
+)
+
+__all__ = [
+    "JournalBatch",
+    "NotFoundError",
+    "RunRecord",
+    "StepRunRecord",
+    "Store",
+    "StoreError",
+    "TaskRecord",
+    "VersionRecord",
+    "default_database_path",
+    "new_id",
+    "open_store",
+]

@@ -1,0 +1,523 @@
+"""The store: workflows, drafts, published versions, runs, their journal, human tasks and usage."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import JsonValue
+from sqlalchemy import Engine, Row, and_, func, insert, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from studio.model.document import content_hash, workflow_from_data
+from studio.model.workflow import Workflow
+from studio.store import tables as t
+from studio.store.database import create_sqlite_engine, migrate
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WORKSPACE_SLUG = "local"
+DEFAULT_PROJECT_SLUG = "default"
+
+RUN_ACTIVE_STATUSES = ("created", "running")
+"""Run statuses that mean some process should be executing the run right now."""
+RUN_FINAL_STATUSES = ("completed", "failed", "stopped")
+
+
+class StoreError(Exception):
+    """A store operation that cannot be done; the message names the record and the fix."""
+
+
+class NotFoundError(StoreError):
+    """A record that does not exist."""
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def default_database_path() -> Path:
+    """Return the database path: ``$STUDIO_DATA_DIR/studio.db`` or the user data directory's."""
+    override = os.environ.get("STUDIO_DATA_DIR")
+    base = Path(override) if override else Path(platformdirs.user_data_dir("workflow-studio", appauthor=False))
+    return base / "studio.db"
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A published, immutable workflow version."""
+
+    id: str
+    workflow_id: str
+    number: int
+    content_hash: str
+    note: str
+    created_at: float
+    document: dict[str, Any] = field(repr=False)
+
+    @property
+    def workflow(self) -> Workflow:
+        return workflow_from_data(self.document, f"version {self.number} of workflow {self.workflow_id}")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    workspace_id: str
+    project_id: str
+    workflow_id: str
+    version_id: str
+    status: str
+    inputs: dict[str, JsonValue]
+    result: JsonValue
+    error: JsonValue
+    parent_run_id: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    owner: str | None
+    heartbeat_at: float | None
+    last_seq: int
+
+
+@dataclass(frozen=True)
+class StepRunRecord:
+    run_id: str
+    step_key: str
+    step_id: str
+    step_type: str
+    status: str
+    attempt: int
+    inputs: JsonValue
+    result: JsonValue
+    error: JsonValue
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A human task: a pending approval or form, or the record of how it was resolved."""
+
+    id: str
+    workspace_id: str
+    project_id: str
+    run_id: str
+    workflow_id: str
+    step_key: str
+    step_id: str
+    title: str
+    instructions: str
+    fields: list[dict[str, JsonValue]]
+    context: JsonValue
+    assignee_role: str | None
+    status: str
+    decision: str | None
+    values: dict[str, JsonValue] | None
+    resolved_by: str | None
+    created_at: float
+    due_at: float | None
+    resolved_at: float | None
+
+
+@dataclass
+class JournalBatch:
+    """State changes of one run that are committed together, before any of them is announced."""
+
+    run_id: str
+    step_rows: list[dict[str, Any]] = field(default_factory=list)
+    run_changes: dict[str, Any] = field(default_factory=dict)
+    event_rows: list[dict[str, Any]] = field(default_factory=list)
+    task_rows: list[dict[str, Any]] = field(default_factory=list)
+    usage_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.step_rows or self.run_changes or self.event_rows or self.task_rows or self.usage_rows)
+
+
+def _record(cls: type[Any], row: Row[Any]) -> Any:
+    mapping = row._mapping
+    return cls(**{name: mapping[name] for name in cls.__dataclass_fields__})
+
+
+class Store:
+    """Synchronous access to the SQLite store.
+
+    Calls are short transactions (tens of microseconds to a few milliseconds), so async code calls
+    them directly on the event loop. Several processes may open the same file; writes queue on
+    SQLite's lock.
+    """
+
+    def __init__(self, engine: Engine, path: Path | None = None) -> None:
+        self.engine = engine
+        self.path = path
+        self.workspace_id, self.project_id = self._ensure_defaults()
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _ensure_defaults(self) -> tuple[str, str]:
+        with self.engine.begin() as connection:
+            workspace = connection.execute(
+                select(t.workspaces.c.id).where(t.workspaces.c.slug == DEFAULT_WORKSPACE_SLUG)
+            ).scalar()
+            if workspace is None:
+                workspace = new_id()
+                connection.execute(
+                    insert(t.workspaces).values(
+                        id=workspace, slug=DEFAULT_WORKSPACE_SLUG, name="Local workspace", created_at=time.time()
+                    )
+                )
+            project = connection.execute(
+                select(t.projects.c.id).where(
+                    and_(t.projects.c.workspace_id == workspace, t.projects.c.slug == DEFAULT_PROJECT_SLUG)
+                )
+            ).scalar()
+            if project is None:
+                project = new_id()
+                connection.execute(
+                    insert(t.projects).values(
+                        id=project,
+                        workspace_id=workspace,
+                        slug=DEFAULT_PROJECT_SLUG,
+                        name="Default project",
+                        created_at=time.time(),
+                    )
+                )
+        return str(workspace), str(project)
+
+    def _scope(self) -> dict[str, str]:
+        return {"workspace_id": self.workspace_id, "project_id": self.project_id}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- workflows, drafts and versions ---------------------------------------------------------
+
+    def _ensure_workflow_row(self, connection: Any, workflow: Workflow) -> None:
+        now = time.time()
+        statement = sqlite_insert(t.workflows).values(
+            id=workflow.id, name=workflow.name, created_at=now, updated_at=now, archived=False, **self._scope()
+        )
+        connection.execute(
+            statement.on_conflict_do_update(index_elements=["id"], set_={"name": workflow.name, "updated_at": now})
+        )
+
+    def save_draft(self, workflow: Workflow) -> int:
+        """Save ``workflow`` as the draft of its workflow id and return the draft's new revision."""
+        document = workflow.model_dump(mode="json")
+        now = time.time()
+        with self.engine.begin() as connection:
+            self._ensure_workflow_row(connection, workflow)
+            revision = connection.execute(
+                select(t.drafts.c.revision).where(t.drafts.c.workflow_id == workflow.id)
+            ).scalar()
+            if revision is None:
+                connection.execute(
+                    insert(t.drafts).values(
+                        id=new_id(), workflow_id=workflow.id, document=document, revision=1, updated_at=now,
+                        **self._scope(),
+                    )
+                )
+                return 1
+            connection.execute(
+                update(t.drafts)
+                .where(t.drafts.c.workflow_id == workflow.id)
+                .values(document=document, revision=revision + 1, updated_at=now)
+            )
+            return int(revision) + 1
+
+    def get_draft(self, workflow_id: str) -> Workflow | None:
+        with self.engine.connect() as connection:
+            document = connection.execute(
+                select(t.drafts.c.document).where(t.drafts.c.workflow_id == workflow_id)
+            ).scalar()
+        return None if document is None else workflow_from_data(document, f"draft of workflow {workflow_id}")
+
+    def publish_workflow(self, workflow: Workflow, note: str = "") -> VersionRecord:
+        """Publish ``workflow`` as an immutable version.
+
+        Publishing content that is already published returns the existing version, so the same
+        document always maps to one version id.
+        """
+        digest = content_hash(workflow)
+        document = workflow.model_dump(mode="json")
+        with self.engine.begin() as connection:
+            self._ensure_workflow_row(connection, workflow)
+            existing = connection.execute(
+                select(t.workflow_versions).where(
+                    and_(
+                        t.workflow_versions.c.workflow_id == workflow.id,
+                        t.workflow_versions.c.content_hash == digest,
+                    )
+                )
+            ).first()
+            if existing is not None:
+                return _record(VersionRecord, existing)  # type: ignore[no-any-return]
+            number = connection.execute(
+                select(func.coalesce(func.max(t.workflow_versions.c.number), 0)).where(
+                    t.workflow_versions.c.workflow_id == workflow.id
+                )
+            ).scalar_one()
+            record = VersionRecord(
+                id=new_id(),
+                workflow_id=workflow.id,
+                number=int(number) + 1,
+                content_hash=digest,
+                note=note,
+                created_at=time.time(),
+                document=document,
+            )
+            connection.execute(
+                insert(t.workflow_versions).values(
+                    id=record.id,
+                    workflow_id=record.workflow_id,
+                    number=record.number,
+                    content_hash=record.content_hash,
+                    note=record.note,
+                    created_at=record.created_at,
+                    document=record.document,
+                    **self._scope(),
+                )
+            )
+        logger.info("Published workflow %s version %d (%s)", workflow.id, record.number, digest)
+        return record
+
+    def get_version(self, version_id: str) -> VersionRecord:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(t.workflow_versions).where(t.workflow_versions.c.id == version_id)).first()
+        if row is None:
+            raise NotFoundError(f"workflow version '{version_id}' was not found; list versions with 'studio runs'")
+        return _record(VersionRecord, row)  # type: ignore[no-any-return]
+
+    def list_versions(self, workflow_id: str) -> list[VersionRecord]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(t.workflow_versions)
+                .where(t.workflow_versions.c.workflow_id == workflow_id)
+                .order_by(t.workflow_versions.c.number)
+            ).all()
+        return [_record(VersionRecord, row) for row in rows]
+
+    def workflow_names(self, workflow_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(set(workflow_ids))
+        if not ids:
+            return {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(t.workflows.c.id, t.workflows.c.name).where(t.workflows.c.id.in_(ids))
+            ).all()
+        return {row.id: row.name for row in rows}
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        version: VersionRecord,
+        inputs: Mapping[str, JsonValue],
+        *,
+        first_event: dict[str, Any],
+        parent_run_id: str | None = None,
+    ) -> RunRecord:
+        """Create a run in status ``created`` together with its first journal event."""
+        now = time.time()
+        run_id = str(first_event["run_id"])
+        values = {
+            "id": run_id,
+            "workflow_id": version.workflow_id,
+            "version_id": version.id,
+            "status": "created",
+            "inputs": dict(inputs),
+            "result": None,
+            "error": None,
+            "parent_run_id": parent_run_id,
+            "created_at": now,
+            "started_at": None,
+            "finished_at": None,
+            "owner": None,
+            "heartbeat_at": None,
+            "last_seq": int(first_event["seq"]),
+            **self._scope(),
+        }
+        with self.engine.begin() as connection:
+            connection.execute(insert(t.runs).values(**values))
+            connection.execute(insert(t.events).values(**first_event))
+        return RunRecord(**values)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFoundError(f"run '{run_id}' was not found; list runs with 'studio runs'")
+        return _record(RunRecord, row)  # type: ignore[no-any-return]
+
+    def find_run(self, prefix: str) -> RunRecord:
+        """Return the run whose id is ``prefix`` or starts with it (at least 4 characters)."""
+        if len(prefix) < 4:
+            raise StoreError(f"run id '{prefix}' is too short; give at least 4 characters of the id")
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(t.runs).where(t.runs.c.id.like(prefix + "%")).limit(2)).all()
+        if not rows:
+            raise NotFoundError(f"run '{prefix}' was not found; list runs with 'studio runs'")
+        if len(rows) > 1:
+            raise StoreError(f"run id '{prefix}' is ambiguous; give more characters of the id")
+        return _record(RunRecord, rows[0])  # type: ignore[no-any-return]
+
+    def list_runs(self, *, statuses: Sequence[str] | None = None, limit: int = 50) -> list[RunRecord]:
+        query = select(t.runs).order_by(t.runs.c.created_at.desc()).limit(limit)
+        if statuses:
+            query = query.where(t.runs.c.status.in_(list(statuses)))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_record(RunRecord, row) for row in rows]
+
+    def step_runs(self, run_id: str) -> dict[str, StepRunRecord]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(t.step_runs).where(t.step_runs.c.run_id == run_id)).all()
+        return {row.step_key: _record(StepRunRecord, row) for row in rows}
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        """Return the journaled events of a run in order, as stored (JSON-ready dicts)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(t.events).where(t.events.c.run_id == run_id).order_by(t.events.c.seq)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def commit(self, batch: JournalBatch) -> None:
+        """Write one run's batch of state changes in a single transaction."""
+        if not batch:
+            return
+        with self.engine.begin() as connection:
+            if batch.step_rows:
+                statement = sqlite_insert(t.step_runs)
+                columns = {
+                    name: getattr(statement.excluded, name)
+                    for name in (
+                        "status", "attempt", "inputs", "result", "error", "started_at", "finished_at",
+                    )
+                }
+                connection.execute(
+                    statement.on_conflict_do_update(index_elements=["run_id", "step_key"], set_=columns),
+                    batch.step_rows,
+                )
+            if batch.task_rows:
+                connection.execute(insert(t.human_tasks), [{**self._scope(), **row} for row in batch.task_rows])
+            if batch.usage_rows:
+                connection.execute(insert(t.usage_records), [{**self._scope(), **row} for row in batch.usage_rows])
+            if batch.event_rows:
+                connection.execute(insert(t.events), batch.event_rows)
+            if batch.run_changes:
+                connection.execute(update(t.runs).where(t.runs.c.id == batch.run_id).values(**batch.run_changes))
+
+    def claim_run(self, run_id: str, owner: str, *, stale_after_s: float, alive: Iterable[str]) -> bool:
+        """Make ``owner`` the process executing the run, unless another live owner holds it.
+
+        A holder counts as gone when it is not in ``alive`` (owners known to be running on this
+        machine) and its heartbeat is older than ``stale_after_s``.
+        """
+        now = time.time()
+        live = list(alive)
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(t.runs)
+                .where(
+                    and_(
+                        t.runs.c.id == run_id,
+                        or_(
+                            t.runs.c.owner.is_(None),
+                            t.runs.c.owner == owner,
+                            and_(
+                                t.runs.c.owner.not_in(live) if live else t.runs.c.owner.is_not(None),
+                                or_(t.runs.c.heartbeat_at.is_(None), t.runs.c.heartbeat_at < now - stale_after_s),
+                            ),
+                        ),
+                    )
+                )
+                .values(owner=owner, heartbeat_at=now)
+            )
+        return bool(result.rowcount == 1)
+
+    def release_run(self, run_id: str, owner: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(t.runs).where(and_(t.runs.c.id == run_id, t.runs.c.owner == owner)).values(owner=None)
+            )
+
+    def heartbeat(self, run_ids: Sequence[str], owner: str) -> None:
+        if not run_ids:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(t.runs)
+                .where(and_(t.runs.c.id.in_(list(run_ids)), t.runs.c.owner == owner))
+                .values(heartbeat_at=time.time())
+            )
+
+    # -- human tasks ----------------------------------------------------------------------------
+
+    def list_tasks(self, *, statuses: Sequence[str] = ("pending",), run_id: str | None = None) -> list[TaskRecord]:
+        query = select(t.human_tasks).where(t.human_tasks.c.status.in_(list(statuses)))
+        if run_id is not None:
+            query = query.where(t.human_tasks.c.run_id == run_id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(t.human_tasks.c.created_at)).all()
+        return [_record(TaskRecord, row) for row in rows]
+
+    def get_task(self, task_id: str) -> TaskRecord:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(t.human_tasks).where(t.human_tasks.c.id.like(task_id + "%")).limit(2)
+            ).all()
+        if not rows or len(task_id) < 4:
+            raise NotFoundError(f"human task '{task_id}' was not found; list pending tasks with 'studio tasks'")
+        if len(rows) > 1:
+            raise StoreError(f"task id '{task_id}' is ambiguous; give more characters of the id")
+        return _record(TaskRecord, rows[0])  # type: ignore[no-any-return]
+
+    def task_for_step(self, run_id: str, step_key: str) -> TaskRecord | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(t.human_tasks).where(
+                    and_(t.human_tasks.c.run_id == run_id, t.human_tasks.c.step_key == step_key)
+                )
+            ).first()
+        return None if row is None else _record(TaskRecord, row)  # type: ignore[no-any-return]
+
+    def resolve_task(
+        self, task_id: str, *, status: str, decision: str, values: Mapping[str, JsonValue], actor: str
+    ) -> bool:
+        """Mark a pending task resolved; return False if it was already resolved (the first caller wins)."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(t.human_tasks)
+                .where(and_(t.human_tasks.c.id == task_id, t.human_tasks.c.status == "pending"))
+                .values(
+                    status=status, decision=decision, values=dict(values), resolved_by=actor, resolved_at=time.time()
+                )
+            )
+        return bool(result.rowcount == 1)
+
+    # -- usage ----------------------------------------------------------------------------------
+
+    def usage(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(t.usage_records).where(t.usage_records.c.run_id == run_id).order_by(t.usage_records.c.at)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+
+def open_store(path: str | Path | None = None) -> Store:
+    """Open (creating and migrating as needed) the store at ``path``, or the default location."""
+    database_path = Path(path) if path is not None else default_database_path()
+    engine = create_sqlite_engine(database_path)
+    migrate(engine)
+    logger.debug("Opened store %s", database_path)
+    return Store(engine, database_path)

@@ -1,0 +1,225 @@
+"""SQLAlchemy Core tables of the local store.
+
+Every record has a UUID string id and knows its workspace and project, so records can later be
+synchronised to a multi-tenant server without renumbering. JSON columns hold pydantic-dumped data.
+Times are Unix seconds (float, UTC).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _id() -> Column[str]:
+    return Column("id", String(36), primary_key=True)
+
+
+def _scope() -> list[Column[str]]:
+    return [
+        Column("workspace_id", String(36), ForeignKey("workspaces.id"), nullable=False),
+        Column("project_id", String(36), ForeignKey("projects.id"), nullable=False),
+    ]
+
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    _id(),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    _id(),
+    Column("workspace_id", String(36), ForeignKey("workspaces.id"), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("workspace_id", "slug", name="uq_projects_workspace_slug"),
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    _id(),
+    *_scope(),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("archived", Boolean, nullable=False, default=False),
+)
+
+drafts = Table(
+    "drafts",
+    metadata,
+    _id(),
+    *_scope(),
+    Column("workflow_id", String(36), ForeignKey("workflows.id"), nullable=False, unique=True),
+    Column("document", JSON, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    _id(),
+    *_scope(),
+    Column("workflow_id", String(36), ForeignKey("workflows.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("content_hash", String(80), nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("workflow_id", "number", name="uq_workflow_versions_number"),
+    UniqueConstraint("workflow_id", "content_hash", name="uq_workflow_versions_hash"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    _id(),
+    *_scope(),
+    Column("workflow_id", String(36), ForeignKey("workflows.id"), nullable=False),
+    Column("version_id", String(36), ForeignKey("workflow_versions.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("error", JSON, nullable=True),
+    Column("parent_run_id", String(36), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("owner", String(200), nullable=True),
+    Column("heartbeat_at", Float, nullable=True),
+    Column("last_seq", Integer, nullable=False, default=0),
+    Index("ix_runs_status", "status"),
+    Index("ix_runs_workflow", "workflow_id", "created_at"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id"), primary_key=True),
+    Column("step_key", String(400), primary_key=True),
+    Column("step_id", String(64), nullable=False),
+    Column("step_type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("inputs", JSON, nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error", JSON, nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("runs.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("step_key", String(400), nullable=True),
+    Column("at", Float, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_events_run_seq", "run_id", "seq"),
+)
+
+human_tasks = Table(
+    "human_tasks",
+    metadata,
+    _id(),
+    *_scope(),
+    Column("run_id", String(36), ForeignKey("runs.id"), nullable=False),
+    Column("workflow_id", String(36), nullable=False),
+    Column("step_key", String(400), nullable=False),
+    Column("step_id", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("instructions", Text, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("context", JSON, nullable=True),
+    Column("assignee_role", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("decision", String(16), nullable=True),
+    Column("values", JSON, nullable=True),
+    Column("resolved_by", String(200), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("due_at", Float, nullable=True),
+    Column("resolved_at", Float, nullable=True),
+    Index("ix_human_tasks_status", "status"),
+    UniqueConstraint("run_id", "step_key", name="uq_human_tasks_run_step"),
+)
+
+mcp_instances = Table(
+    "mcp_instances",
+    metadata,
+    _id(),
+    *_scope(),
+    Column("name", String(200), nullable=False),
+    Column("transport", String(16), nullable=False),
+    Column("command", Text, nullable=True),
+    Column("args", JSON, nullable=False),
+    Column("env", JSON, nullable=False),
+    Column("cwd", Text, nullable=True),
+    Column("url", Text, nullable=True),
+    Column("server_url", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+connections = Table(
+    "connections",
+    metadata,
+    _id(),
+    *_scope(),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("provider", String(32), nullable=True),
+    Column("base_url", Text, nullable=True),
+    Column("secret_ref", String(200), nullable=True),
+    Column("settings", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    _id(),
+    *_scope(),
+    Column("run_id", String(36), nullable=True),
+    Column("workflow_id", String(36), nullable=True),
+    Column("step_key", String(400), nullable=True),
+    Column("step_id", String(64), nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("unit", String(32), nullable=False),
+    Column("credits", Float, nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_usage_records_run", "run_id"),
+)
