@@ -1,0 +1,216 @@
+"""Validation of workflow documents, fast enough to run after every edit.
+
+Rules checked (the ``code`` of each finding in brackets):
+
+- Step ids are unique in the whole workflow, for_each bodies included [duplicate-id].
+- Each step type has its required config [missing-config]: mcp_call a tool name and an
+  ``instance_id`` or ``server_url``; llm_call a model and a prompt; human_task a title; lua_script
+  a source; for_each items [invalid-items if not a list or one template] and at least one body step.
+  A for_each ``output`` must name a step of its own body [unknown-output-step]; without it, the body
+  must end in exactly one step [ambiguous-output].
+- Templates parse [template-syntax]; ``steps.<id>`` names an existing step [unknown-step-ref];
+  ``input.<name>`` names a property of the input schema [unknown-input], unless the schema sets
+  ``additionalProperties``; ``{{item}}`` and ``{{index}}`` appear only in for_each bodies
+  [item-outside-for-each].
+- Edges join existing steps of the same level [dangling-edge], never a step to itself [self-edge],
+  and appear once [duplicate-edge, a warning].
+- The input schema is a JSON Schema of ``"type": "object"`` [invalid-input-schema]; an llm_call
+  output schema is a valid JSON Schema [invalid-output-schema]. Lua input names are Lua identifiers
+  [lua-input-name].
+- With a :class:`ToolCatalog`, mcp_call tools exist on their server [unknown-tool] and literal
+  arguments match the tool's input schema [tool-arguments]; template values are skipped because their
+  type is known only at run time.
+- Warnings: an empty workflow [empty-workflow], and groups of steps that no edge or reference joins
+  to the largest group of their level [disconnected].
+
+Dependencies and scopes. The top level and each for_each body are separate *levels*, each a graph
+whose nodes are its steps. An explicit edge joins two steps of one level. A reference
+``{{steps.X.result}}`` in step S is an implied edge X → S when X and S are on the same level, so
+such a reference never needs its own edge; it can create a cycle, which is reported with the steps
+in order [cycle]. A reference across levels implies no edge:
+
+- A body step may read a step X of an enclosing level only if X is upstream (an ancestor through
+  edges and references) of the for_each on X's level that contains the reader, because the body
+  starts only after that for_each's dependencies have finished [not-upstream].
+- No step may read a step inside a body that does not contain it, including its own body for a
+  for_each's items: the body's results leave it only as the for_each's result
+  ``{{steps.F.result.items}}`` [for-each-scope]. A body step may not read the result of a for_each
+  that contains it [for-each-scope].
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from studio.model.validation_findings import Finding, Severity, canonical, error, has_errors, warning
+from studio.model.validation_graph import (
+    Layout,
+    ReferenceContext,
+    add_explicit_edges,
+    add_references,
+    build_layout,
+    check_body,
+    check_cycles,
+    check_disconnected,
+    check_pending_reads,
+)
+from studio.model.validation_steps import StepAnalysis, analyse_step, schema_problem
+from studio.model.validation_tools import ToolCatalog, ValidatorCache, check_tool_call
+from studio.model.workflow import AnyStep, ForEachStep, McpCallStep, Workflow
+
+__all__ = [
+    "Finding",
+    "IncrementalValidator",
+    "Severity",
+    "ToolCatalog",
+    "has_errors",
+    "validate_workflow",
+]
+
+logger = logging.getLogger(__name__)
+
+# Fields that no check reads, left out of the cache key so that moving or renaming a node reuses its analysis.
+_UNCHECKED_FIELDS: dict[str, Any] = {"position": True, "name": True, "description": True}
+# A for_each's body steps are analysed on their own, so its key leaves them out.
+_FOR_EACH_UNCHECKED: dict[str, Any] = {**_UNCHECKED_FIELDS, "config": {"steps": True, "edges": True}}
+
+
+def validate_workflow(workflow: Workflow, *, catalog: ToolCatalog | None = None) -> list[Finding]:
+    """Return every finding for ``workflow``; with ``catalog``, also check MCP tool names and arguments."""
+    return IncrementalValidator(catalog).validate(workflow)
+
+
+class IncrementalValidator:
+    """Keeps per-step results between calls so that re-validation after a one-step edit is fast.
+
+    Each step's own checks are cached under the step's content (its JSON without position, name and
+    description), so an edited step is re-checked however it was changed, in place or replaced.
+    The graph checks run in full on every call. Results for steps that disappear are dropped.
+    """
+
+    def __init__(self, catalog: ToolCatalog | None = None) -> None:
+        self._catalog = catalog
+        self._analyses: dict[str, StepAnalysis] = {}
+        self._tool_findings: dict[str, tuple[Finding, ...]] = {}
+        self._validators = ValidatorCache()
+
+    @property
+    def catalog(self) -> ToolCatalog | None:
+        return self._catalog
+
+    @catalog.setter
+    def catalog(self, catalog: ToolCatalog | None) -> None:
+        """Replace the tool catalog; tool checks are redone on the next :meth:`validate`."""
+        self._catalog = catalog
+        self._tool_findings = {}
+        self._validators = ValidatorCache()
+
+    def validate(self, workflow: Workflow) -> list[Finding]:
+        """Return every finding for ``workflow``, the same list :func:`validate_workflow` returns."""
+        started = time.perf_counter()
+        layout = build_layout(workflow)
+        analyses, step_findings = self._analyse_steps(workflow)
+        findings = _workflow_findings(workflow)
+        findings.extend(layout.findings)
+        findings.extend(step_findings)
+        findings.extend(_graph_findings(workflow, layout, analyses))
+        logger.debug(
+            "validated workflow %s: %d steps, %d findings in %.1f ms",
+            workflow.id,
+            len(layout.sites),
+            len(findings),
+            (time.perf_counter() - started) * 1000,
+        )
+        return findings
+
+    def _analyse_steps(self, workflow: Workflow) -> tuple[dict[str, StepAnalysis], list[Finding]]:
+        """Return the analysis of each step id (its first use) and every step's local findings."""
+        analyses: dict[str, StepAnalysis] = {}
+        findings: list[Finding] = []
+        cache: dict[str, StepAnalysis] = {}
+        tool_cache: dict[str, tuple[Finding, ...]] = {}
+        for step in workflow.iter_steps():
+            key = _content_key(step)
+            analysis = cache.get(key) or self._analyses.get(key) or analyse_step(step)
+            cache[key] = analysis
+            analyses.setdefault(step.id, analysis)
+            findings.extend(analysis.findings)
+            if isinstance(step, McpCallStep) and self._catalog is not None:
+                tool_findings = tool_cache.get(key)
+                if tool_findings is None:
+                    tool_findings = self._tool_findings.get(key)
+                if tool_findings is None:
+                    tool_findings = tuple(check_tool_call(step, self._catalog, self._validators))
+                tool_cache[key] = tool_findings
+                findings.extend(tool_findings)
+        self._analyses = cache
+        self._tool_findings = tool_cache
+        return analyses, findings
+
+
+def _content_key(step: AnyStep) -> str:
+    exclude = _FOR_EACH_UNCHECKED if isinstance(step, ForEachStep) else _UNCHECKED_FIELDS
+    return step.model_dump_json(exclude=exclude)
+
+
+def _workflow_findings(workflow: Workflow) -> list[Finding]:
+    findings: list[Finding] = []
+    if not workflow.steps:
+        findings.append(
+            warning("empty-workflow", f"workflow '{workflow.name}' has no steps; add a step to give it work to do.")
+        )
+    schema = workflow.input_schema
+    problem = schema_problem(canonical(schema))
+    if problem is not None:
+        message, location = problem
+        findings.append(
+            error(
+                "invalid-input-schema",
+                f"the input schema is not a valid JSON Schema: {message}. Fix the schema in the run input settings.",
+                None,
+                "input_schema" + location,
+            )
+        )
+    elif schema.get("type") != "object":
+        findings.append(
+            error(
+                "invalid-input-schema",
+                f'the input schema has "type": {_json_text(schema.get("type"))}, but the run input is an object; '
+                'set "type": "object" and list the inputs under "properties".',
+                None,
+                "input_schema.type",
+            )
+        )
+    return findings
+
+
+def _json_text(value: object) -> str:
+    return "missing" if value is None else canonical(value)
+
+
+def _graph_findings(workflow: Workflow, layout: Layout, analyses: Mapping[str, StepAnalysis]) -> list[Finding]:
+    def order(step_id: str) -> int:
+        site = layout.sites.get(step_id)
+        return site.order if site is not None else len(layout.sites)
+
+    findings: list[Finding] = []
+    for scope in layout.scopes:
+        findings.extend(add_explicit_edges(scope, layout.sites))
+    context = _reference_context(workflow.input_schema)
+    findings.extend(add_references(layout, analyses, context))
+    findings.extend(check_pending_reads(context))
+    for scope in layout.scopes:
+        findings.extend(check_cycles(scope, order))
+        findings.extend(check_body(scope))
+        findings.extend(check_disconnected(scope, order))
+    return findings
+
+
+def _reference_context(input_schema: Mapping[str, Any]) -> ReferenceContext:
+    properties = input_schema.get("properties")
+    names: Iterable[str] = properties.keys() if isinstance(properties, dict) else ()
+    extra = input_schema.get("additionalProperties", False)
+    return ReferenceContext(frozenset(names), extra is not False)

@@ -1,0 +1,434 @@
+"""Checks that look at how steps connect: ids, edges, references between steps, cycles and for_each scopes.
+
+The rules are described in :mod:`studio.model.validation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from studio.model.templates import Reference
+from studio.model.validation_findings import Finding, error, quote_list, suggestion, warning
+from studio.model.validation_steps import FieldReference, StepAnalysis
+from studio.model.workflow import AnyStep, Edge, ForEachStep, Workflow
+
+
+@dataclass(eq=False)
+class Scope:
+    """One level of the workflow: the top level, or the body of one ``for_each`` step."""
+
+    owner: ForEachStep | None
+    parent: Scope | None
+    steps: list[AnyStep]
+    edges: list[Edge]
+    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    """Nodes are the scope's step ids. Each edge has an ``origins`` list of ``(kind, field path)``, where
+    kind is ``"edge"`` or ``"reference"`` and the field path is in the target step."""
+
+    @property
+    def label(self) -> str:
+        return "the workflow" if self.owner is None else f"the body of for_each '{self.owner.id}'"
+
+    def edge_finding_place(self, index: int) -> tuple[str | None, str]:
+        """Return ``(step_id, field_path)`` of the ``index``-th explicit edge of this scope."""
+        if self.owner is None:
+            return None, f"edges[{index}]"
+        return self.owner.id, f"config.edges[{index}]"
+
+
+@dataclass(eq=False)
+class Site:
+    """Where a step sits: its scope, its document path and its position in document order."""
+
+    step: AnyStep
+    scope: Scope
+    path: str
+    order: int
+
+
+@dataclass
+class Layout:
+    """The scopes and step sites of a workflow; a repeated id keeps its first site."""
+
+    scopes: list[Scope]
+    sites: dict[str, Site]
+    findings: list[Finding]
+
+
+def build_layout(workflow: Workflow) -> Layout:
+    """Collect scopes and sites, reporting step ids used more than once anywhere in the workflow."""
+    top = Scope(None, None, list(workflow.steps), list(workflow.edges))
+    layout = Layout([top], {}, [])
+    _collect(layout, top, "steps")
+    return layout
+
+
+def _collect(layout: Layout, scope: Scope, path: str) -> None:
+    for index, step in enumerate(scope.steps):
+        step_path = f"{path}[{index}]"
+        first = layout.sites.get(step.id)
+        if first is None:
+            layout.sites[step.id] = Site(step, scope, step_path, len(layout.sites))
+        else:
+            layout.findings.append(
+                error(
+                    "duplicate-id",
+                    f"step id '{step.id}' is used by {first.path} and {step_path}; ids must be unique in the "
+                    "whole workflow, including for_each bodies. Rename one of them.",
+                    step.id,
+                    "id",
+                )
+            )
+        scope.graph.add_node(step.id)
+        if isinstance(step, ForEachStep):
+            body = Scope(step, scope, list(step.config.steps), list(step.config.edges))
+            layout.scopes.append(body)
+            _collect(layout, body, f"{step_path}.config.steps")
+
+
+def add_explicit_edges(scope: Scope, sites: Mapping[str, Site]) -> list[Finding]:
+    """Add the scope's edges to its graph; report self-edges, dangling and duplicate edges."""
+    findings: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    for index, edge in enumerate(scope.edges):
+        step_id, place = scope.edge_finding_place(index)
+        pair = (edge.source, edge.target)
+        if edge.source == edge.target:
+            findings.append(
+                error(
+                    "self-edge",
+                    f"edge {place} connects step '{edge.source}' to itself; a step cannot wait for itself. "
+                    "Remove the edge.",
+                    step_id,
+                    place,
+                )
+            )
+            continue
+        missing = [end for end in pair if not scope.graph.has_node(end)]
+        if missing:
+            findings.append(_dangling(scope, sites, edge, missing[0], step_id, place))
+            continue
+        if pair in seen:
+            findings.append(
+                warning(
+                    "duplicate-edge",
+                    f"edge {place} from '{edge.source}' to '{edge.target}' is listed more than once; remove "
+                    "the repeated edge.",
+                    step_id,
+                    place,
+                )
+            )
+            continue
+        seen.add(pair)
+        _link(scope, edge.source, edge.target, ("edge", ""))
+    return findings
+
+
+def _dangling(
+    scope: Scope, sites: Mapping[str, Site], edge: Edge, end: str, step_id: str | None, place: str
+) -> Finding:
+    prefix = f"edge {place} from '{edge.source}' to '{edge.target}'"
+    elsewhere = sites.get(end)
+    if elsewhere is not None:
+        message = (
+            f"{prefix} leaves {scope.label}: '{end}' is in {elsewhere.scope.label}. Edges connect steps of the "
+            "same level; remove the edge, or move the steps to the same level."
+        )
+    else:
+        names = [node for node in scope.graph.nodes if isinstance(node, str)]
+        message = (
+            f"{prefix} points at '{end}', which does not exist.{suggestion(end, names)} "
+            "Fix the id or remove the edge."
+        )
+    return error("dangling-edge", message, step_id, place)
+
+
+def _link(scope: Scope, source: str, target: str, origin: tuple[str, str]) -> None:
+    if scope.graph.has_edge(source, target):
+        scope.graph.edges[source, target]["origins"].append(origin)
+    else:
+        scope.graph.add_edge(source, target, origins=[origin])
+
+
+@dataclass
+class PendingRead:
+    """A body step's read of a step in an enclosing scope, checked once all graphs are built."""
+
+    reader: Site
+    field_path: str
+    reference: Reference
+    target: Site
+    gate: ForEachStep
+    """The for_each, in the target's scope, whose body contains the reader."""
+
+
+@dataclass
+class ReferenceContext:
+    """What reference checks need besides the layout."""
+
+    input_names: frozenset[str]
+    extra_inputs_allowed: bool
+    pending: list[PendingRead] = field(default_factory=list)
+
+
+def add_references(
+    layout: Layout, analyses: Mapping[str, StepAnalysis], context: ReferenceContext
+) -> list[Finding]:
+    """Check every reference, add same-scope references as graph edges and queue reads across scopes."""
+    findings: list[Finding] = []
+    for site in _sites_in_order(layout):
+        for field_reference in analyses[_site_key(site)].references:
+            finding = _check_reference(layout, site, field_reference, context)
+            if finding is not None:
+                findings.append(finding)
+    return findings
+
+
+def _sites_in_order(layout: Layout) -> Iterable[Site]:
+    return sorted(layout.sites.values(), key=lambda site: site.order)
+
+
+def _site_key(site: Site) -> str:
+    return site.step.id
+
+
+def _check_reference(
+    layout: Layout, site: Site, field_reference: FieldReference, context: ReferenceContext
+) -> Finding | None:
+    reference = field_reference.reference
+    field_path = field_reference.field_path
+    step_id = site.step.id
+    where = f"step '{step_id}' reads {reference.describe()} in {field_path}"
+    if reference.root in ("item", "index"):
+        if site.scope.owner is None:
+            return error(
+                "item-outside-for-each",
+                f"{where}, but the step is not inside a for_each body, where {{{{item}}}} and {{{{index}}}} "
+                "exist. Move the step into a for_each body or read the data with {{steps.<id>.result}}.",
+                step_id,
+                field_path,
+            )
+        return None
+    if reference.root == "input":
+        name = str(reference.path[0])
+        if name in context.input_names or context.extra_inputs_allowed:
+            return None
+        return error(
+            "unknown-input",
+            f"{where}, but the input schema has no property '{name}'.{suggestion(name, context.input_names)} "
+            f"Add '{name}' to the input schema's properties or fix the name.",
+            step_id,
+            field_path,
+        )
+    if reference.root != "steps" or reference.step_id is None:
+        return None
+    target = layout.sites.get(reference.step_id)
+    if target is None:
+        return error(
+            "unknown-step-ref",
+            f"{where}, but there is no step '{reference.step_id}'."
+            f"{suggestion(reference.step_id, layout.sites)} Fix the id or add the step.",
+            step_id,
+            field_path,
+        )
+    return _check_step_read(site, field_path, reference, target, context, where)
+
+
+def _check_step_read(
+    site: Site, field_path: str, reference: Reference, target: Site, context: ReferenceContext, where: str
+) -> Finding | None:
+    if target.scope is site.scope:
+        _link(site.scope, target.step.id, site.step.id, ("reference", field_path))
+        return None
+    scope = site.scope
+    while scope.owner is not None and scope.parent is not None:
+        if scope.owner is target.step:
+            return error(
+                "for-each-scope",
+                f"{where}, but '{target.step.id}' is the for_each whose body contains this step, and its "
+                "result exists only after every item is done. Use {{item}} and {{index}} for the current item.",
+                site.step.id,
+                field_path,
+            )
+        if scope.parent is target.scope:
+            context.pending.append(PendingRead(site, field_path, reference, target, scope.owner))
+            return None
+        scope = scope.parent
+    gate = _outermost_hidden_owner(site, target)
+    if gate is site.step:
+        detail = f"the items of for_each '{gate.id}' cannot come from its own body"
+    else:
+        detail = (
+            f"'{target.step.id}' is inside the body of for_each '{gate.id}', and steps outside that body read "
+            f"its results through {{{{steps.{gate.id}.result.items}}}}"
+        )
+    return error(
+        "for-each-scope",
+        f"{where}, but {detail}. Read the for_each's result instead, or move the steps to the same level.",
+        site.step.id,
+        field_path,
+    )
+
+
+def _outermost_hidden_owner(site: Site, target: Site) -> ForEachStep:
+    """Return the for_each whose body hides ``target`` from ``site``: the one in a scope ``site`` can see."""
+    visible: list[Scope] = []
+    scope: Scope | None = site.scope
+    while scope is not None:
+        visible.append(scope)
+        scope = scope.parent
+    body = target.scope
+    while body.owner is not None and body.parent is not None:
+        if any(body.parent is seen for seen in visible):
+            return body.owner
+        body = body.parent
+    raise AssertionError("a step outside the top level always has an enclosing for_each")
+
+
+def check_pending_reads(context: ReferenceContext) -> list[Finding]:
+    """Report reads of outer steps that are not upstream of the for_each containing the reader."""
+    ancestors: dict[str, set[str]] = {}
+    findings: list[Finding] = []
+    for read in context.pending:
+        gate_id = read.gate.id
+        if gate_id not in ancestors:
+            graph = read.target.scope.graph
+            ancestors[gate_id] = nx.ancestors(graph, gate_id) if graph.has_node(gate_id) else set()
+        if read.target.step.id in ancestors[gate_id]:
+            continue
+        findings.append(
+            error(
+                "not-upstream",
+                f"step '{read.reader.step.id}' reads {read.reference.describe()} in {read.field_path}, but "
+                f"'{read.target.step.id}' is not upstream of for_each '{gate_id}', whose body contains "
+                f"'{read.reader.step.id}', so it may not have finished when the body runs. Add an edge from "
+                f"'{read.target.step.id}' to '{gate_id}'.",
+                read.reader.step.id,
+                read.field_path,
+            )
+        )
+    return findings
+
+
+def check_cycles(scope: Scope, order: Callable[[str], int]) -> list[Finding]:
+    """Report one cycle, in order, per strongly connected group of steps."""
+    findings: list[Finding] = []
+    graph = scope.graph
+    for component in nx.strongly_connected_components(graph):
+        start = min(component, key=order)
+        if len(component) == 1 and not graph.has_edge(start, start):
+            continue
+        cycle = _cycle_through(graph, component, start, order)
+        findings.append(_cycle_finding(graph, cycle))
+    findings.sort(key=lambda finding: order(finding.step_id or ""))
+    return findings
+
+
+def _cycle_through(graph: nx.DiGraph, component: set[str], start: str, order: Callable[[str], int]) -> list[str]:
+    if graph.has_edge(start, start):
+        return [start]
+    subgraph = graph.subgraph(component)
+    successor = min((node for node in subgraph.successors(start) if node != start), key=order)
+    path: list[str] = nx.shortest_path(subgraph, successor, start)
+    return [start, *path[:-1]]
+
+
+def _cycle_finding(graph: nx.DiGraph, cycle: list[str]) -> Finding:
+    start = cycle[0]
+    closing = graph.edges[cycle[-1], start]["origins"]
+    field_path = next((path for kind, path in closing if kind == "reference"), None)
+    if len(cycle) == 1:
+        return error(
+            "cycle",
+            f"step '{start}' reads its own result in {field_path}; a step cannot depend on itself. "
+            "Remove the reference.",
+            start,
+            field_path,
+        )
+    pairs = list(zip(cycle, [*cycle[1:], start], strict=True))
+    links = "; ".join(_describe_link(graph, source, target) for source, target in pairs)
+    ring = " → ".join(f"'{step_id}'" for step_id in [*cycle, start])
+    return error(
+        "cycle",
+        f"steps {ring} form a cycle, so none of them can start ({links}). Remove one of these edges or references.",
+        start,
+        field_path,
+    )
+
+
+def _describe_link(graph: nx.DiGraph, source: str, target: str) -> str:
+    origins: list[tuple[str, str]] = graph.edges[source, target]["origins"]
+    kind, path = origins[0]
+    if kind == "edge":
+        return f"edge '{source}' → '{target}'"
+    return f"'{target}' reads '{source}' in {path}"
+
+
+def check_disconnected(scope: Scope, order: Callable[[str], int]) -> list[Finding]:
+    """Warn about each weakly connected group of steps beyond the largest one."""
+    if scope.graph.number_of_nodes() < 2:
+        return []
+    components = [sorted(component, key=order) for component in nx.weakly_connected_components(scope.graph)]
+    if len(components) < 2:
+        return []
+    components.sort(key=lambda members: (-len(members), order(members[0])))
+    main = components[0]
+    findings: list[Finding] = []
+    for members in sorted(components[1:], key=lambda members: order(members[0])):
+        subject = f"step '{members[0]}' is" if len(members) == 1 else f"steps {quote_list(members)} are"
+        findings.append(
+            warning(
+                "disconnected",
+                f"{subject} disconnected from the rest of {scope.label}: no edge or reference links "
+                f"{'it' if len(members) == 1 else 'them'} to steps such as '{main[0]}'. Connect "
+                f"{'it' if len(members) == 1 else 'them'} with an edge, or delete what is not needed.",
+                members[0],
+                None,
+            )
+        )
+    return findings
+
+
+def check_body(scope: Scope) -> list[Finding]:
+    """Check that a for_each body has steps and a well-defined output step."""
+    owner = scope.owner
+    if owner is None:
+        return []
+    body_ids = [step.id for step in scope.steps]
+    if not body_ids:
+        return [
+            error(
+                "missing-config",
+                f"for_each '{owner.id}' has an empty body; add at least one step to it.",
+                owner.id,
+                "config.steps",
+            )
+        ]
+    output = owner.config.output
+    if output is not None:
+        if output in body_ids:
+            return []
+        return [
+            error(
+                "unknown-output-step",
+                f"the output step '{output}' of for_each '{owner.id}' is not in its body."
+                f"{suggestion(output, body_ids)} Set config.output to one of: {quote_list(body_ids)}.",
+                owner.id,
+                "config.output",
+            )
+        ]
+    sinks = [node for node in body_ids if scope.graph.out_degree(node) == 0]
+    if len(sinks) > 1:
+        return [
+            error(
+                "ambiguous-output",
+                f"the body of for_each '{owner.id}' ends in {len(sinks)} steps ({quote_list(sinks)}); set "
+                "config.output to the one whose result each item returns.",
+                owner.id,
+                "config.output",
+            )
+        ]
+    return []

@@ -1,0 +1,196 @@
+"""Checks that look at one step alone: required config, template syntax, schemas and Lua input names.
+
+The result of :func:`analyse_step` depends only on the step's own content (not on its place in the
+workflow or on other steps), which lets the incremental validator cache it per step content.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from jsonschema.validators import validator_for
+
+from studio.model.templates import Reference, TemplateSyntaxError, parse_template
+from studio.model.validation_findings import Finding, canonical, error, shorten
+from studio.model.workflow import (
+    AnyStep,
+    ForEachStep,
+    HumanTaskStep,
+    LlmCallStep,
+    LuaScriptStep,
+    McpCallStep,
+    template_fields,
+)
+
+_LUA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LUA_KEYWORDS = frozenset(
+    {
+        "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
+        "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FieldReference:
+    """A reference found in one templated field of a step."""
+
+    field_path: str
+    reference: Reference
+
+
+@dataclass(frozen=True)
+class StepAnalysis:
+    """What validation learns from one step alone: its references and its local findings."""
+
+    references: tuple[FieldReference, ...]
+    findings: tuple[Finding, ...]
+
+
+def analyse_step(step: AnyStep) -> StepAnalysis:
+    """Parse the templates of ``step`` and run every check that needs no other step."""
+    findings: list[Finding] = []
+    references: list[FieldReference] = []
+    for field_path, value in template_fields(step):
+        if not isinstance(value, str) or ("{{" not in value and "}}" not in value):
+            continue
+        try:
+            template = parse_template(value)
+        except TemplateSyntaxError as problem:
+            findings.append(
+                error("template-syntax", f"step '{step.id}', {field_path}: {problem}", step.id, field_path)
+            )
+            continue
+        references.extend(FieldReference(field_path, reference) for reference in template.references)
+    findings.extend(_check_config(step))
+    return StepAnalysis(tuple(references), tuple(findings))
+
+
+def _check_config(step: AnyStep) -> list[Finding]:
+    if isinstance(step, McpCallStep):
+        return _check_mcp_call(step)
+    if isinstance(step, LlmCallStep):
+        return _check_llm_call(step)
+    if isinstance(step, HumanTaskStep):
+        return _check_human_task(step)
+    if isinstance(step, LuaScriptStep):
+        return _check_lua_script(step)
+    return _check_for_each(step)
+
+
+def _missing(step: AnyStep, field_path: str, what: str) -> Finding:
+    message = f"step '{step.id}' ({step.type}) has no {what}; set {field_path}."
+    return error("missing-config", message, step.id, field_path)
+
+
+def _check_mcp_call(step: McpCallStep) -> list[Finding]:
+    findings: list[Finding] = []
+    if not step.config.tool.strip():
+        findings.append(_missing(step, "config.tool", "tool name"))
+    if not (step.config.instance_id or "").strip() and not (step.config.server_url or "").strip():
+        findings.append(
+            error(
+                "missing-config",
+                f"step '{step.id}' (mcp_call) names no MCP server; set config.instance_id to a local "
+                "instance or config.server_url to the server's URL.",
+                step.id,
+                "config.instance_id",
+            )
+        )
+    return findings
+
+
+def _check_llm_call(step: LlmCallStep) -> list[Finding]:
+    findings: list[Finding] = []
+    if not step.config.model.strip():
+        findings.append(_missing(step, "config.model", "model"))
+    if not step.config.prompt.strip():
+        findings.append(_missing(step, "config.prompt", "prompt"))
+    if step.config.output_schema is not None:
+        problem = schema_problem(canonical(step.config.output_schema))
+        if problem is not None:
+            message, location = problem
+            findings.append(
+                error(
+                    "invalid-output-schema",
+                    f"the output schema of step '{step.id}' is not a valid JSON Schema: {message}. "
+                    "Fix the schema or clear it.",
+                    step.id,
+                    "config.output_schema" + location,
+                )
+            )
+    return findings
+
+
+def _check_human_task(step: HumanTaskStep) -> list[Finding]:
+    if not step.config.title.strip():
+        return [_missing(step, "config.title", "title")]
+    return []
+
+
+def _check_lua_script(step: LuaScriptStep) -> list[Finding]:
+    findings: list[Finding] = []
+    if not step.config.source.strip():
+        findings.append(_missing(step, "config.source", "Lua source"))
+    for name in step.config.inputs:
+        if _LUA_NAME.match(name) and name not in _LUA_KEYWORDS:
+            continue
+        reason = "is a Lua keyword" if name in _LUA_KEYWORDS else "is not a valid Lua identifier"
+        findings.append(
+            error(
+                "lua-input-name",
+                f"Lua input name '{name}' of step '{step.id}' {reason}; use letters, digits and '_', "
+                "starting with a letter or '_' (for example 'rows').",
+                step.id,
+                f"config.inputs.{name}",
+            )
+        )
+    return findings
+
+
+def _check_for_each(step: ForEachStep) -> list[Finding]:
+    items = step.config.items
+    if items is None:
+        return [_missing(step, "config.items", "items")]
+    if isinstance(items, list):
+        return []
+    if isinstance(items, str) and "{{" in items:
+        try:
+            template = parse_template(items)
+        except TemplateSyntaxError:
+            return []  # Reported as template-syntax.
+        if template.is_single_reference and template.references[0].root not in ("index", "run"):
+            return []
+    return [
+        error(
+            "invalid-items",
+            f"the items of for_each '{step.id}' are {shorten(items)}, which is not a list; set config.items "
+            "to a JSON list or to one template alone, such as {{steps.fetch.result.rows}}.",
+            step.id,
+            "config.items",
+        )
+    ]
+
+
+@functools.lru_cache(maxsize=512)
+def schema_problem(schema_json: str) -> tuple[str, str] | None:
+    """Return ``(message, location)`` if the JSON Schema text is invalid, else None.
+
+    ``location`` is a path suffix such as ``.properties.age.type`` (empty for the root). The key is
+    the canonical JSON of the schema, so equal schemas are checked once.
+    """
+    schema: Any = json.loads(schema_json)
+    if not isinstance(schema, dict):
+        return f"expected a JSON object, found {shorten(schema)}", ""
+    validator_class = validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        validator_class.check_schema(schema)
+    except jsonschema.SchemaError as problem:
+        location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem.absolute_path)
+        return problem.message, location
+    return None
