@@ -1,4 +1,53 @@
 #!/usr/bin/env bash
-# Install the third-party MCP servers the end-to-end tests start (pinned versions).
+# Install the third-party MCP servers the end-to-end tests start, at the versions pinned in tests/servers/:
+#   - @modelcontextprotocol/server-everything (npm, package-lock.json) into tests/servers/node_modules
+#   - each Python server listed as tests/servers/<name>.txt into its own virtual environment .deps/<name>
+#     (their own environments, because a server may need another `mcp` version than the studio).
+# A stamp of the pin files makes a second run return at once; delete .deps/test-deps.stamp to force a reinstall.
 set -euo pipefail
-exit 0
+root=$(cd "$(dirname "$0")/.." && pwd)
+servers="$root/tests/servers"
+deps="$root/.deps"
+stamp_file="$deps/test-deps.stamp"
+venv_python="$root/.venv/bin/python"
+
+if [ ! -x "$venv_python" ]; then
+    echo "error: $venv_python is missing; run tools/bootstrap.sh first" >&2
+    exit 1
+fi
+
+python_version=$("$venv_python" -c 'import sys; print(sys.version)')
+stamp=$( (cat "$servers/package.json" "$servers/package-lock.json" "$servers"/*.txt; echo "$python_version") | sha256sum | cut -d' ' -f1)
+
+installed() {
+    [ -x "$servers/node_modules/.bin/mcp-server-everything" ] || return 1
+    for pins in "$servers"/*.txt; do
+        name=$(basename "$pins" .txt)
+        [ -x "$deps/$name/bin/$name" ] || return 1
+    done
+}
+
+if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ] && installed; then
+    exit 0
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+    echo "error: npm was not found; install Node.js 20 or later to run the MCP end-to-end tests" >&2
+    exit 1
+fi
+
+echo "Installing the MCP test servers pinned in tests/servers (first run or changed pins)..." >&2
+npm ci --prefix "$servers" --no-audit --no-fund --loglevel=error >&2
+
+mkdir -p "$deps"
+for pins in "$servers"/*.txt; do
+    name=$(basename "$pins" .txt)
+    "$venv_python" -m venv --clear "$deps/$name"
+    "$deps/$name/bin/python" -m pip install --quiet --disable-pip-version-check -r "$pins"
+    if [ ! -x "$deps/$name/bin/$name" ]; then
+        echo "error: installing $pins did not provide the command $deps/$name/bin/$name" >&2
+        exit 1
+    fi
+done
+
+echo "$stamp" > "$stamp_file"

@@ -1,0 +1,432 @@
+"""One live MCP client session to one server, owned by a dedicated asyncio task."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types
+from mcp import Client
+from mcp.client.session import IncomingMessage
+from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.exceptions import MCPError
+from pydantic import JsonValue, ValidationError
+
+from studio.engine.executors.mcp_errors import (
+    McpConnectError,
+    McpError,
+    McpProtocolError,
+    McpServerCrashedError,
+    McpTimeoutError,
+    McpToolError,
+    McpUnknownToolError,
+)
+from studio.engine.executors.mcp_model import (
+    McpServerSpec,
+    ToolInfo,
+    ToolResult,
+    content_to_json,
+    error_text,
+    result_value,
+)
+from studio.engine.executors.mcp_stderr import StderrRing
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, float | None, str | None], None]
+
+CLIENT_INFO = mcp_types.Implementation(name="workflow-studio", version="0.1.0")
+STDERR_SETTLE_S = 2.0
+"""How long to wait for a dead server's stderr to reach end of file before taking its tail."""
+CLOSE_TIMEOUT_S = 10.0
+"""Bound on a graceful session close; the SDK itself kills a stdio server within about 6 s."""
+HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+MAX_LIST_PAGES = 100
+
+_CONNECTION_LOST_ERRORS: tuple[type[BaseException], ...] = (
+    httpx2.TransportError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    ConnectionError,
+)
+
+
+def leaf_exceptions(exc: BaseException) -> list[BaseException]:
+    """Flatten exception groups, which anyio task groups raise, into their leaf exceptions."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves: list[BaseException] = []
+        for inner in exc.exceptions:
+            leaves.extend(leaf_exceptions(inner))
+        return leaves
+    return [exc]
+
+
+def _is_connection_closed(exc: BaseException) -> bool:
+    return isinstance(exc, MCPError) and exc.code == mcp_types.CONNECTION_CLOSED
+
+
+class ServerConnection:
+    """A session to one MCP server.
+
+    A `Client` must be entered and exited in the same task, so a private owner task holds it
+    for the connection's whole life. Requests go straight through the session from the
+    callers' tasks: the SDK's dispatcher correlates responses by request id, so concurrent
+    calls from different tasks share one session, and cancelling a caller sends
+    `notifications/cancelled` for its request.
+    """
+
+    def __init__(self, spec: McpServerSpec, *, mode: str = "auto") -> None:
+        self.spec = spec
+        self.name = spec.display_name
+        self._mode = mode
+        self.stderr: StderrRing | None = None
+        self._client: Client | None = None
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lost = False
+        self._tools: dict[str, ToolInfo] | None = None
+
+    @property
+    def alive(self) -> bool:
+        """True while the session is open and the server has not been seen to exit."""
+        if self._client is None or self._lost or self._stop.is_set():
+            return False
+        return not (self.stderr is not None and self.stderr.exited)
+
+    @property
+    def protocol_version(self) -> str | None:
+        return self._client.protocol_version if self._client is not None else None
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        return self.stderr.tail(lines) if self.stderr is not None else ""
+
+    async def open(self) -> None:
+        """Start the server (stdio) or connect (HTTP) and complete the MCP handshake.
+
+        Raises:
+            McpConnectError: The command was not found, the server exited or failed the handshake,
+                the handshake took longer than `spec.connect_timeout_s`, or the URL is not an MCP endpoint.
+        """
+        self._check_command()
+        started = time.monotonic()
+        logger.info("starting MCP session to %s (%s)", self.name, self.spec.transport)
+        self._task = asyncio.create_task(self._own(), name=f"mcp-session-{self.name}")
+        try:
+            async with asyncio.timeout(self.spec.connect_timeout_s):
+                await self._ready.wait()
+        except TimeoutError:
+            await self._cancel_owner()
+            raise McpConnectError(
+                f"MCP server '{self.name}' did not complete the MCP handshake within "
+                f"{self.spec.connect_timeout_s} s; check that the command starts an MCP server on stdio "
+                "(or the URL is an MCP endpoint), or raise the connect timeout",
+                server=self.name,
+                stderr_tail=self.stderr_tail(),
+            ) from None
+        except BaseException:
+            await self._cancel_owner()
+            raise
+        if self._failure is not None:
+            raise await self._connect_error(self._failure)
+        logger.info(
+            "MCP session to %s ready in %.2f s (protocol %s)",
+            self.name,
+            time.monotonic() - started,
+            self.protocol_version,
+        )
+
+    async def close(self) -> None:
+        """End the session and stop the server process; safe to call more than once."""
+        self._stop.set()
+        task = self._task
+        if task is None or task.done():
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await asyncio.shield(task)
+        except TimeoutError:
+            logger.warning("MCP session to %s did not close within %s s; cancelling it", self.name, CLOSE_TIMEOUT_S)
+            await self._cancel_owner()
+        logger.info("MCP session to %s closed", self.name)
+
+    async def list_tools(self, *, refresh: bool = False) -> dict[str, ToolInfo]:
+        """Return the server's tools by name, from the cache unless refresh is set or the server changed them."""
+        if self._tools is not None and not refresh:
+            return self._tools
+        client = self._require_client()
+        tools: dict[str, ToolInfo] = {}
+        cursor: str | None = None
+        for _ in range(MAX_LIST_PAGES):
+            page = await client.list_tools(cursor=cursor, cache_mode="refresh" if cursor is None else "use")
+            for tool in page.tools:
+                tools[tool.name] = ToolInfo(
+                    name=tool.name,
+                    description=tool.description or "",
+                    input_schema=_to_json_object(tool.input_schema),
+                    output_schema=_to_json_object(tool.output_schema) if tool.output_schema is not None else None,
+                )
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        self._tools = tools
+        return tools
+
+    async def call_tool(
+        self,
+        tool: str,
+        arguments: Mapping[str, JsonValue],
+        *,
+        timeout_s: float | None,
+        on_progress: ProgressCallback | None,
+        raise_on_error: bool,
+    ) -> ToolResult:
+        """Call a tool in the caller's task; see `McpSessionPool.call_tool` for the contract."""
+        client = self._require_client()
+        progress = _progress_forwarder(on_progress) if on_progress is not None else None
+        try:
+            async with asyncio.timeout(timeout_s) as deadline:
+                await self._check_tool_listed(tool)
+                result = await client.call_tool(tool, dict(arguments), progress_callback=progress)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise McpTimeoutError(
+                f"tool '{tool}' on MCP server '{self.name}' did not finish within {timeout_s} s and was "
+                "cancelled; raise the step's timeout if the tool needs longer",
+                server=self.name,
+                tool=tool,
+                timeout_s=timeout_s or 0.0,
+            ) from None
+        except McpError:
+            raise
+        except Exception as exc:
+            raise await self._call_error(tool, exc) from exc
+        content = content_to_json(result.content)
+        if result.is_error and raise_on_error:
+            message = error_text(content)
+            raise McpToolError(
+                f"tool '{tool}' on MCP server '{self.name}' returned an error: {message}",
+                server=self.name,
+                tool=tool,
+                tool_message=message,
+            )
+        value = result_value(result.structured_content, content)
+        return ToolResult(value=value, content=content, is_error=result.is_error)
+
+    async def _check_tool_listed(self, tool: str) -> None:
+        tools = await self.list_tools()
+        if tool in tools:
+            return
+        # The server may have added tools since the cached listing.
+        tools = await self.list_tools(refresh=True)
+        if tool in tools:
+            return
+        names = sorted(tools)
+        matches = difflib.get_close_matches(tool, names, n=3, cutoff=0.6)
+        if matches:
+            hint = "did you mean " + ", ".join(f"'{name}'" for name in matches) + "?"
+        else:
+            listed = ", ".join(names[:15]) + (", ..." if len(names) > 15 else "")
+            hint = f"the server offers: {listed or 'no tools'}"
+        raise McpUnknownToolError(
+            f"MCP server '{self.name}' has no tool '{tool}'; {hint}",
+            server=self.name,
+            tool=tool,
+            close_matches=matches,
+        )
+
+    def _require_client(self) -> Client:
+        if self._client is None or not self.alive:
+            raise McpServerCrashedError(
+                f"the session to MCP server '{self.name}' is closed; call again to start a new one",
+                server=self.name,
+                stderr_tail=self.stderr_tail(),
+            )
+        return self._client
+
+    def _check_command(self) -> None:
+        """Raise McpConnectError when the stdio command or working directory does not exist."""
+        spec = self.spec
+        if spec.transport != "stdio" or spec.command is None:
+            return
+        if spec.cwd is not None and not os.path.isdir(spec.cwd):
+            raise McpConnectError(
+                f"working directory '{spec.cwd}' of MCP server '{self.name}' was not found; "
+                "check the MCP instance's working directory",
+                server=self.name,
+            )
+        env = get_default_environment() | dict(spec.env or {})
+        if os.sep in spec.command:
+            base = spec.cwd or os.getcwd()
+            found = os.path.exists(os.path.join(base, spec.command))
+        else:
+            found = shutil.which(spec.command, path=env.get("PATH")) is not None
+        if not found:
+            raise McpConnectError(
+                f"command '{spec.command}' was not found; check the MCP instance's command or install the server",
+                server=self.name,
+            )
+
+    async def _own(self) -> None:
+        """Owner task: enter the client, wait for close() or a lost connection, exit the client."""
+        try:
+            async with AsyncExitStack() as stack:
+                self._client = await self._enter_client(stack)
+                self._ready.set()
+                await self._stop.wait()
+        except Exception as exc:
+            if not self._ready.is_set():
+                self._failure = exc
+            else:
+                logger.debug("MCP session to %s ended with %r", self.name, exc)
+        finally:
+            self._client = None
+            self._ready.set()
+
+    async def _enter_client(self, stack: AsyncExitStack) -> Client:
+        spec = self.spec
+        if spec.transport == "stdio":
+            assert spec.command is not None
+            self.stderr = StderrRing(self.name)
+            params = StdioServerParameters(
+                command=spec.command,
+                args=list(spec.args),
+                env=dict(spec.env) if spec.env else None,
+                cwd=spec.cwd,
+            )
+            try:
+                transport = stdio_client(params, errlog=self.stderr.errlog)
+                return await stack.enter_async_context(self._new_client(transport))
+            finally:
+                # The child holds its own copy now; closing ours lets the reader see end of file.
+                self.stderr.release_writer()
+        assert spec.url is not None
+        http_client = httpx2.AsyncClient(headers=dict(spec.headers or {}), timeout=HTTP_TIMEOUT)
+        await stack.enter_async_context(http_client)
+        transport = streamable_http_client(spec.url, http_client=http_client)
+        return await stack.enter_async_context(self._new_client(transport))
+
+    def _new_client(self, transport: Any) -> Client:
+        return Client(transport, mode=self._mode, client_info=CLIENT_INFO, message_handler=self._on_message)
+
+    async def _on_message(self, message: IncomingMessage) -> None:
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            logger.debug("MCP server %s changed its tool list", self.name)
+            self._tools = None
+        await anyio.lowlevel.checkpoint()
+
+    async def _cancel_owner(self) -> None:
+        task = self._task
+        if task is None or task.done():
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            # Re-raise only when the caller itself is being cancelled, not for the owner's own cancel.
+            if current is not None and current.cancelling():
+                raise
+
+    async def _settled_stderr_tail(self) -> str:
+        if self.stderr is None:
+            return ""
+        await self.stderr.wait_closed(STDERR_SETTLE_S)
+        return self.stderr.tail()
+
+    async def _connect_error(self, failure: BaseException) -> McpConnectError:
+        leaves = leaf_exceptions(failure)
+        spec = self.spec
+        tail = await self._settled_stderr_tail()
+        where = f"MCP server '{self.name}'"
+        for leaf in leaves:
+            if isinstance(leaf, FileNotFoundError | PermissionError) and spec.transport == "stdio":
+                verb = "was not found" if isinstance(leaf, FileNotFoundError) else "is not executable"
+                return McpConnectError(
+                    f"command '{spec.command}' {verb}; check the MCP instance's command or install the server",
+                    server=self.name,
+                )
+            if _is_connection_closed(leaf) and spec.transport == "stdio":
+                return McpConnectError(
+                    f"{where} exited during startup, before completing the MCP handshake; "
+                    "check its command, arguments and environment",
+                    server=self.name,
+                    stderr_tail=tail,
+                )
+            if isinstance(leaf, httpx2.TransportError):
+                return McpConnectError(
+                    f"could not connect to {where}: {type(leaf).__name__}: {leaf}; "
+                    "check that the server is running and the URL is right",
+                    server=self.name,
+                )
+            if isinstance(leaf, MCPError):
+                return McpConnectError(
+                    f"{where} did not answer as an MCP server ({leaf.error.message}); check the URL or command "
+                    "(a streamable HTTP endpoint usually ends in /mcp)",
+                    server=self.name,
+                    stderr_tail=tail,
+                )
+        first = leaves[0] if leaves else failure
+        return McpConnectError(
+            f"{where} failed to start: {type(first).__name__}: {first}",
+            server=self.name,
+            stderr_tail=tail,
+        )
+
+    async def _call_error(self, tool: str, exc: Exception) -> McpError:
+        """Translate an exception from a tool call into the McpError the caller sees."""
+        leaves = leaf_exceptions(exc)
+        if any(_is_connection_closed(leaf) or isinstance(leaf, _CONNECTION_LOST_ERRORS) for leaf in leaves):
+            self._lost = True
+            self._stop.set()
+            logger.warning("MCP server %s was lost during a call to tool %s", self.name, tool)
+            return McpServerCrashedError(
+                f"MCP server '{self.name}' stopped or dropped the connection while tool '{tool}' was running; "
+                "the next call starts a new session",
+                server=self.name,
+                tool=tool,
+                stderr_tail=await self._settled_stderr_tail(),
+            )
+        for leaf in leaves:
+            if isinstance(leaf, MCPError):
+                return McpProtocolError(
+                    f"MCP server '{self.name}' rejected the call to tool '{tool}' with error {leaf.code}: "
+                    f"{leaf.error.message}; check the tool's arguments",
+                    server=self.name,
+                    tool=tool,
+                )
+            if isinstance(leaf, RuntimeError | ValidationError):
+                return McpProtocolError(
+                    f"tool '{tool}' on MCP server '{self.name}' returned an invalid result: {leaf}",
+                    server=self.name,
+                    tool=tool,
+                )
+        return McpProtocolError(
+            f"call to tool '{tool}' on MCP server '{self.name}' failed: {type(exc).__name__}: {exc}",
+            server=self.name,
+            tool=tool,
+        )
+
+
+def _to_json_object(schema: Mapping[str, Any]) -> dict[str, JsonValue]:
+    return {str(key): value for key, value in schema.items()}
+
+
+def _progress_forwarder(on_progress: ProgressCallback) -> ProgressFnT:
+    async def forward(progress: float, total: float | None, message: str | None) -> None:
+        on_progress(progress, total, message)
+
+    return forward
