@@ -43,9 +43,7 @@ def _problems_from_validation(error: ValidationError) -> list[tuple[str, str]]:
         message = str(item["msg"])
         if item["type"] == "union_tag_invalid":
             tag = item.get("input", {}).get("type") if isinstance(item.get("input"), dict) else None
-            message = (
-                f"unknown step type '{tag}'; expected one of: {', '.join(STEP_TYPES)}"
-            )
+            message = f"unknown step type '{tag}'; expected one of: {', '.join(STEP_TYPES)}"
         elif item["type"] == "union_tag_not_found":
             message = f"the step has no 'type'; set it to one of: {', '.join(STEP_TYPES)}"
         elif item["type"] == "string_pattern_mismatch" and location.endswith(".id"):
@@ -56,7 +54,7 @@ def _problems_from_validation(error: ValidationError) -> list[tuple[str, str]]:
         elif item["type"] == "extra_forbidden":
             message = "unknown field; remove it or check its spelling"
         elif message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         problems.append((location, message))
     return problems
 
@@ -72,11 +70,13 @@ def workflow_from_data(data: Any, source: str = "<workflow>") -> Workflow:
         supported = ", ".join(str(v) for v in sorted(SUPPORTED_SCHEMA_VERSIONS))
         raise DocumentError(
             source,
-            [(
-                "schema_version",
-                f"{version!r} is not supported; this release reads version {supported}. Open the file "
-                "with the Workflow Studio release that wrote it, or upgrade",
-            )],
+            [
+                (
+                    "schema_version",
+                    f"{version!r} is not supported; this release reads version {supported}. Open the file "
+                    "with the Workflow Studio release that wrote it, or upgrade",
+                )
+            ],
         )
     try:
         return Workflow.model_validate(data)

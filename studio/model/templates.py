@@ -130,16 +130,16 @@ def parse_reference(expression: str) -> Reference:
                 "followed by an optional path such as .items[0]",
                 text,
             )
-        return Reference("steps", _parse_path(text[match.end():], text), match.group(1), text)
+        return Reference("steps", _parse_path(text[match.end() :], text), match.group(1), text)
     if text.startswith("input.") or text == "input":
-        path = _parse_path(text[len("input"):], text)
+        path = _parse_path(text[len("input") :], text)
         if not path or not isinstance(path[0], str):
             raise TemplateSyntaxError(
                 f"invalid input reference {{{{{text}}}}}: name the input, as in {{{{input.topic}}}}", text
             )
         return Reference("input", path, None, text)
     if text == "item" or text.startswith(("item.", "item[")):
-        return Reference("item", _parse_path(text[len("item"):], text), None, text)
+        return Reference("item", _parse_path(text[len("item") :], text), None, text)
     if text == "index":
         return Reference("index", (), None, text)
     if text == "run.id":
@@ -157,13 +157,14 @@ def parse_template(text: str) -> Template:
     position = 0
     for match in _TEMPLATE.finditer(text):
         if match.start() > position:
-            parts.append(text[position:match.start()])
+            parts.append(text[position : match.start()])
         parts.append(parse_reference(match.group(1)))
         position = match.end()
     if position < len(text):
         parts.append(text[position:])
+    # A lone '}}' stays text, so prompts can show nested JSON such as {"a": {"b": 1}}.
     literal_text = "".join(part for part in parts if isinstance(part, str))
-    if "{{" in literal_text or "}}" in literal_text:
+    if "{{" in literal_text:
         raise TemplateSyntaxError(
             f"unbalanced braces in '{_shorten(text)}': every '{{{{' needs a matching '}}}}'", text
         )
@@ -226,15 +227,13 @@ def _follow(value: JsonValue, path: tuple[PathSegment, ...], reference: Referenc
         if isinstance(segment, int):
             if not isinstance(value, list):
                 raise TemplateResolutionError(
-                    f"{reference.describe()}: '{walked}' is {_kind(value)}, not a list, so [{segment}] "
-                    "does not apply",
+                    f"{reference.describe()}: '{walked}' is {_kind(value)}, not a list, so [{segment}] does not apply",
                     reference,
                     f"[{segment}]",
                 )
             if segment >= len(value):
                 raise TemplateResolutionError(
-                    f"{reference.describe()}: index [{segment}] is out of range; '{walked}' has "
-                    f"{len(value)} item(s)",
+                    f"{reference.describe()}: index [{segment}] is out of range; '{walked}' has {len(value)} item(s)",
                     reference,
                     f"[{segment}]",
                 )

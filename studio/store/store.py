@@ -13,7 +13,7 @@ from typing import Any
 
 import platformdirs
 from pydantic import JsonValue
-from sqlalchemy import Engine, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, Row, and_, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from studio.model.document import content_hash, workflow_from_data
@@ -221,7 +221,11 @@ class Store:
             if revision is None:
                 connection.execute(
                     insert(t.drafts).values(
-                        id=new_id(), workflow_id=workflow.id, document=document, revision=1, updated_at=now,
+                        id=new_id(),
+                        workflow_id=workflow.id,
+                        document=document,
+                        revision=1,
+                        updated_at=now,
                         **self._scope(),
                     )
                 )
@@ -348,7 +352,7 @@ class Store:
         with self.engine.begin() as connection:
             connection.execute(insert(t.runs).values(**values))
             connection.execute(insert(t.events).values(**first_event))
-        return RunRecord(**values)
+        return self.get_run(run_id)
 
     def get_run(self, run_id: str) -> RunRecord:
         with self.engine.connect() as connection:
@@ -397,12 +401,14 @@ class Store:
         with self.engine.begin() as connection:
             if batch.step_rows:
                 statement = sqlite_insert(t.step_runs)
-                columns = {
+                columns: dict[str, Any] = {
                     name: getattr(statement.excluded, name)
-                    for name in (
-                        "status", "attempt", "inputs", "result", "error", "started_at", "finished_at",
-                    )
+                    for name in ("status", "attempt", "result", "error", "finished_at")
                 }
+                # Rendered inputs and the start time are written when an attempt starts; later rows
+                # of the same step leave them out, so keep what is there.
+                for name in ("inputs", "started_at"):
+                    columns[name] = func.coalesce(getattr(statement.excluded, name), getattr(t.step_runs.c, name))
                 connection.execute(
                     statement.on_conflict_do_update(index_elements=["run_id", "step_key"], set_=columns),
                     batch.step_rows,
@@ -416,31 +422,17 @@ class Store:
             if batch.run_changes:
                 connection.execute(update(t.runs).where(t.runs.c.id == batch.run_id).values(**batch.run_changes))
 
-    def claim_run(self, run_id: str, owner: str, *, stale_after_s: float, alive: Iterable[str]) -> bool:
-        """Make ``owner`` the process executing the run, unless another live owner holds it.
+    def claim_run(self, run_id: str, owner: str, *, expected_owner: str | None) -> bool:
+        """Make ``owner`` the process executing the run if ``expected_owner`` still holds it.
 
-        A holder counts as gone when it is not in ``alive`` (owners known to be running on this
-        machine) and its heartbeat is older than ``stale_after_s``.
+        Compare-and-set, so two processes resuming the same interrupted run cannot both win.
         """
-        now = time.time()
-        live = list(alive)
+        condition = t.runs.c.owner.is_(None) if expected_owner is None else t.runs.c.owner == expected_owner
         with self.engine.begin() as connection:
             result = connection.execute(
                 update(t.runs)
-                .where(
-                    and_(
-                        t.runs.c.id == run_id,
-                        or_(
-                            t.runs.c.owner.is_(None),
-                            t.runs.c.owner == owner,
-                            and_(
-                                t.runs.c.owner.not_in(live) if live else t.runs.c.owner.is_not(None),
-                                or_(t.runs.c.heartbeat_at.is_(None), t.runs.c.heartbeat_at < now - stale_after_s),
-                            ),
-                        ),
-                    )
-                )
-                .values(owner=owner, heartbeat_at=now)
+                .where(and_(t.runs.c.id == run_id, condition))
+                .values(owner=owner, heartbeat_at=time.time())
             )
         return bool(result.rowcount == 1)
 
@@ -488,7 +480,7 @@ class Store:
                     and_(t.human_tasks.c.run_id == run_id, t.human_tasks.c.step_key == step_key)
                 )
             ).first()
-        return None if row is None else _record(TaskRecord, row)  # type: ignore[no-any-return]
+        return None if row is None else _record(TaskRecord, row)
 
     def resolve_task(
         self, task_id: str, *, status: str, decision: str, values: Mapping[str, JsonValue], actor: str
@@ -503,6 +495,24 @@ class Store:
                 )
             )
         return bool(result.rowcount == 1)
+
+    def get_mcp_instance(self, instance_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(t.mcp_instances).where(t.mcp_instances.c.id == instance_id)).first()
+        return None if row is None else dict(row._mapping)
+
+    def add_mcp_instance(self, **values: Any) -> str:
+        """Create an MCP instance record (no secrets: those are bound through connections)."""
+        instance_id = str(values.pop("id", None) or new_id())
+        row = {"args": [], "env": {}, "created_at": time.time(), **values, "id": instance_id, **self._scope()}
+        with self.engine.begin() as connection:
+            connection.execute(insert(t.mcp_instances).values(**row))
+        return instance_id
+
+    def get_connection(self, connection_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(t.connections).where(t.connections.c.id == connection_id)).first()
+        return None if row is None else dict(row._mapping)
 
     # -- usage ----------------------------------------------------------------------------------
 

@@ -1,0 +1,483 @@
+"""The embedded engine's public API: start, watch, pause, resume and stop runs, resolve human tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+
+import jsonschema
+from pydantic import JsonValue
+
+from studio.engine.events import RUN_TERMINAL_EVENTS, EventType, RunEvent
+from studio.engine.executors_api import ExecutorServices
+from studio.engine.journal import Journal
+from studio.engine.runner import RunExecution, TaskDecision
+from studio.model.workflow import FormField, Workflow
+from studio.store import RunRecord, Store, StoreError, new_id
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[RunEvent], None]
+SETTLED_STATUSES = frozenset({"completed", "failed", "stopped", "waiting", "paused"})
+HEARTBEAT_INTERVAL_S = 5.0
+STALE_OWNER_S = 30.0
+"""A run whose owner has not written a heartbeat for this long counts as interrupted."""
+
+
+class EngineError(Exception):
+    """A request the engine cannot carry out; the message names the value and the fix."""
+
+
+class InputError(EngineError):
+    """Run input that does not match the workflow's input schema."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    status: str
+    result: JsonValue
+    error: JsonValue
+
+
+@dataclass
+class _LiveRun:
+    execution: RunExecution
+    task: asyncio.Task[None]
+    settled: asyncio.Event
+
+
+class Engine:
+    """Runs published workflow versions in this process, durably.
+
+    Create it inside a running event loop. Every run's state changes are committed to the store
+    before listeners hear of them; a run interrupted by a crash is picked up again by
+    :meth:`resume_interrupted`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_concurrency: int = 16,
+        services: ExecutorServices | None = None,
+        heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
+    ) -> None:
+        self.store = store
+        self.services = services or ExecutorServices(store)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._concurrency = asyncio.Semaphore(max_concurrency)
+        self._live: dict[str, _LiveRun] = {}
+        self._listeners: list[tuple[Listener, str | None]] = []
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def add_listener(self, callback: Listener, run_id: str | None = None) -> Callable[[], None]:
+        """Call ``callback`` for every event (of ``run_id`` only, if given); return an unsubscribe function.
+
+        Callbacks run on the event loop, in event order, and must not block.
+        """
+        entry = (callback, run_id)
+        self._listeners.append(entry)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(entry)
+
+        return unsubscribe
+
+    async def events(self, run_id: str) -> AsyncIterator[RunEvent]:
+        """Yield the events of ``run_id`` from now on until the run ends or settles."""
+        queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
+        unsubscribe = self.add_listener(queue.put_nowait, run_id)
+        live = self._live.get(run_id)
+        watcher = asyncio.create_task(self._close_queue_when_settled(run_id, live, queue))
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+                if event.type in RUN_TERMINAL_EVENTS:
+                    return
+        finally:
+            unsubscribe()
+            watcher.cancel()
+
+    async def _close_queue_when_settled(
+        self, run_id: str, live: _LiveRun | None, queue: asyncio.Queue[RunEvent | None]
+    ) -> None:
+        if live is None:
+            queue.put_nowait(None)
+            return
+        await live.settled.wait()
+        queue.put_nowait(None)
+
+    def _announce(self, event: RunEvent) -> None:
+        for callback, run_filter in list(self._listeners):
+            if run_filter is None or run_filter == event.run_id:
+                try:
+                    callback(event)
+                except Exception:
+                    logger.exception("Listener failed on %s of run %s", event.type.value, event.run_id)
+
+    # -- starting and watching runs -----------------------------------------------------------
+
+    def validate_inputs(self, workflow: Workflow, inputs: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+        """Apply input defaults and check the result against the input schema; raise InputError."""
+        merged: dict[str, JsonValue] = {**workflow.input_defaults(), **inputs}
+        validator = jsonschema.Draft202012Validator(workflow.input_schema)
+        problems = sorted(validator.iter_errors(merged), key=lambda error: list(error.path))
+        if problems:
+            lines = []
+            for problem in problems[:10]:
+                where = ".".join(str(part) for part in problem.path) or "input"
+                lines.append(f"{where}: {problem.message}")
+            raise InputError(
+                "the run input does not match the workflow's input schema: "
+                + "; ".join(lines)
+                + ". Pass the missing or corrected values with --input name=value"
+            )
+        return merged
+
+    async def start_run(
+        self, version_id: str, inputs: Mapping[str, JsonValue] | None = None, *, parent_run_id: str | None = None
+    ) -> str:
+        """Create a run of a published version and start it in the background; return its id."""
+        self._check_open()
+        version = self.store.get_version(version_id)
+        workflow = version.workflow
+        merged = self.validate_inputs(workflow, inputs or {})
+        run_id = new_id()
+        first_event = RunEvent(
+            run_id,
+            1,
+            EventType.RUN_CREATED,
+            data={
+                "workflow_id": version.workflow_id,
+                "version_id": version.id,
+                "inputs": merged,
+            },
+        )
+        run = self.store.create_run(
+            version,
+            merged,
+            parent_run_id=parent_run_id,
+            first_event={
+                "run_id": run_id,
+                "seq": 1,
+                "type": first_event.type.value,
+                "step_key": None,
+                "at": first_event.at,
+                "data": first_event.data,
+            },
+        )
+        if not self.store.claim_run(run_id, self.owner, expected_owner=None):
+            raise EngineError(f"run {run_id} was claimed by another process")
+        logger.info("Created run %s of workflow %s version %d", run_id, version.workflow_id, version.number)
+        self._announce(first_event)
+        self._launch(run, workflow, existing={}, resumed=False)
+        return run_id
+
+    async def run_workflow(
+        self, workflow: Workflow, inputs: Mapping[str, JsonValue] | None = None, *, note: str = ""
+    ) -> str:
+        """Publish ``workflow`` (or reuse its identical published version) and start a run of it."""
+        version = self.store.publish_workflow(workflow, note=note)
+        return await self.start_run(version.id, inputs)
+
+    def _launch(self, run: RunRecord, workflow: Workflow, *, existing: Mapping[str, object], resumed: bool) -> None:
+        journal = Journal(self.store, run.id, self._announce, run.last_seq)
+        settled = asyncio.Event()
+
+        def on_settled(run_id: str) -> None:
+            settled.set()
+
+        execution = RunExecution(
+            store=self.store,
+            run_id=run.id,
+            workflow=workflow,
+            inputs=dict(run.inputs),
+            journal=journal,
+            services=self.services,
+            concurrency=self._concurrency,
+            existing=existing,  # type: ignore[arg-type]
+            on_settled=on_settled,
+        )
+        task = asyncio.create_task(self._execute(execution, resumed), name=f"run-{run.id}")
+        live = _LiveRun(execution, task, settled)
+        self._live[run.id] = live
+        self._ensure_heartbeat()
+
+    async def _execute(self, execution: RunExecution, resumed: bool) -> None:
+        try:
+            await execution.execute(resumed=resumed)
+        except asyncio.CancelledError:
+            logger.info("Detached from run %s (status %s)", execution.run_id, execution.status)
+            raise
+        except Exception:
+            logger.exception("Run %s crashed inside the engine", execution.run_id)
+            raise
+        finally:
+            live = self._live.get(execution.run_id)
+            if live is not None and live.execution is execution:
+                live.settled.set()
+                if execution.status in ("completed", "failed", "stopped"):
+                    del self._live[execution.run_id]
+                    self.store.release_run(execution.run_id, self.owner)
+
+    async def wait(self, run_id: str) -> RunSummary:
+        """Wait until the run ends, or waits for a human task, or is paused; return its state then."""
+        live = self._live.get(run_id)
+        if live is not None:
+            while True:
+                await live.settled.wait()
+                if live.execution.status in SETTLED_STATUSES:
+                    break
+                live.settled.clear()
+        run = self.store.get_run(run_id)
+        return RunSummary(run.id, run.status, run.result, run.error)
+
+    def is_live(self, run_id: str) -> bool:
+        return run_id in self._live
+
+    # -- control ------------------------------------------------------------------------------
+
+    async def pause(self, run_id: str) -> None:
+        """Start no new steps; running steps finish, then the run is paused."""
+        live = self._require_live(run_id, "pause")
+        live.settled.clear()
+        live.execution.request_pause()
+
+    async def resume(self, run_id: str) -> None:
+        """Resume a paused run, in this process or (after a restart) from the store."""
+        live = self._live.get(run_id)
+        if live is not None:
+            live.settled.clear()
+            live.execution.request_resume()
+            return
+        run = self.store.get_run(run_id)
+        if run.status != "paused":
+            raise EngineError(f"run {run_id} is {run.status}, not paused; only paused runs can be resumed")
+        await self._adopt(run)
+
+    async def stop(self, run_id: str) -> None:
+        """Cancel the run's running steps and end it as stopped."""
+        live = self._live.get(run_id)
+        if live is None:
+            run = self.store.get_run(run_id)
+            if run.status in ("completed", "failed", "stopped"):
+                raise EngineError(f"run {run_id} already ended ({run.status}); there is nothing to stop")
+            await self._adopt(run, start=False)
+            live = self._live[run_id]
+        live.execution.stop_requested = True
+        live.settled.clear()
+        live.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await live.task
+
+    async def resolve_task(
+        self,
+        task_id: str,
+        decision: str,
+        values: Mapping[str, JsonValue] | None = None,
+        *,
+        actor: str = "local user",
+    ) -> RunRecord:
+        """Approve or reject a pending human task and let its run continue; exactly one caller wins.
+
+        Raises EngineError when the task is not pending any more, or when ``values`` do not fit the
+        task's form.
+        """
+        if decision not in ("approve", "reject"):
+            raise EngineError(f"decision '{decision}' is invalid; use 'approve' or 'reject'")
+        task = self.store.get_task(task_id)
+        if task.status != "pending":
+            raise EngineError(
+                f"task {task.id} was already resolved ({task.status}, {task.decision}) by {task.resolved_by}"
+            )
+        checked = check_form_values([FormField.model_validate(f) for f in task.fields], values or {}, decision)
+        status = "approved" if decision == "approve" else "rejected"
+        if not self.store.resolve_task(task.id, status=status, decision=decision, values=checked, actor=actor):
+            current = self.store.get_task(task.id)
+            raise EngineError(
+                f"task {task.id} was resolved by {current.resolved_by} a moment earlier ({current.decision})"
+            )
+        logger.info("Task %s of run %s resolved: %s by %s", task.id, task.run_id, decision, actor)
+        live = self._live.get(task.run_id)
+        if live is not None:
+            live.settled.clear()
+            live.execution.deliver_decision(task.id, TaskDecision(decision, checked, actor))
+        else:
+            run = self.store.get_run(task.run_id)
+            if run.status in ("waiting", "running", "created"):
+                await self._adopt(run)
+        return self.store.get_run(task.run_id)
+
+    def _require_live(self, run_id: str, action: str) -> _LiveRun:
+        live = self._live.get(run_id)
+        if live is None:
+            run = self.store.get_run(run_id)
+            raise EngineError(f"cannot {action} run {run_id}: it is {run.status} and not running in this process")
+        return live
+
+    # -- durability ---------------------------------------------------------------------------
+
+    def interrupted_runs(self) -> list[RunRecord]:
+        """Runs that should be executing but whose owner process is gone."""
+        candidates = self.store.list_runs(statuses=("created", "running", "waiting"), limit=1000)
+        return [run for run in candidates if run.id not in self._live and not self._owner_alive(run)]
+
+    async def resume_interrupted(self) -> list[str]:
+        """Continue every run left behind by a process that died; return their ids.
+
+        Runs waiting for a human task are adopted too, so their tasks' timeouts keep running.
+        """
+        resumed: list[str] = []
+        for run in self.interrupted_runs():
+            try:
+                await self._adopt(run)
+            except EngineError as error:
+                logger.warning("Could not resume run %s: %s", run.id, error)
+                continue
+            resumed.append(run.id)
+        return resumed
+
+    def _owner_alive(self, run: RunRecord) -> bool:
+        if run.owner is None:
+            return False
+        host, _, rest = run.owner.partition(":")
+        pid_text = rest.partition(":")[0]
+        if host == socket.gethostname() and pid_text.isdigit():
+            return _pid_alive(int(pid_text))
+        return run.heartbeat_at is not None and time.time() - run.heartbeat_at < STALE_OWNER_S
+
+    async def _adopt(self, run: RunRecord, *, start: bool = True) -> None:
+        if run.id in self._live:
+            return
+        if run.owner is not None and run.owner != self.owner and self._owner_alive(run):
+            raise EngineError(f"run {run.id} is being executed by another process ({run.owner}); act on it there")
+        if not self.store.claim_run(run.id, self.owner, expected_owner=run.owner):
+            raise EngineError(f"run {run.id} was claimed by another process a moment ago")
+        version = self.store.get_version(run.version_id)
+        existing = self.store.step_runs(run.id)
+        fresh = self.store.get_run(run.id)
+        logger.info("Resuming run %s (%s) with %d recorded steps", run.id, run.status, len(existing))
+        self._launch(fresh, version.workflow, existing=existing, resumed=True)
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat_task is None or self._heartbeat_task.done():
+            self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="engine-heartbeat")
+
+    async def _heartbeat_loop(self) -> None:
+        while self._live:
+            await asyncio.sleep(self._heartbeat_interval_s)
+            try:
+                self.store.heartbeat(list(self._live), self.owner)
+            except StoreError:
+                logger.exception("Heartbeat write failed")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineError("the engine is closed")
+
+    async def aclose(self) -> None:
+        """Detach from live runs (they stay resumable), close MCP sessions and HTTP clients."""
+        self._closed = True
+        for run_id, live in list(self._live.items()):
+            live.execution.detaching = True
+            live.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await live.task
+            live.execution.journal.flush_now()
+            self.store.release_run(run_id, self.owner)
+        self._live.clear()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+        await self.services.aclose()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_form_values(fields: list[FormField], values: Mapping[str, JsonValue], decision: str) -> dict[str, JsonValue]:
+    """Check and convert submitted form values; raise EngineError naming the field and the fix.
+
+    Values given as text (from the CLI) are converted to the field's type. Required fields are only
+    enforced on approval.
+    """
+    known = {form_field.name: form_field for form_field in fields}
+    checked: dict[str, JsonValue] = {}
+    for name, value in values.items():
+        form_field = known.get(name)
+        if form_field is None:
+            if name == "comment":
+                checked[name] = value
+                continue
+            names = ", ".join(known) or "none"
+            raise EngineError(f"the task has no field '{name}' (fields: {names}); check the field name")
+        checked[name] = _convert_field(form_field, value)
+    if decision == "approve":
+        for form_field in fields:
+            if name_missing(form_field, checked):
+                if form_field.default is not None:
+                    checked[form_field.name] = form_field.default
+                elif form_field.required:
+                    raise EngineError(
+                        f"field '{form_field.name}' is required to approve; pass it with --field {form_field.name}=..."
+                    )
+    return checked
+
+
+def name_missing(form_field: FormField, values: Mapping[str, JsonValue]) -> bool:
+    return values.get(form_field.name) in (None, "")
+
+
+def _convert_field(form_field: FormField, value: JsonValue) -> JsonValue:
+    name = form_field.name
+    if form_field.type == "number":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+        try:
+            number = float(str(value))
+        except ValueError:
+            raise EngineError(f"field '{name}' needs a number, got {value!r}") from None
+        return int(number) if number.is_integer() else number
+    if form_field.type == "boolean":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "1", "on"):
+            return True
+        if text in ("false", "no", "0", "off"):
+            return False
+        raise EngineError(f"field '{name}' needs true or false, got {value!r}")
+    if form_field.type == "choice":
+        if value not in form_field.choices:
+            raise EngineError(f"field '{name}' must be one of {', '.join(form_field.choices)}; got {value!r}")
+        return value
+    if form_field.type == "json":
+        if isinstance(value, str):
+            try:
+                return json.loads(value)  # type: ignore[no-any-return]
+            except json.JSONDecodeError as error:
+                raise EngineError(f"field '{name}' needs JSON: {error.msg} at column {error.colno}") from None
+        return value
+    return value if isinstance(value, str) else json.dumps(value)

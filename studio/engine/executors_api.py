@@ -1,0 +1,248 @@
+"""The executor contract: plain async functions that run one step attempt and hold no engine state.
+
+A runner (this engine, or a distributed one later) renders a step's config, builds a
+:class:`StepContext` and awaits :func:`execute_leaf_step`. Executors report progress, log lines,
+token deltas and usage through the context and return the step's JSON result or raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import JsonValue
+
+from studio.engine.errors import StepError
+from studio.engine.events import EventType
+from studio.engine.executors.llm import ChatRequest, LlmEndpoint, LlmError, chat_completion, endpoint_from_env
+from studio.engine.executors.lua import LuaLimits, run_lua
+from studio.engine.executors.lua_errors import (
+    LuaConversionError,
+    LuaMemoryError,
+    LuaScriptError,
+    LuaTimeoutError,
+)
+from studio.engine.executors.mcp import McpServerSpec, McpSessionPool
+from studio.engine.executors.mcp_errors import (
+    McpConnectError,
+    McpError,
+    McpServerCrashedError,
+    McpTimeoutError,
+    McpToolError,
+)
+from studio.model.workflow import AnyStep
+from studio.store import Store
+
+logger = logging.getLogger(__name__)
+
+STUDIO_TOOLS_COMMAND = "studio-tools"
+"""Command name in a ``stdio:`` server URL that means the MCP tool server shipped with the studio."""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What an executor may use and report while it runs one attempt of one step."""
+
+    run_id: str
+    workflow_id: str
+    step_key: str
+    step_id: str
+    attempt: int
+    services: ExecutorServices
+    emit: Callable[[EventType, dict[str, JsonValue]], None]
+    record_usage: Callable[[str, float, str, dict[str, JsonValue]], None]
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit(EventType.STEP_LOG, {"level": level, "message": message})
+
+    def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        self.emit(EventType.STEP_PROGRESS, {"progress": progress, "total": total, "message": message})
+
+
+class ExecutorServices:
+    """Long-lived resources shared by executors: MCP sessions, the HTTP client, endpoint lookup.
+
+    Sessions are shared across steps and runs of one engine; ``aclose()`` ends them.
+    """
+
+    def __init__(self, store: Store | None = None, *, environ: Mapping[str, str] | None = None) -> None:
+        self.store = store
+        self.environ = dict(os.environ if environ is None else environ)
+        self.mcp = McpSessionPool()
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        return self._http
+
+    async def aclose(self) -> None:
+        await self.mcp.close()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def mcp_server(self, config: Mapping[str, Any]) -> McpServerSpec:
+        """Resolve an ``mcp_call`` config to a server: a stored instance first, then ``server_url``."""
+        instance_id = config.get("instance_id")
+        server_url = config.get("server_url")
+        if instance_id and self.store is not None:
+            instance = self.store.get_mcp_instance(str(instance_id))
+            if instance is not None:
+                return _spec_from_instance(instance)
+            if not server_url:
+                raise StepError(
+                    "invalid_input",
+                    f"MCP instance '{instance_id}' was not found; create it or set server_url on the step",
+                )
+        if not server_url:
+            raise StepError("invalid_input", "the mcp_call step names no server; set instance_id or server_url")
+        return spec_from_server_url(str(server_url), self.environ)
+
+    def llm_endpoint(self, config: Mapping[str, Any]) -> LlmEndpoint:
+        """Resolve an ``llm_call`` config to an endpoint: a stored connection, else the environment."""
+        connection_id = config.get("connection_id")
+        if connection_id and self.store is not None:
+            connection = self.store.get_connection(str(connection_id))
+            if connection is None:
+                raise StepError(
+                    "invalid_input", f"connection '{connection_id}' was not found; create it or clear connection_id"
+                )
+            if not connection.get("base_url"):
+                raise StepError("invalid_input", f"connection '{connection['name']}' has no base URL; set one")
+            # NOTE: secrets move to the OS keychain with the connections work; until then a stored
+            # connection carries no API key and only keyless endpoints (Ollama, local gateways) work.
+            return LlmEndpoint(provider="openai", base_url=str(connection["base_url"]))
+        endpoint = endpoint_from_env(self.environ)
+        if endpoint is None:
+            raise StepError(
+                "invalid_input",
+                "no LLM endpoint is configured; set OPENAI_BASE_URL (and OPENAI_API_KEY) or OLLAMA_HOST, "
+                "or give the step a connection_id",
+            )
+        return endpoint
+
+
+def spec_from_server_url(server_url: str, environ: Mapping[str, str]) -> McpServerSpec:
+    """Parse a ``server_url``: ``http(s)://…`` for streamable HTTP, ``stdio:<command line>`` for a subprocess."""
+    if server_url.startswith(("http://", "https://")):
+        return McpServerSpec(transport="http", url=server_url, name=server_url)
+    if server_url.startswith("stdio:"):
+        try:
+            words = shlex.split(server_url[len("stdio:") :])
+        except ValueError as error:
+            raise StepError(
+                "invalid_input", f"server_url '{server_url}' is not a valid command line: {error}"
+            ) from None
+        if not words:
+            raise StepError("invalid_input", "server_url 'stdio:' names no command; write stdio:<command> <args>")
+        if words[0] == STUDIO_TOOLS_COMMAND:
+            words = [sys.executable, "-m", "studio.toolserver", *words[1:]]
+        env = {key: value for key, value in environ.items() if key.startswith("STUDIO_") or key in _PASSED_ENV}
+        return McpServerSpec(transport="stdio", command=words[0], args=tuple(words[1:]), env=env, name=server_url)
+    raise StepError(
+        "invalid_input",
+        f"server_url '{server_url}' is not supported; use http(s)://host/path or stdio:<command> <args>",
+    )
+
+
+_PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+
+
+def _spec_from_instance(instance: Mapping[str, Any]) -> McpServerSpec:
+    if instance["transport"] == "http":
+        return McpServerSpec(transport="http", url=instance["url"], name=str(instance["name"]))
+    command = str(instance["command"])
+    args = tuple(str(arg) for arg in instance.get("args") or [])
+    if command == STUDIO_TOOLS_COMMAND:
+        command, args = sys.executable, ("-m", "studio.toolserver", *args)
+    env = {**{k: v for k, v in os.environ.items() if k in _PASSED_ENV}, **(instance.get("env") or {})}
+    return McpServerSpec(
+        transport="stdio", command=command, args=args, env=env, cwd=instance.get("cwd"), name=str(instance["name"])
+    )
+
+
+async def execute_leaf_step(step: AnyStep, config: dict[str, Any], context: StepContext) -> JsonValue:
+    """Run one attempt of an ``mcp_call``, ``llm_call`` or ``lua_script`` step with a rendered config."""
+    if step.type == "mcp_call":
+        return await execute_mcp_call(config, context)
+    if step.type == "llm_call":
+        return await execute_llm_call(config, context)
+    if step.type == "lua_script":
+        return await execute_lua_script(config, context)
+    raise StepError("internal", f"step type '{step.type}' is not a leaf step")
+
+
+async def execute_mcp_call(config: dict[str, Any], context: StepContext) -> JsonValue:
+    spec = context.services.mcp_server(config)
+    tool = str(config.get("tool") or "")
+    if not tool:
+        raise StepError("invalid_input", "the mcp_call step names no tool; set config.tool")
+    arguments = config.get("arguments") or {}
+    context.record_usage("mcp_call", 1, "call", {"server": spec.name, "tool": tool})
+    result = await context.services.mcp.call_tool(spec, tool, arguments, on_progress=context.progress)
+    return result.value
+
+
+async def execute_llm_call(config: dict[str, Any], context: StepContext) -> JsonValue:
+    endpoint = context.services.llm_endpoint(config)
+    request = ChatRequest(
+        model=str(config.get("model") or ""),
+        system_prompt=_text(config.get("system_prompt")) or None,
+        prompt=_text(config.get("prompt")),
+        temperature=config.get("temperature"),
+        max_tokens=config.get("max_tokens"),
+        output_schema=config.get("output_schema"),
+    )
+
+    def on_delta(text: str) -> None:
+        context.emit(EventType.LLM_TOKEN_DELTA, {"text": text})
+
+    result = await chat_completion(context.services.http, endpoint, request, on_delta=on_delta)
+    detail: dict[str, JsonValue] = {"model": result.model, "base_url": endpoint.base_url}
+    context.record_usage("llm_prompt_tokens", result.usage.prompt_tokens, "token", detail)
+    context.record_usage("llm_completion_tokens", result.usage.completion_tokens, "token", detail)
+    return result.value
+
+
+async def execute_lua_script(config: dict[str, Any], context: StepContext) -> JsonValue:
+    limits = LuaLimits(
+        timeout_s=float(config.get("timeout_s", 5.0)),
+        memory_limit_bytes=int(config.get("memory_limit_mb", 64)) * 1024 * 1024,
+    )
+    inputs = config.get("inputs") or {}
+    return await run_lua(str(config.get("source", "")), inputs, limits, log=context.log)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def classify_executor_error(error: BaseException) -> StepError | None:
+    """Map executor library exceptions to StepError kinds; None for exceptions it does not know."""
+    if isinstance(error, LuaTimeoutError):
+        return StepError("timeout", error.message)
+    if isinstance(error, LuaMemoryError | LuaConversionError):
+        return StepError("tool_error", error.message)
+    if isinstance(error, LuaScriptError):
+        return StepError("tool_error", error.message)
+    if isinstance(error, McpTimeoutError):
+        return StepError("timeout", str(error))
+    if isinstance(error, McpToolError):
+        return StepError("tool_error", str(error))
+    if isinstance(error, McpConnectError | McpServerCrashedError):
+        return StepError("transient", str(error))
+    if isinstance(error, McpError):
+        return StepError("invalid_input", str(error))
+    if isinstance(error, LlmError):
+        return StepError("transient" if error.retryable else "invalid_input", str(error))
+    return None

@@ -1,0 +1,858 @@
+"""Execution of one run: scheduling, retries, fan-out, human tasks, pause and stop, resume from the journal.
+
+A run is a tree of scopes. The workflow's top-level steps form the root scope; each item of a
+``for_each`` gets a child scope holding the body steps, with step keys prefixed by
+``<for_each key>[<index>].``. Inside a scope a step starts once every step it depends on (explicit
+edges plus template references, including references made from inside a ``for_each`` body) has
+finished. Every state change goes through the :class:`Journal`, so it is committed before any
+subscriber hears of it, and a restarted process rebuilds the run from the ``step_runs`` rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import JsonValue
+
+from studio.engine.errors import StepError, classify, is_retryable
+from studio.engine.events import EventType
+from studio.engine.executors_api import ExecutorServices, StepContext, execute_leaf_step
+from studio.engine.journal import Journal
+from studio.engine.metering import credits_for
+from studio.model.templates import iter_references, render_value
+from studio.model.workflow import (
+    AnyStep,
+    Edge,
+    ForEachStep,
+    HumanTaskStep,
+    Workflow,
+    template_fields,
+)
+from studio.store import StepRunRecord, Store, new_id
+
+logger = logging.getLogger(__name__)
+
+FINAL_STEP_STATUSES = frozenset({"completed", "failed", "skipped", "cancelled"})
+
+
+class RunStopped(Exception):
+    """Raised inside a run when a stop was requested."""
+
+
+class ScopeFailed(Exception):
+    def __init__(self, step_key: str, error: StepError) -> None:
+        super().__init__(error.message)
+        self.step_key = step_key
+        self.error = error
+
+
+@dataclass
+class StepState:
+    status: str
+    attempt: int = 0
+    result: JsonValue = None
+    error: JsonValue = None
+    started_at: float | None = None
+
+    @property
+    def satisfies_dependents(self) -> bool:
+        """Whether downstream steps may start: completed, or failed with continue-on-error."""
+        return self.status == "completed" or self.status == "tolerated"
+
+
+@dataclass
+class Scope:
+    """Steps that are scheduled together: the workflow's top level or one for_each item's body."""
+
+    steps: list[AnyStep]
+    edges: list[Edge]
+    prefix: str
+    item: tuple[JsonValue, int] | None
+    parent: Scope | None
+    ids: frozenset[str] = frozenset()
+    dependencies: dict[str, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ids = frozenset(step.id for step in self.steps)
+        self.dependencies = {step.id: set() for step in self.steps}
+        for edge in self.edges:
+            if edge.source in self.ids and edge.target in self.ids:
+                self.dependencies[edge.target].add(edge.source)
+        for step in self.steps:
+            for referenced in _referenced_step_ids(step):
+                if referenced in self.ids and referenced != step.id:
+                    self.dependencies[step.id].add(referenced)
+
+    def key(self, step_id: str) -> str:
+        return self.prefix + step_id
+
+
+def _referenced_step_ids(step: AnyStep) -> set[str]:
+    """Step ids referenced by ``step``'s templates, including those inside a for_each body."""
+    referenced: set[str] = set()
+    for _path, value in template_fields(step):
+        for reference in iter_references(value):
+            if reference.step_id is not None:
+                referenced.add(reference.step_id)
+    if isinstance(step, ForEachStep):
+        for body_step in step.config.steps:
+            referenced |= _referenced_step_ids(body_step)
+    return referenced
+
+
+class _ScopeView:
+    """Template data of a scope: its own step results, then the enclosing scopes', then the run's."""
+
+    def __init__(self, execution: RunExecution, scope: Scope) -> None:
+        self._execution = execution
+        self._scope = scope
+
+    def step_result(self, step_id: str) -> JsonValue:
+        scope: Scope | None = self._scope
+        while scope is not None:
+            if step_id in scope.ids:
+                state = self._execution.states.get(scope.key(step_id))
+                if state is None or not state.satisfies_dependents:
+                    raise KeyError(step_id)
+                return state.result
+            scope = scope.parent
+        raise KeyError(step_id)
+
+    @property
+    def inputs(self) -> Mapping[str, JsonValue]:
+        return self._execution.inputs
+
+    @property
+    def run_id(self) -> str:
+        return self._execution.run_id
+
+    @property
+    def item(self) -> tuple[JsonValue, int] | None:
+        scope: Scope | None = self._scope
+        while scope is not None:
+            if scope.item is not None:
+                return scope.item
+            scope = scope.parent
+        return None
+
+
+@dataclass
+class TaskDecision:
+    decision: str  # approve | reject | timeout
+    values: dict[str, JsonValue]
+    actor: str
+
+
+class RunExecution:
+    """The live state of one run inside this process."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        run_id: str,
+        workflow: Workflow,
+        inputs: dict[str, JsonValue],
+        journal: Journal,
+        services: ExecutorServices,
+        concurrency: asyncio.Semaphore,
+        existing: Mapping[str, StepRunRecord],
+        on_settled: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.workflow = workflow
+        self.inputs = inputs
+        self.journal = journal
+        self.services = services
+        self._concurrency = concurrency
+        self._on_settled = on_settled
+        self.states: dict[str, StepState] = {}
+        self._interrupted: dict[str, StepRunRecord] = {}
+        for key, record in existing.items():
+            status = record.status
+            if status == "failed" and _is_tolerated(record.error):
+                status = "tolerated"
+            if status in ("running", "retrying"):
+                self._interrupted[key] = record
+                continue
+            self.states[key] = StepState(status, record.attempt, record.result, record.error, record.started_at)
+        self.status = "running"
+        self._active = 0
+        """Leaf-step tasks that exist and are not blocked by a pause: running, starting or backing off."""
+        self._waiting_steps = 0
+        self._resume_event = asyncio.Event()
+        self._resume_event.set()
+        self.pause_requested = False
+        self.stop_requested = False
+        self.detaching = False
+        self._task_waiters: dict[str, asyncio.Future[TaskDecision]] = {}
+        self.cancelled_keys: list[str] = []
+
+    # -- control ------------------------------------------------------------------------------
+
+    def request_pause(self) -> None:
+        if self.pause_requested:
+            return
+        self.pause_requested = True
+        self._resume_event.clear()
+        self._check_settled()
+
+    def request_resume(self) -> None:
+        if not self.pause_requested:
+            return
+        self.pause_requested = False
+        self._resume_event.set()
+        if self.status == "paused":
+            self._set_status("running", EventType.RUN_RESUMED)
+
+    def deliver_decision(self, task_id: str, decision: TaskDecision) -> bool:
+        waiter = self._task_waiters.get(task_id)
+        if waiter is None or waiter.done():
+            return False
+        waiter.set_result(decision)
+        return True
+
+    def _set_status(self, status: str, event_type: EventType, data: dict[str, JsonValue] | None = None) -> None:
+        self.status = status
+        self.journal.run_changes(status=status)
+        self.journal.event(event_type, data=data)
+
+    def _check_settled(self) -> None:
+        """Record that the run is paused or waiting once no step is actively running."""
+        if self._active > 0 or self.status != "running":
+            return
+        if self.pause_requested:
+            self._set_status("paused", EventType.RUN_PAUSED)
+            self._on_settled(self.run_id)
+        elif self._waiting_steps > 0:
+            asyncio.get_running_loop().call_soon(self._check_waiting)
+
+    def _check_waiting(self) -> None:
+        if self._active == 0 and self._waiting_steps > 0 and self.status == "running" and not self.pause_requested:
+            self._set_status("waiting", EventType.RUN_WAITING, {"task_ids": list(self._task_waiters)})
+            self._on_settled(self.run_id)
+
+    async def _gate(self, *, leaf: bool = False) -> None:
+        """Return when the run may go on; wait while paused, raise RunStopped once a stop is requested."""
+        if self.stop_requested:
+            raise RunStopped()
+        if not self._resume_event.is_set():
+            if leaf:
+                self._active -= 1
+            self._check_settled()
+            try:
+                await self._resume_event.wait()
+            finally:
+                if leaf:
+                    self._active += 1
+        if self.stop_requested:
+            raise RunStopped()
+
+    def _leaf_finished(self, _task: asyncio.Task[StepState]) -> None:
+        self._active -= 1
+        self._check_settled()
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def execute(self, *, resumed: bool) -> None:
+        """Run to an end state, or until paused forever or detached; never raises except on detach."""
+        now = time.time()
+        if resumed:
+            self.journal.run_changes(status="running")
+            self.journal.event(EventType.RUN_RESUMED, data={"interrupted_steps": list(self._interrupted)})
+        else:
+            self.journal.run_changes(status="running", started_at=now)
+            self.journal.event(EventType.RUN_STARTED)
+        await self.journal.flush()
+        root = Scope(self.workflow.steps, self.workflow.edges, "", None, None)
+        try:
+            await self._run_scope(root)
+        except ScopeFailed as failure:
+            await self._finish(
+                "failed", EventType.RUN_FAILED, error={"step_key": failure.step_key, **failure.error.to_json()}
+            )
+            return
+        except RunStopped:
+            await self._finish("stopped", EventType.RUN_STOPPED, data={"cancelled": list(self.cancelled_keys)})
+            return
+        except asyncio.CancelledError:
+            if self.detaching:
+                raise
+            await self._finish("stopped", EventType.RUN_STOPPED, data={"cancelled": list(self.cancelled_keys)})
+            return
+        result = self._scope_output(root, None)
+        await self._finish("completed", EventType.RUN_COMPLETED, result=result)
+
+    async def _finish(
+        self,
+        status: str,
+        event_type: EventType,
+        *,
+        result: JsonValue = None,
+        error: dict[str, JsonValue] | None = None,
+        data: dict[str, JsonValue] | None = None,
+    ) -> None:
+        self.status = status
+        payload: dict[str, JsonValue] = dict(data or {})
+        if status == "completed":
+            payload["result"] = result
+        if error is not None:
+            payload["error"] = error
+        self.journal.run_changes(status=status, result=result, error=error, finished_at=time.time(), owner=None)
+        self.journal.event(event_type, data=payload)
+        if status == "stopped":
+            for task in self.store.list_tasks(run_id=self.run_id):
+                self.store.resolve_task(task.id, status="cancelled", decision="cancelled", values={}, actor="system")
+        await self.journal.flush()
+        logger.info("Run %s ended %s", self.run_id, status)
+        self._on_settled(self.run_id)
+
+    async def _run_scope(self, scope: Scope) -> None:
+        """Run every step of ``scope``; raise ScopeFailed on the first fatal failure."""
+        finished = {
+            step.id
+            for step in scope.steps
+            if (state := self.states.get(scope.key(step.id))) is not None and state.status in _DONE_STATUSES
+        }
+        steps = {step.id: step for step in scope.steps}
+        running: dict[asyncio.Task[StepState], str] = {}
+        failure: ScopeFailed | None = None
+        try:
+            while True:
+                if failure is None:
+                    await self._gate()
+                    for step_id, step in steps.items():
+                        if step_id in finished or step_id in running.values():
+                            continue
+                        if scope.dependencies[step_id] <= finished:
+                            task = asyncio.create_task(self._run_step(scope, step), name=scope.key(step_id))
+                            running[task] = step_id
+                            if not isinstance(step, ForEachStep | HumanTaskStep):
+                                self._active += 1
+                                task.add_done_callback(self._leaf_finished)
+                if not running:
+                    break
+                completed_tasks, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in completed_tasks:
+                    step_id = running.pop(task)
+                    state = task.result()
+                    if state.status in _DONE_STATUSES:
+                        finished.add(step_id)
+                    elif failure is None:
+                        error = StepError(**_error_args(state.error))
+                        failure = ScopeFailed(scope.key(step_id), error)
+                        await self._cancel(running)
+        except (asyncio.CancelledError, RunStopped):
+            await self._cancel(running)
+            raise
+        if failure is not None:
+            self._skip_unstarted(scope, finished)
+            await self.journal.flush()
+            raise failure
+
+    async def _cancel(self, running: dict[asyncio.Task[StepState], str]) -> None:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        running.clear()
+
+    def _skip_unstarted(self, scope: Scope, finished: set[str]) -> None:
+        for step in scope.steps:
+            key = scope.key(step.id)
+            if step.id in finished or key in self.states:
+                continue
+            self.states[key] = StepState("skipped")
+            self.journal.step_row(_row(key, step, "skipped", 0))
+            self.journal.event(
+                EventType.STEP_SKIPPED, step_key=key, step_id=step.id, data={"reason": "an upstream step failed"}
+            )
+
+    def _scope_output(self, scope: Scope, output: str | None) -> JsonValue:
+        """The result of a scope: the named output step's, the only sink's, or an object of all sinks."""
+        if output is not None:
+            return self._result_of(scope.key(output))
+        has_dependents = {dependency for deps in scope.dependencies.values() for dependency in deps}
+        sinks = [step.id for step in scope.steps if step.id not in has_dependents]
+        if len(sinks) == 1 and scope.item is not None:
+            return self._result_of(scope.key(sinks[0]))
+        return {sink: self._result_of(scope.key(sink)) for sink in sinks}
+
+    def _result_of(self, key: str) -> JsonValue:
+        state = self.states.get(key)
+        return None if state is None else state.result
+
+    # -- steps --------------------------------------------------------------------------------
+
+    async def _run_step(self, scope: Scope, step: AnyStep) -> StepState:
+        key = scope.key(step.id)
+        try:
+            if isinstance(step, ForEachStep):
+                return await self._run_for_each(scope, step)
+            if isinstance(step, HumanTaskStep):
+                return await self._run_human_task(scope, step)
+            return await self._run_leaf(scope, step)
+        except asyncio.CancelledError:
+            if not self.detaching:
+                self._record_cancelled(key, step)
+            raise
+
+    def _record_cancelled(self, key: str, step: AnyStep) -> None:
+        state = self.states.get(key)
+        if state is not None and state.status in FINAL_STEP_STATUSES | {"tolerated"}:
+            return
+        attempt = state.attempt if state else 0
+        error = StepError("cancelled", "cancelled because the run was stopped or another step failed")
+        self.states[key] = StepState("cancelled", attempt, None, error.to_json())
+        self.cancelled_keys.append(key)
+        self.journal.step_row(_row(key, step, "cancelled", attempt, error=error.to_json(), finished=True))
+        self.journal.event(
+            EventType.STEP_FAILED,
+            step_key=key,
+            step_id=step.id,
+            data={"error": error.to_json(), "attempt": attempt, "final": True},
+        )
+
+    async def _run_leaf(self, scope: Scope, step: AnyStep) -> StepState:
+        key = scope.key(step.id)
+        policy = step.retry
+        attempt = 0
+        interrupted = self._interrupted.pop(key, None)
+        error: StepError | None
+        if interrupted is not None:
+            attempt = interrupted.attempt
+            error = StepError(
+                "interrupted",
+                f"the studio stopped while attempt {attempt} of this step was running",
+            )
+            if not (is_retryable(error.kind, policy.retry_on) and attempt < policy.max_attempts):
+                error = StepError(
+                    "interrupted",
+                    f"{error.message}; it was not retried because its retry policy allows "
+                    f"{policy.max_attempts} attempt(s). Raise retry.max_attempts to retry interrupted steps",
+                )
+                return await self._fail(key, step, attempt, error, started_at=interrupted.started_at)
+            await self._announce_retry(key, step, attempt, error)
+        view = _ScopeView(self, scope)
+        while True:
+            attempt += 1
+            await self._gate(leaf=True)
+            try:
+                config = _render_config(step, view)
+            except Exception as render_error:
+                return await self._fail(key, step, attempt, classify(render_error), started_at=None)
+            async with self._concurrency:
+                await self._gate(leaf=True)
+                started = time.time()
+                self.states[key] = StepState("running", attempt, started_at=started)
+                self.journal.step_row(_row(key, step, "running", attempt, inputs=config, started_at=started))
+                self.journal.event(
+                    EventType.STEP_STARTED,
+                    step_key=key,
+                    step_id=step.id,
+                    data={"attempt": attempt, "step_type": step.type},
+                )
+                await self.journal.flush()
+                error = None
+                try:
+                    result = await self._execute_with_timeout(step, config, key, attempt)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as raised:
+                    error = classify(raised)
+                    result = None
+            if error is None:
+                return await self._complete(key, step, attempt, result, started)
+            logger.info("Step %s of run %s failed on attempt %d: %s", key, self.run_id, attempt, error.message)
+            if is_retryable(error.kind, policy.retry_on) and attempt < policy.max_attempts:
+                await self._announce_retry(key, step, attempt, error)
+                continue
+            return await self._fail(key, step, attempt, error, started_at=started)
+
+    async def _announce_retry(self, key: str, step: AnyStep, attempt: int, error: StepError) -> None:
+        policy = step.retry
+        delay = policy.delay_s(attempt)
+        delay *= 1 + random.uniform(-policy.jitter, policy.jitter)
+        self.states[key] = StepState("retrying", attempt, error=error.to_json())
+        self.journal.step_row(_row(key, step, "retrying", attempt, error=error.to_json()))
+        self.journal.event(
+            EventType.STEP_RETRYING,
+            step_key=key,
+            step_id=step.id,
+            data={"attempt": attempt + 1, "delay_s": round(delay, 3), "error": error.to_json()},
+        )
+        await self.journal.flush()
+        logger.info("Retrying step %s of run %s in %.2f s (attempt %d)", key, self.run_id, delay, attempt + 1)
+        await asyncio.sleep(max(0.0, delay))
+
+    async def _execute_with_timeout(self, step: AnyStep, config: dict[str, Any], key: str, attempt: int) -> JsonValue:
+        context = StepContext(
+            run_id=self.run_id,
+            workflow_id=self.workflow.id,
+            step_key=key,
+            step_id=step.id,
+            attempt=attempt,
+            services=self.services,
+            emit=self._emit_for(key, step.id),
+            record_usage=self._usage_recorder(key, step.id),
+        )
+        if step.timeout_s is None:
+            return await execute_leaf_step(step, config, context)
+        try:
+            async with asyncio.timeout(step.timeout_s):
+                return await execute_leaf_step(step, config, context)
+        except TimeoutError:
+            raise StepError(
+                "timeout",
+                f"step '{step.id}' timed out after {step.timeout_s:g} s; raise its timeout_s or make the work smaller",
+            ) from None
+
+    def _emit_for(self, key: str, step_id: str) -> Callable[[EventType, dict[str, JsonValue]], None]:
+        def emit(event_type: EventType, data: dict[str, JsonValue]) -> None:
+            self.journal.event(event_type, step_key=key, step_id=step_id, data=data)
+
+        return emit
+
+    def _usage_recorder(self, key: str, step_id: str) -> Callable[[str, float, str, dict[str, JsonValue]], None]:
+        def record(kind: str, quantity: float, unit: str, detail: dict[str, JsonValue]) -> None:
+            self._add_usage(key, step_id, kind, quantity, unit, detail)
+
+        return record
+
+    def _add_usage(
+        self, key: str, step_id: str, kind: str, quantity: float, unit: str, detail: dict[str, JsonValue]
+    ) -> None:
+        self.journal.usage_row(
+            {
+                "id": new_id(),
+                "workflow_id": self.workflow.id,
+                "step_key": key,
+                "step_id": step_id,
+                "kind": kind,
+                "quantity": quantity,
+                "unit": unit,
+                "credits": credits_for(kind, quantity),
+                "detail": detail,
+                "at": time.time(),
+            }
+        )
+
+    async def _complete(
+        self, key: str, step: AnyStep, attempt: int, result: JsonValue, started_at: float | None
+    ) -> StepState:
+        finished = time.time()
+        state = StepState("completed", attempt, result, None, started_at)
+        self.states[key] = state
+        self.journal.step_row(
+            _row(key, step, "completed", attempt, result=result, started_at=started_at, finished=True)
+        )
+        duration = None if started_at is None else round(finished - started_at, 6)
+        self.journal.event(
+            EventType.STEP_COMPLETED,
+            step_key=key,
+            step_id=step.id,
+            data={"result": result, "duration_s": duration, "attempt": attempt},
+        )
+        if step.type != "for_each":
+            self._add_usage(key, step.id, "step", 1, "step", {"step_type": step.type})
+        await self.journal.flush()
+        return state
+
+    async def _fail(
+        self, key: str, step: AnyStep, attempt: int, error: StepError, *, started_at: float | None
+    ) -> StepState:
+        tolerated = step.continue_on_error
+        error_json = error.to_json()
+        if tolerated:
+            error_json["tolerated"] = True
+        state = StepState("tolerated" if tolerated else "failed", attempt, None, error_json, started_at)
+        self.states[key] = state
+        self.journal.step_row(
+            _row(key, step, "failed", attempt, error=error_json, started_at=started_at, finished=True)
+        )
+        self.journal.event(
+            EventType.STEP_FAILED,
+            step_key=key,
+            step_id=step.id,
+            data={"error": error_json, "attempt": attempt, "final": True, "continue_on_error": tolerated},
+        )
+        await self.journal.flush()
+        return state
+
+    # -- for_each -------------------------------------------------------------------------------
+
+    async def _run_for_each(self, scope: Scope, step: ForEachStep) -> StepState:
+        key = scope.key(step.id)
+        view = _ScopeView(self, scope)
+        await self._gate()
+        try:
+            items = render_value(step.config.items, view)
+        except Exception as render_error:
+            return await self._fail(key, step, 1, classify(render_error), started_at=None)
+        if not isinstance(items, list):
+            error = StepError(
+                "invalid_input",
+                f"for_each '{step.id}' needs a list of items, but config.items gave {_describe(items)}; "
+                "point it at a list, for example {{steps.<id>.result.items}}",
+            )
+            return await self._fail(key, step, 1, error, started_at=None)
+        existing = self._interrupted.pop(key, None)
+        started = existing.started_at if existing is not None else time.time()
+        if existing is None:
+            self.states[key] = StepState("running", 1, started_at=started)
+            self.journal.step_row(_row(key, step, "running", 1, inputs={"count": len(items)}, started_at=started))
+            self.journal.event(
+                EventType.STEP_STARTED,
+                step_key=key,
+                step_id=step.id,
+                data={"attempt": 1, "step_type": step.type, "items": len(items)},
+            )
+            await self.journal.flush()
+        results: list[JsonValue] = [None] * len(items)
+        errors: list[JsonValue] = []
+        failure = await self._run_items(scope, step, items, results, errors)
+        if failure is not None:
+            error = StepError(
+                failure.error.kind,
+                f"item {failure.step_key} failed: {failure.error.message}",
+                detail={"item_step_key": failure.step_key},
+            )
+            return await self._fail(key, step, 1, error, started_at=started)
+        return await self._complete(key, step, 1, {"items": results, "errors": errors}, started)
+
+    async def _run_items(
+        self,
+        scope: Scope,
+        step: ForEachStep,
+        items: list[JsonValue],
+        results: list[JsonValue],
+        errors: list[JsonValue],
+    ) -> ScopeFailed | None:
+        key = scope.key(step.id)
+        next_index = 0
+        failure: ScopeFailed | None = None
+
+        async def worker() -> None:
+            nonlocal next_index, failure
+            while failure is None and next_index < len(items):
+                index = next_index
+                next_index += 1
+                item_scope = Scope(
+                    step.config.steps, step.config.edges, f"{key}[{index}].", (items[index], index), scope
+                )
+                try:
+                    await self._run_scope(item_scope)
+                except ScopeFailed as item_failure:
+                    if step.config.error_mode == "continue":
+                        errors.append(
+                            {"index": index, "step_key": item_failure.step_key, **item_failure.error.to_json()}
+                        )
+                        continue
+                    failure = item_failure
+                    return
+                results[index] = self._scope_output(item_scope, step.config.output)
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(step.config.max_parallelism, len(items)))]
+        try:
+            while workers:
+                done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)
+                for finished_worker in done:
+                    workers.remove(finished_worker)
+                    finished_worker.result()
+                if failure is not None:
+                    break
+        finally:
+            for pending in workers:
+                pending.cancel()
+            if workers:
+                await asyncio.gather(*workers, return_exceptions=True)
+        errors.sort(key=lambda entry: entry["index"] if isinstance(entry, dict) else 0)  # type: ignore[arg-type,return-value]
+        return failure
+
+    # -- human tasks ----------------------------------------------------------------------------
+
+    async def _run_human_task(self, scope: Scope, step: HumanTaskStep) -> StepState:
+        key = scope.key(step.id)
+        task = self.store.task_for_step(self.run_id, key)
+        started = time.time()
+        if task is None:
+            await self._gate()
+            view = _ScopeView(self, scope)
+            try:
+                title = render_value(step.config.title, view)
+                instructions = render_value(step.config.instructions, view)
+                defaults = [render_value(form_field.default, view) for form_field in step.config.fields]
+            except Exception as render_error:
+                return await self._fail(key, step, 1, classify(render_error), started_at=None)
+            fields: list[dict[str, Any]] = []
+            for form_field, default in zip(step.config.fields, defaults, strict=True):
+                fields.append({**form_field.model_dump(mode="json"), "default": default})
+            task_id = new_id()
+            due_at = None if step.config.timeout_s is None else started + step.config.timeout_s
+            self.journal.task_row(
+                {
+                    "id": task_id,
+                    "workflow_id": self.workflow.id,
+                    "step_key": key,
+                    "step_id": step.id,
+                    "title": _as_text(title) or step.title,
+                    "instructions": _as_text(instructions),
+                    "fields": fields,
+                    "context": {"item": view.item[0] if view.item else None},
+                    "assignee_role": step.config.assignee_role,
+                    "status": "pending",
+                    "created_at": started,
+                    "due_at": due_at,
+                }
+            )
+            self.states[key] = StepState("waiting", 1, started_at=started)
+            self.journal.step_row(_row(key, step, "waiting", 1, started_at=started))
+            self.journal.event(
+                EventType.STEP_WAITING, step_key=key, step_id=step.id, data={"task_id": task_id, "due_at": due_at}
+            )
+            await self.journal.flush()
+        else:
+            task_id, due_at = task.id, task.due_at
+            started = task.created_at
+            self._interrupted.pop(key, None)
+            if task.status != "pending":
+                decision = TaskDecision(task.decision or task.status, task.values or {}, task.resolved_by or "")
+                return await self._apply_decision(key, step, task_id, decision, started)
+        decision = await self._await_decision(step, task_id, due_at)
+        return await self._apply_decision(key, step, task_id, decision, started)
+
+    async def _await_decision(self, step: HumanTaskStep, task_id: str, due_at: float | None) -> TaskDecision:
+        waiter: asyncio.Future[TaskDecision] = asyncio.get_running_loop().create_future()
+        self._task_waiters[task_id] = waiter
+        self._waiting_steps += 1
+        self._check_settled()
+        try:
+            timeout = None if due_at is None else max(0.0, due_at - time.time())
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            except TimeoutError:
+                return self._timeout_decision(step, task_id)
+        finally:
+            self._waiting_steps -= 1
+            self._task_waiters.pop(task_id, None)
+            if self.status == "waiting" and not self.detaching and not self.stop_requested:
+                self._set_status("running", EventType.RUN_RESUMED)
+
+    def _timeout_decision(self, step: HumanTaskStep, task_id: str) -> TaskDecision:
+        policy = step.config.on_timeout
+        values: dict[str, JsonValue] = {}
+        if policy == "default":
+            values = {form_field.name: form_field.default for form_field in step.config.fields}
+        decision = {"fail": "timeout", "default": "approve", "reject": "reject"}[policy]
+        won = self.store.resolve_task(task_id, status="timed_out", decision=decision, values=values, actor="timeout")
+        if not won:
+            task = self.store.get_task(task_id)
+            return TaskDecision(task.decision or "approve", task.values or {}, task.resolved_by or "")
+        return TaskDecision(decision, values, "timeout")
+
+    async def _apply_decision(
+        self, key: str, step: HumanTaskStep, task_id: str, decision: TaskDecision, started: float
+    ) -> StepState:
+        self.journal.event(
+            EventType.TASK_RESOLVED,
+            step_key=key,
+            step_id=step.id,
+            data={
+                "task_id": task_id,
+                "decision": decision.decision,
+                "values": decision.values,
+                "actor": decision.actor,
+            },
+        )
+        if decision.decision == "approve":
+            result: JsonValue = {"decision": "approve", "values": decision.values, "actor": decision.actor}
+            return await self._complete(key, step, 1, result, started)
+        if decision.decision == "timeout":
+            error = StepError(
+                "timeout",
+                f"nobody resolved human task '{step.title}' within {step.config.timeout_s:g} s",
+            )
+        else:
+            comment = decision.values.get("comment") if isinstance(decision.values, dict) else None
+            suffix = f": {comment}" if comment else ""
+            error = StepError(
+                "rejected",
+                f"human task '{step.title}' was rejected by {decision.actor or 'a reviewer'}{suffix}",
+                detail={"values": decision.values},
+            )
+        return await self._fail(key, step, 1, error, started_at=started)
+
+
+_DONE_STATUSES = frozenset({"completed", "tolerated"})
+
+
+def _is_tolerated(error: JsonValue) -> bool:
+    return isinstance(error, dict) and error.get("tolerated") is True
+
+
+def _error_args(error: JsonValue) -> dict[str, Any]:
+    if isinstance(error, dict):
+        detail = error.get("detail")
+        return {
+            "kind": str(error.get("kind", "internal")),
+            "message": str(error.get("message", "step failed")),
+            "detail": detail if isinstance(detail, dict) else None,
+        }
+    return {"kind": "internal", "message": "step failed", "detail": None}
+
+
+def _render_config(step: AnyStep, view: _ScopeView) -> dict[str, Any]:
+    config: dict[str, Any] = step.config.model_dump(mode="json")
+    for name, value in list(config.items()):
+        if name == "source":
+            continue  # Lua source is code and is never rendered.
+        if name in ("arguments", "inputs", "system_prompt", "prompt"):
+            config[name] = render_value(value, view)
+    return config
+
+
+def _row(
+    key: str,
+    step: AnyStep,
+    status: str,
+    attempt: int,
+    *,
+    inputs: JsonValue = None,
+    result: JsonValue = None,
+    error: JsonValue = None,
+    started_at: float | None = None,
+    finished: bool = False,
+) -> dict[str, Any]:
+    return {
+        "step_key": key,
+        "step_id": step.id,
+        "step_type": step.type,
+        "status": status,
+        "attempt": attempt,
+        "inputs": inputs,
+        "result": result,
+        "error": error,
+        "started_at": started_at,
+        "finished_at": time.time() if finished else None,
+    }
+
+
+def _describe(value: JsonValue) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _as_text(value: JsonValue) -> str:
+    if isinstance(value, str):
+        return value
+    return "" if value is None else str(value)
