@@ -1,1 +1,1 @@
-"""panels"""
+"""Dockable panels of the studio window, such as the run event log."""

@@ -1,0 +1,84 @@
+"""Start the studio window: QApplication, the qasync event loop and the main window."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SCREENSHOT_ENV = "STUDIO_SCREENSHOT"
+"""When set to a PNG path, the app saves a picture of its window there and quits."""
+SCREENSHOT_DELAY_ENV = "STUDIO_SCREENSHOT_DELAY_MS"
+"""Milliseconds between showing the window (or the end of the run) and the picture; default 1500."""
+SCREENSHOT_RUN_ENV = "STUDIO_SCREENSHOT_RUN"
+"""When ``1``, the workflow is run with its default inputs before the picture is taken."""
+
+
+def run_gui(argv: list[str]) -> int:
+    """Open the studio window and run until it is closed; return the process exit code.
+
+    ``argv[0]``, if given, is a workflow file to open; otherwise the first example is opened,
+    and an empty canvas is shown when there is none.
+    """
+    os.environ.setdefault("QT_API", "pyside6")
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "studio"])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Workflow Studio")
+    app.setQuitOnLastWindowClosed(False)
+    path = Path(argv[0]) if argv else None
+    try:
+        result: int = qasync.run(_main(path))
+    except asyncio.CancelledError:
+        return 1
+    return result
+
+
+async def _main(path: Path | None) -> int:
+    from studio.app.main_window import MainWindow, example_paths
+
+    window = MainWindow()
+    closed = asyncio.Event()
+    window.sig_window_closed.connect(closed.set)
+    window.show()
+    if path is not None:
+        window.open_workflow(path)
+    else:
+        examples = example_paths()
+        if examples:
+            window.open_workflow(examples[0])
+        else:
+            window.statusBar().showMessage("No example workflows found; use File > Open to open one")
+
+    screenshot = os.environ.get(SCREENSHOT_ENV)
+    if screenshot:
+        await _take_screenshot(window, Path(screenshot))
+        window.close()
+    await closed.wait()
+    await window.aclose()
+    return 0
+
+
+async def _take_screenshot(window: object, target: Path) -> None:
+    from studio.app.main_window import MainWindow
+
+    assert isinstance(window, MainWindow)
+    if os.environ.get(SCREENSHOT_RUN_ENV) == "1" and window.workflow is not None:
+        finished = asyncio.Event()
+        window.sig_run_state_changed.connect(
+            lambda state: finished.set() if state in ("completed", "failed", "stopped", "waiting") else None
+        )
+        if await window.start_run() is not None:
+            await asyncio.wait_for(finished.wait(), timeout=60.0)
+    delay_ms = int(os.environ.get(SCREENSHOT_DELAY_ENV, "1500"))
+    await asyncio.sleep(delay_ms / 1000.0)
+    if window.grab().save(str(target)):
+        logger.info("saved a screenshot of the window to %s", target)
+    else:
+        logger.error("could not save the screenshot to %s; check that the folder exists", target)

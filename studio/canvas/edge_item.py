@@ -1,0 +1,102 @@
+"""Graphics item for a dependency: a cubic curve with an arrowhead, dashed when only implied."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QPainter, QPainterPath, QPainterPathStroker, QPalette, QPen, QPolygonF
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from studio.canvas import theme
+from studio.canvas.node_item import NodeItem
+
+ARROW_LENGTH = 10.0
+ARROW_HALF_WIDTH = 5.0
+
+
+class EdgeItem(QGraphicsItem):
+    """An edge from ``source`` to ``target`` node items, keyed by their step ids.
+
+    The item registers itself with both nodes, which call :meth:`update_path` when they move;
+    :meth:`detach` undoes that before the item is removed from the scene.
+    """
+
+    def __init__(self, source: NodeItem, target: NodeItem, *, implied: bool) -> None:
+        super().__init__()
+        self._source = source
+        self._target = target
+        self._implied = implied
+        self._path = QPainterPath()
+        self._arrow = QPolygonF()
+        self.setZValue(1.0)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        source.add_edge(self)
+        target.add_edge(self)
+        kind = "implied by a template reference" if implied else "explicit edge"
+        self.setToolTip(f"{source.step_id} → {target.step_id} ({kind})")
+        self.update_path()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self._source.step_id, self._target.step_id)
+
+    @property
+    def implied(self) -> bool:
+        return self._implied
+
+    @property
+    def source(self) -> NodeItem:
+        return self._source
+
+    @property
+    def target(self) -> NodeItem:
+        return self._target
+
+    def detach(self) -> None:
+        """Unregister from both nodes, so they stop updating this item."""
+        self._source.remove_edge(self)
+        self._target.remove_edge(self)
+
+    def path(self) -> QPainterPath:
+        """Return the curve in scene coordinates, without the arrowhead."""
+        return QPainterPath(self._path)
+
+    def update_path(self) -> None:
+        """Recompute the curve from the current node anchors."""
+        start = self._source.output_anchor()
+        end = self._target.input_anchor()
+        tip_base = QPointF(end.x() - ARROW_LENGTH, end.y())
+        reach = max(40.0, abs(tip_base.x() - start.x()) / 2.0)
+        path = QPainterPath(start)
+        path.cubicTo(QPointF(start.x() + reach, start.y()), QPointF(tip_base.x() - reach, tip_base.y()), tip_base)
+        self.prepareGeometryChange()
+        self._path = path
+        self._arrow = QPolygonF([
+            end,
+            QPointF(tip_base.x(), tip_base.y() - ARROW_HALF_WIDTH),
+            QPointF(tip_base.x(), tip_base.y() + ARROW_HALF_WIDTH),
+        ])
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        margin = ARROW_HALF_WIDTH + 2.0
+        return self._path.boundingRect().united(self._arrow.boundingRect()).adjusted(-margin, -margin, margin, margin)
+
+    def shape(self) -> QPainterPath:
+        stroker = QPainterPathStroker()
+        stroker.setWidth(8.0)
+        return stroker.createStroke(self._path)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        color = theme.palette().color(QPalette.ColorRole.Text)
+        color.setAlphaF(0.55 if self._implied else 0.8)
+        pen = QPen(color, 1.6)
+        if self._implied:
+            pen.setStyle(Qt.PenStyle.DashLine)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self._path)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawPolygon(self._arrow)
+

@@ -1,0 +1,257 @@
+"""Graphics items for steps: a rounded box per step and a container box for ``for_each`` bodies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPalette, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QStyleOptionGraphicsItem, QWidget
+
+from studio.canvas import theme
+from studio.canvas.icons import step_icon
+from studio.model.workflow import AnyStep
+
+if TYPE_CHECKING:
+    from studio.canvas.edge_item import EdgeItem
+
+DETAIL_ZOOM = 0.4
+"""Below this zoom factor items paint plain boxes without text or icons, which keeps large graphs fast."""
+
+
+class NodeItem(QGraphicsObject):
+    """One step on the canvas, keyed by its step id.
+
+    The item only projects the model: it copies what it draws from the step in :meth:`set_step`
+    and never changes the step. Connected edges are updated whenever the item's scene position
+    changes, including moves of an enclosing container.
+    """
+
+    WIDTH = 220.0
+    HEIGHT = 78.0
+    RADIUS = 9.0
+    ICON_SIZE = 26.0
+    MARGIN = 10.0
+
+    def __init__(self, step: AnyStep, parent: QGraphicsItem | None = None) -> None:
+        super().__init__(parent)
+        self._step_id = step.id
+        self._step_type = step.type
+        self._title = step.title
+        self._status = "pending"
+        self._detail = ""
+        self._size = (self.WIDTH, self.HEIGHT)
+        self._edges: list[EdgeItem] = []
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsScenePositionChanges)
+        self.setAcceptHoverEvents(True)
+        self.setZValue(2.0)
+        self.set_step(step)
+
+    # -- model projection ------------------------------------------------------------------
+
+    @property
+    def step_id(self) -> str:
+        return self._step_id
+
+    @property
+    def step_type(self) -> str:
+        return self._step_type
+
+    @property
+    def title(self) -> str:
+        return self._title
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def detail(self) -> str:
+        """Short status text shown beside the badge, such as a duration or an item count."""
+        return self._detail
+
+    def set_step(self, step: AnyStep) -> None:
+        """Copy the displayed fields of ``step`` (which must keep this item's id) and repaint."""
+        if step.id != self._step_id:
+            raise ValueError(f"node item '{self._step_id}' cannot show step '{step.id}'; create a new item instead")
+        self._step_type = step.type
+        self._title = step.title
+        tooltip = f"{step.title}\nid: {step.id}\ntype: {step.type}"
+        if step.description:
+            tooltip += f"\n\n{step.description}"
+        self.setToolTip(tooltip)
+        self.update()
+
+    def set_status(self, status: str, detail: str = "") -> None:
+        """Show ``status`` (one of :data:`theme.STEP_STATUSES`) with an optional detail text."""
+        if status not in theme.STEP_STATUSES:
+            raise ValueError(f"unknown step status '{status}'; expected one of: {', '.join(theme.STEP_STATUSES)}")
+        if (status, detail) == (self._status, self._detail):
+            return
+        self._status = status
+        self._detail = detail
+        self.update()
+
+    # -- edges -----------------------------------------------------------------------------
+
+    def add_edge(self, edge: EdgeItem) -> None:
+        if edge not in self._edges:
+            self._edges.append(edge)
+
+    def remove_edge(self, edge: EdgeItem) -> None:
+        if edge in self._edges:
+            self._edges.remove(edge)
+
+    def edges(self) -> list[EdgeItem]:
+        return list(self._edges)
+
+    def output_anchor(self) -> QPointF:
+        """Return the scene point where outgoing edges start: the middle of the right side."""
+        width, height = self._size
+        return self.mapToScene(QPointF(width, self._anchor_y(height)))
+
+    def input_anchor(self) -> QPointF:
+        """Return the scene point where incoming edges end: the middle of the left side."""
+        return self.mapToScene(QPointF(0.0, self._anchor_y(self._size[1])))
+
+    def _anchor_y(self, height: float) -> float:
+        return height / 2.0
+
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
+        if change == QGraphicsItem.GraphicsItemChange.ItemScenePositionHasChanged:
+            for edge in self._edges:
+                edge.update_path()
+        return super().itemChange(change, value)
+
+    # -- geometry and painting -------------------------------------------------------------
+
+    def size(self) -> tuple[float, float]:
+        return self._size
+
+    def boundingRect(self) -> QRectF:
+        width, height = self._size
+        return QRectF(-2.0, -2.0, width + 4.0, height + 4.0)
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRoundedRect(self._box(), self.RADIUS, self.RADIUS)
+        return path
+
+    def _box(self) -> QRectF:
+        return QRectF(0.0, 0.0, *self._size)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        palette = theme.palette()
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if lod < DETAIL_ZOOM:
+            self._paint_cheap(painter, palette)
+            return
+        self._paint_frame(painter, palette)
+        self._paint_header(painter, palette, QRectF(0.0, 0.0, self._size[0], self.HEIGHT))
+
+    def _paint_cheap(self, painter: QPainter, palette: QPalette) -> None:
+        painter.setPen(Qt.PenStyle.NoPen)
+        color = theme.status_color(self._status) if self._status != "pending" else palette.color(QPalette.ColorRole.Mid)
+        painter.setBrush(color)
+        painter.drawRect(self._box())
+
+    def _frame_pen(self, palette: QPalette) -> QPen:
+        if self.isSelected():
+            return QPen(palette.color(QPalette.ColorRole.Highlight), 2.5)
+        if self._status == "pending":
+            return QPen(palette.color(QPalette.ColorRole.Mid), 1.2)
+        return QPen(theme.status_color(self._status), 2.0)
+
+    def _paint_frame(self, painter: QPainter, palette: QPalette) -> None:
+        painter.setPen(self._frame_pen(palette))
+        painter.setBrush(theme.node_fill(palette))
+        painter.drawRoundedRect(self._box(), self.RADIUS, self.RADIUS)
+
+    def _paint_header(self, painter: QPainter, palette: QPalette, area: QRectF) -> None:
+        """Draw icon, title, type label, status badge and detail inside ``area`` (item coordinates)."""
+        margin = self.MARGIN
+        icon_rect = QRectF(area.left() + margin, area.top() + margin, self.ICON_SIZE, self.ICON_SIZE)
+        painter.drawPixmap(icon_rect, step_icon(self._step_type), QRectF(step_icon(self._step_type).rect()))
+
+        text_left = icon_rect.right() + 8.0
+        text_width = area.right() - margin - text_left
+        title_font = QFont(painter.font())
+        title_font.setBold(True)
+        title_font.setPointSizeF(max(title_font.pointSizeF(), 9.0))
+        painter.setFont(title_font)
+        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        metrics = QFontMetricsF(title_font)
+        title = metrics.elidedText(self._title, Qt.TextElideMode.ElideRight, text_width)
+        title_rect = QRectF(text_left, area.top() + margin - 2.0, text_width, 18.0)
+        painter.drawText(title_rect, Qt.AlignmentFlag.AlignLeft, title)
+
+        small_font = QFont(title_font)
+        small_font.setBold(False)
+        small_font.setPointSizeF(title_font.pointSizeF() * 0.85)
+        painter.setFont(small_font)
+        painter.setPen(theme.secondary_text(palette))
+        painter.drawText(QRectF(text_left, area.top() + margin + 16.0, text_width, 16.0), Qt.AlignmentFlag.AlignLeft,
+                         self._step_type)
+
+        self._paint_badge(painter, palette, small_font, QPointF(area.left() + margin, area.bottom() - margin - 18.0))
+
+    def _paint_badge(self, painter: QPainter, palette: QPalette, font: QFont, top_left: QPointF) -> None:
+        metrics = QFontMetricsF(font)
+        badge = QRectF(top_left, QPointF(top_left.x() + metrics.horizontalAdvance(self._status) + 14.0,
+                                         top_left.y() + 18.0))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(theme.status_color(self._status))
+        painter.drawRoundedRect(badge, 9.0, 9.0)
+        painter.setPen(QColor("#ffffff"))
+        painter.setFont(font)
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, self._status)
+        if self._detail:
+            detail_left = badge.right() + 8.0
+            detail_width = self._size[0] - self.MARGIN - detail_left
+            painter.setPen(theme.secondary_text(palette))
+            text = metrics.elidedText(self._detail, Qt.TextElideMode.ElideRight, detail_width)
+            painter.drawText(QRectF(detail_left, badge.top(), detail_width, badge.height()),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
+
+
+class ContainerItem(NodeItem):
+    """A ``for_each`` step drawn as a box whose body steps are child items below its header."""
+
+    PADDING = 18.0
+
+    def __init__(self, step: AnyStep, parent: QGraphicsItem | None = None) -> None:
+        super().__init__(step, parent)
+        self.setZValue(0.0)
+
+    def set_body_size(self, width: float, height: float) -> None:
+        """Resize the box so a body of ``width`` x ``height`` fits below the header with padding."""
+        self.prepareGeometryChange()
+        self._size = (
+            max(self.WIDTH, width + 2.0 * self.PADDING),
+            self.HEIGHT + height + self.PADDING,
+        )
+        self.update()
+        for edge in self._edges:
+            edge.update_path()
+
+    def body_origin(self) -> QPointF:
+        """Return where the body's top-left corner goes, in this item's coordinates."""
+        return QPointF(self.PADDING, self.HEIGHT)
+
+    def _anchor_y(self, height: float) -> float:
+        # Edges attach at the header so they do not cross the body.
+        return self.HEIGHT / 2.0
+
+    def _paint_frame(self, painter: QPainter, palette: QPalette) -> None:
+        pen = self._frame_pen(palette)
+        pen.setStyle(Qt.PenStyle.DashLine if self._status == "pending" else Qt.PenStyle.SolidLine)
+        painter.setPen(pen)
+        painter.setBrush(theme.container_fill(palette))
+        painter.drawRoundedRect(self._box(), self.RADIUS + 3.0, self.RADIUS + 3.0)
+        divider = QPen(palette.color(QPalette.ColorRole.Mid), 1.0, Qt.PenStyle.DotLine)
+        painter.setPen(divider)
+        divider_y = self.HEIGHT - 4.0
+        painter.drawLine(QPointF(self.MARGIN, divider_y), QPointF(self._size[0] - self.MARGIN, divider_y))
