@@ -22,8 +22,8 @@ Usage::
 Routes: ``POST /v1/chat/completions`` (streaming when the body has ``"stream": true``, with the usage chunk
 when ``stream_options.include_usage`` is true), ``GET /v1/models``, and a JSON 404 for any other path.
 
-Each chat request takes the next scripted behaviour; once the script is used up, the default behaviour
-applies (an echo of the last user message, or whatever ``set_default`` installed). Behaviours:
+Each chat request takes the next scripted behaviour. When the script is used up, the default behaviour
+applies: an echo of the last user message, or whatever ``set_default`` installed. Behaviours:
 
 - ``TextReply(text, ...)``: a reply, streamed word by word; options for delay between chunks, a stall after
   N chunks (the stream stays open until the client leaves), finish reason, usage, tool-call deltas.
@@ -172,6 +172,7 @@ class FakeOpenAIServer:
     def __init__(self, *, api_key: str | None, models: Sequence[str]) -> None:
         self._api_key = api_key
         self._models = list(models)
+
         self._script: deque[BehaviourSource] = deque()
         self._default: BehaviourSource = echo_last_user_message
         self._lock = threading.Lock()
@@ -179,6 +180,7 @@ class FakeOpenAIServer:
         self.requests: list[RecordedRequest] = []
         self.aborted = threading.Event()
         self.aborted_count = 0
+
         self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: asyncio.Event | None = None
@@ -188,6 +190,7 @@ class FakeOpenAIServer:
         self._socket.listen(64)
         self.port: int = self._socket.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
         self._server = uvicorn.Server(
             uvicorn.Config(
                 self._build_app(),

@@ -43,6 +43,7 @@ from studio.engine.executors.llm_types import (
     LlmEndpoint,
     ProviderReply,
     TokenUsage,
+    output_schema_json,
 )
 
 __all__ = [
@@ -187,6 +188,7 @@ class _InvalidOutput(Exception):
 def _schema_validator(schema: Mapping[str, Any] | None) -> _Validator | None:
     if schema is None:
         return None
+    schema = output_schema_json(schema)
     validator_class = jsonschema.validators.validator_for(schema)
     try:
         validator_class.check_schema(schema)

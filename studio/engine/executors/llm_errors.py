@@ -15,7 +15,7 @@ _MIN_SECRET_LENGTH = 4
 class LlmError(Exception):
     """Base class of LLM client errors.
 
-    ``message`` is written for the user and never contains the API key. ``retryable`` says whether
+    ``message`` is written for the user and never contains the API key. ``retryable`` is true when
     sending the same request again may succeed, so the engine's retry policy can decide.
     """
 

@@ -139,10 +139,10 @@ def backoff_delay(base_s: float, retries_done: int) -> float:
 
 
 def parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Return the wait in seconds a reply asks for, or None when it asks for none or the value is invalid.
+    """Return the wait in seconds that a reply requests, or None when the reply has no valid wait.
 
-    Reads ``retry-after-ms`` (sent by some gateways) and then ``Retry-After`` as seconds (fractions allowed)
-    or as an HTTP date.
+    Reads the non-standard ``retry-after-ms`` header first, then ``Retry-After`` as seconds (fractions
+    allowed) or as an HTTP date.
     """
     milliseconds = _parse_seconds(headers.get("retry-after-ms"))
     if milliseconds is not None:

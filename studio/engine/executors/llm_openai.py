@@ -13,7 +13,7 @@ import httpx
 
 from studio.engine.executors.llm_errors import LlmHttpError, LlmProtocolError, redact
 from studio.engine.executors.llm_http import describe_body, open_response, secrets_of
-from studio.engine.executors.llm_types import ChatRequest, LlmEndpoint, ProviderReply, TokenUsage
+from studio.engine.executors.llm_types import ChatRequest, LlmEndpoint, ProviderReply, TokenUsage, output_schema_json
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +55,15 @@ def build_body(request: ChatRequest, messages: Sequence[ChatMessage], *, stream:
     """Return the JSON body of a Chat Completions request."""
     body: dict[str, Any] = {"model": request.model, "messages": list(messages), "stream": stream}
     if stream:
-        # Without this, servers send no token counts in streaming mode.
+        # OpenAI sends token usage in streaming mode only when include_usage requests it.
         body["stream_options"] = {"include_usage": True}
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.max_tokens is not None:
         body["max_tokens"] = request.max_tokens
     if request.output_schema is not None:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": schema_name(request.output_schema), "schema": plain_json(request.output_schema)},
-        }
+        json_schema = {"name": schema_name(request.output_schema), "schema": output_schema_json(request.output_schema)}
+        body["response_format"] = {"type": "json_schema", "json_schema": json_schema}
     return body
 
 
@@ -77,19 +75,6 @@ def schema_name(schema: Mapping[str, Any]) -> str:
         if cleaned.strip("_"):
             return cleaned
     return "output"
-
-
-def plain_json(value: Mapping[str, Any]) -> Any:
-    """Return ``value`` rebuilt from plain dicts and lists so that it serialises like any JSON document."""
-
-    def convert(obj: object) -> object:
-        if isinstance(obj, Mapping):
-            return dict(obj)
-        if isinstance(obj, tuple):
-            return list(obj)
-        raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-    return json.loads(json.dumps(value, default=convert))
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,10 +21,10 @@ SUPPORTED_PROVIDERS: tuple[Provider, ...] = ("openai",)
 
 @dataclass(frozen=True)
 class LlmEndpoint:
-    """Where and how to reach an LLM server.
+    """Connection settings of an LLM server.
 
     ``provider`` selects the wire protocol. ``"openai"`` is the OpenAI Chat Completions protocol, which
-    OpenAI, most gateways, vLLM, llama.cpp and Ollama (under ``/v1``) speak.
+    OpenAI and many local servers speak (Ollama under ``/v1``, for example).
     """
 
     provider: Provider
@@ -34,10 +35,10 @@ class LlmEndpoint:
     # Limit in seconds for connecting, for sending the request, and for each wait on the server
     # (the whole reply without streaming, the gap between two chunks with streaming).
     request_timeout_s: float = 120.0
-    # Retries after HTTP 429 and 5xx replies. Each waits as long as Retry-After asks, or an
+    # Retries after HTTP 429 and 5xx replies. Each waits as long as Retry-After requests, or an
     # exponential backoff with jitter when the reply has no Retry-After.
     max_rate_limit_retries: int = 3
-    # Longest wait in seconds a single retry may take. A longer Retry-After fails the call at once.
+    # Maximum wait in seconds before a single retry. A longer Retry-After fails the call at once.
     max_retry_wait_s: float = 60.0
     # First backoff delay in seconds when a retryable reply has no Retry-After; doubles per retry.
     retry_backoff_base_s: float = 0.5
@@ -54,9 +55,7 @@ class LlmEndpoint:
         _check_positive("max_retry_wait_s", self.max_retry_wait_s)
         _check_positive("retry_backoff_base_s", self.retry_backoff_base_s)
         if self.max_rate_limit_retries < 0:
-            raise LlmConfigError(
-                f"max_rate_limit_retries must be 0 or more, got {self.max_rate_limit_retries}"
-            )
+            raise LlmConfigError(f"max_rate_limit_retries must be 0 or more, got {self.max_rate_limit_retries}")
 
     @property
     def chat_completions_url(self) -> str:
@@ -142,9 +141,27 @@ def _check_positive(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class ProviderReply:
-    """What a provider module returns for one HTTP exchange, before output parsing and usage estimation."""
+    """Reply of one HTTP exchange as a provider module returns it, before output parsing and usage estimation."""
 
     text: str
     usage: TokenUsage | None
     model: str | None
     finish_reason: str | None
+
+
+def output_schema_json(schema: Mapping[str, Any]) -> Any:
+    """Return ``schema`` rebuilt from plain dicts and lists, as jsonschema and the request body need it.
+
+    Raises:
+        LlmConfigError: the schema contains values JSON cannot encode.
+    """
+
+    def convert(obj: object) -> object:
+        if isinstance(obj, Mapping):
+            return dict(obj)
+        raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+    try:
+        return json.loads(json.dumps(schema, default=convert))
+    except (TypeError, ValueError) as exc:
+        raise LlmConfigError(f"output_schema is not a JSON document: {exc}") from None
