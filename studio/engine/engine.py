@@ -334,7 +334,19 @@ class Engine:
     def interrupted_runs(self) -> list[RunRecord]:
         """Runs that should be executing but whose owner process is gone."""
         candidates = self.store.list_runs(statuses=("created", "running", "waiting"), limit=1000)
-        return [run for run in candidates if run.id not in self._live and not self._owner_alive(run)]
+        orphans = [run for run in candidates if run.id not in self._live and not self._owner_alive(run)]
+        return [run for run in orphans if run.status != "waiting" or self._waiting_run_can_move(run)]
+
+    def _waiting_run_can_move(self, run: RunRecord) -> bool:
+        """Whether a parked run has something to do: a task resolved elsewhere, or one past its timeout."""
+        tasks = self.store.list_tasks(statuses=("pending", "approved", "rejected", "timed_out"), run_id=run.id)
+        now = time.time()
+        for task in tasks:
+            if task.status != "pending" or (task.due_at is not None and task.due_at <= now):
+                step = self.store.step_runs(run.id).get(task.step_key)
+                if step is None or step.status == "waiting":
+                    return True
+        return False
 
     async def resume_interrupted(self) -> list[str]:
         """Continue every run left behind by a process that died; return their ids.

@@ -185,7 +185,13 @@ class RunExecution:
             self.states[key] = StepState(status, record.attempt, record.result, record.error, record.started_at)
         self.status = "running"
         self._active = 0
-        """Leaf-step tasks that exist and are not blocked by a pause: running, starting or backing off."""
+        """Step tasks and fan-out workers that can make progress without a person.
+
+        A scope loop counts a step task from its creation until the loop has processed its end,
+        so the count never drops to zero between a step finishing and its successors starting.
+        Tasks blocked on a pause or a human decision, and containers blocked on their children,
+        step out of the count while they wait. The run is paused or waiting only at zero.
+        """
         self._waiting_steps = 0
         self._resume_event = asyncio.Event()
         self._resume_event.set()
@@ -225,17 +231,13 @@ class RunExecution:
         self.journal.event(event_type, data=data)
 
     def _check_settled(self) -> None:
-        """Record that the run is paused or waiting once no step is actively running."""
+        """Record that the run is paused or waiting once nothing can make progress on its own."""
         if self._active > 0 or self.status != "running":
             return
         if self.pause_requested:
             self._set_status("paused", EventType.RUN_PAUSED)
             self._on_settled(self.run_id)
         elif self._waiting_steps > 0:
-            asyncio.get_running_loop().call_soon(self._check_waiting)
-
-    def _check_waiting(self) -> None:
-        if self._active == 0 and self._waiting_steps > 0 and self.status == "running" and not self.pause_requested:
             self._set_status("waiting", EventType.RUN_WAITING, {"task_ids": list(self._task_waiters)})
             self._on_settled(self.run_id)
 
@@ -254,10 +256,6 @@ class RunExecution:
                     self._active += 1
         if self.stop_requested:
             raise RunStopped()
-
-    def _leaf_finished(self, _task: asyncio.Task[StepState]) -> None:
-        self._active -= 1
-        self._check_settled()
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -334,14 +332,14 @@ class RunExecution:
                         if scope.dependencies[step_id] <= finished:
                             task = asyncio.create_task(self._run_step(scope, step), name=scope.key(step_id))
                             running[task] = step_id
-                            if not isinstance(step, ForEachStep | HumanTaskStep):
-                                self._active += 1
-                                task.add_done_callback(self._leaf_finished)
+                            self._active += 1
                 if not running:
                     break
+                self._check_settled()
                 completed_tasks, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in completed_tasks:
                     step_id = running.pop(task)
+                    self._active -= 1
                     state = task.result()
                     if state.status in _DONE_STATUSES:
                         finished.add(step_id)
@@ -358,6 +356,7 @@ class RunExecution:
             raise failure
 
     async def _cancel(self, running: dict[asyncio.Task[StepState], str]) -> None:
+        self._active -= len(running)
         for task in running:
             task.cancel()
         if running:
@@ -617,7 +616,11 @@ class RunExecution:
             await self.journal.flush()
         results: list[JsonValue] = [None] * len(items)
         errors: list[JsonValue] = []
-        failure = await self._run_items(scope, step, items, results, errors)
+        self._active -= 1  # The item workers count instead while the fan-out runs.
+        try:
+            failure = await self._run_items(scope, step, items, results, errors)
+        finally:
+            self._active += 1
         if failure is not None:
             error = StepError(
                 failure.error.kind,
@@ -640,6 +643,12 @@ class RunExecution:
         failure: ScopeFailed | None = None
 
         async def worker() -> None:
+            try:
+                await work()
+            finally:
+                self._active -= 1
+
+        async def work() -> None:
             nonlocal next_index, failure
             while failure is None and next_index < len(items):
                 index = next_index
@@ -647,6 +656,7 @@ class RunExecution:
                 item_scope = Scope(
                     step.config.steps, step.config.edges, f"{key}[{index}].", (items[index], index), scope
                 )
+                self._active -= 1  # The item's step tasks count instead.
                 try:
                     await self._run_scope(item_scope)
                 except ScopeFailed as item_failure:
@@ -657,9 +667,12 @@ class RunExecution:
                         continue
                     failure = item_failure
                     return
+                finally:
+                    self._active += 1
                 results[index] = self._scope_output(item_scope, step.config.output)
 
         workers = [asyncio.create_task(worker()) for _ in range(min(step.config.max_parallelism, len(items)))]
+        self._active += len(workers)
         try:
             while workers:
                 done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)
@@ -732,6 +745,7 @@ class RunExecution:
         waiter: asyncio.Future[TaskDecision] = asyncio.get_running_loop().create_future()
         self._task_waiters[task_id] = waiter
         self._waiting_steps += 1
+        self._active -= 1
         self._check_settled()
         try:
             timeout = None if due_at is None else max(0.0, due_at - time.time())
@@ -741,6 +755,7 @@ class RunExecution:
                 return self._timeout_decision(step, task_id)
         finally:
             self._waiting_steps -= 1
+            self._active += 1
             self._task_waiters.pop(task_id, None)
             if self.status == "waiting" and not self.detaching and not self.stop_requested:
                 self._set_status("running", EventType.RUN_RESUMED)
