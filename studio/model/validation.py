@@ -42,19 +42,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from studio.model.validation_findings import Finding, Severity, canonical, error, has_errors, warning
 from studio.model.validation_graph import (
     Layout,
     ReferenceContext,
+    ScopeGraph,
     add_explicit_edges,
     add_references,
+    analyse_scope_graph,
     build_layout,
     check_body,
-    check_cycles,
-    check_disconnected,
     check_pending_reads,
 )
 from studio.model.validation_steps import StepAnalysis, analyse_step, schema_problem
@@ -72,10 +72,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Fields that no check reads, left out of the cache key so that moving or renaming a node reuses its analysis.
-_UNCHECKED_FIELDS: dict[str, Any] = {"position": True, "name": True, "description": True}
-# A for_each's body steps are analysed on their own, so its key leaves them out.
-_FOR_EACH_UNCHECKED: dict[str, Any] = {**_UNCHECKED_FIELDS, "config": {"steps": True, "edges": True}}
+# A for_each's body steps are analysed on their own, so its cache key leaves them out.
+_FOR_EACH_BODY: set[str] = {"steps", "edges"}
+
+StepKey = tuple[str, str, bytes]
+"""Cache key of a step's own checks: id, type and the JSON of its config."""
 
 
 def validate_workflow(workflow: Workflow, *, catalog: ToolCatalog | None = None) -> list[Finding]:
@@ -86,16 +87,18 @@ def validate_workflow(workflow: Workflow, *, catalog: ToolCatalog | None = None)
 class IncrementalValidator:
     """Keeps per-step results between calls so that re-validation after a one-step edit is fast.
 
-    Each step's own checks are cached under the step's content (its JSON without position, name and
-    description), so an edited step is re-checked however it was changed, in place or replaced.
-    The graph checks run in full on every call. Results for steps that disappear are dropped.
+    Each step's own checks are cached under the step's content (id, type and config JSON), so an
+    edited step is re-checked however it was changed, in place or replaced.
+    The graph of each level and its cycle and connectivity findings are reused while the level's
+    steps, edges and references are unchanged. Cached results that a call does not use are dropped.
     """
 
     def __init__(self, catalog: ToolCatalog | None = None) -> None:
         self._catalog = catalog
-        self._analyses: dict[str, StepAnalysis] = {}
-        self._tool_findings: dict[str, tuple[Finding, ...]] = {}
+        self._analyses: dict[StepKey, StepAnalysis] = {}
+        self._tool_findings: dict[StepKey, tuple[Finding, ...]] = {}
         self._validators = ValidatorCache()
+        self._scopes: dict[Hashable, ScopeGraph] = {}
 
     @property
     def catalog(self) -> ToolCatalog | None:
@@ -116,7 +119,9 @@ class IncrementalValidator:
         findings = _workflow_findings(workflow)
         findings.extend(layout.findings)
         findings.extend(step_findings)
-        findings.extend(_graph_findings(workflow, layout, analyses))
+        scope_cache: dict[Hashable, ScopeGraph] = {}
+        findings.extend(_graph_findings(workflow, layout, analyses, self._scopes, scope_cache))
+        self._scopes = scope_cache
         logger.debug(
             "validated workflow %s: %d steps, %d findings in %.1f ms",
             workflow.id,
@@ -130,8 +135,8 @@ class IncrementalValidator:
         """Return the analysis of each step id (its first use) and every step's local findings."""
         analyses: dict[str, StepAnalysis] = {}
         findings: list[Finding] = []
-        cache: dict[str, StepAnalysis] = {}
-        tool_cache: dict[str, tuple[Finding, ...]] = {}
+        cache: dict[StepKey, StepAnalysis] = {}
+        tool_cache: dict[StepKey, tuple[Finding, ...]] = {}
         for step in workflow.iter_steps():
             key = _content_key(step)
             analysis = cache.get(key) or self._analyses.get(key) or analyse_step(step)
@@ -151,9 +156,12 @@ class IncrementalValidator:
         return analyses, findings
 
 
-def _content_key(step: AnyStep) -> str:
-    exclude = _FOR_EACH_UNCHECKED if isinstance(step, ForEachStep) else _UNCHECKED_FIELDS
-    return step.model_dump_json(exclude=exclude)
+def _content_key(step: AnyStep) -> StepKey:
+    # Checks read only a step's id, type and config, so moving or renaming a node keeps its key.
+    # The serializer is called directly because model_dump_json() costs about twice as much here.
+    config = step.config
+    exclude = _FOR_EACH_BODY if isinstance(step, ForEachStep) else None
+    return step.id, step.type, config.__pydantic_serializer__.to_json(config, exclude=exclude)
 
 
 def _workflow_findings(workflow: Workflow) -> list[Finding]:
@@ -191,21 +199,31 @@ def _json_text(value: object) -> str:
     return "missing" if value is None else canonical(value)
 
 
-def _graph_findings(workflow: Workflow, layout: Layout, analyses: Mapping[str, StepAnalysis]) -> list[Finding]:
-    def order(step_id: str) -> int:
-        site = layout.sites.get(step_id)
-        return site.order if site is not None else len(layout.sites)
-
+def _graph_findings(
+    workflow: Workflow,
+    layout: Layout,
+    analyses: Mapping[str, StepAnalysis],
+    previous_scopes: Mapping[Hashable, ScopeGraph],
+    scope_cache: dict[Hashable, ScopeGraph],
+) -> list[Finding]:
+    """Run the graph checks; reuse ``previous_scopes`` entries and fill ``scope_cache`` with this run's."""
     findings: list[Finding] = []
     for scope in layout.scopes:
         findings.extend(add_explicit_edges(scope, layout.sites))
     context = _reference_context(workflow.input_schema)
     findings.extend(add_references(layout, analyses, context))
+    for scope in layout.scopes:
+        signature = scope.signature()
+        analysis = scope_cache.get(signature) or previous_scopes.get(signature)
+        if analysis is None:
+            analysis = analyse_scope_graph(scope)
+        scope.analysis = analysis
+        scope_cache[signature] = analysis
     findings.extend(check_pending_reads(context))
     for scope in layout.scopes:
-        findings.extend(check_cycles(scope, order))
+        assert scope.analysis is not None
+        findings.extend(scope.analysis.findings)
         findings.extend(check_body(scope))
-        findings.extend(check_disconnected(scope, order))
     return findings
 
 

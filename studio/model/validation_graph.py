@@ -5,7 +5,7 @@ The rules are described in :mod:`studio.model.validation`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -24,9 +24,25 @@ class Scope:
     parent: Scope | None
     steps: list[AnyStep]
     edges: list[Edge]
-    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
-    """Nodes are the scope's step ids. Each edge has an ``origins`` list of ``(kind, field path)``, where
-    kind is ``"edge"`` or ``"reference"`` and the field path is in the target step."""
+    path: str
+    """Document path of the scope's step list, such as ``steps`` or ``steps[3].config.steps``."""
+    ids: dict[str, None] = field(default_factory=dict)
+    """The scope's step ids in document order (a dict used as an ordered set)."""
+    origins: dict[tuple[str, str], tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    """Each dependency ``(source, target)`` with why it exists: ``("edge", "")`` or ``("reference", field
+    path in the target)``."""
+    analysis: ScopeGraph | None = None
+    """Set by :func:`analyse_scope_graph` once every edge and reference has been added to ``origins``."""
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        assert self.analysis is not None, "analyse_scope_graph() must run first"
+        return self.analysis.graph
+
+    def signature(self) -> tuple[object, ...]:
+        """Return everything the scope's graph checks depend on, as a hashable cache key."""
+        owner = None if self.owner is None else self.owner.id
+        return owner, tuple(self.ids), tuple(self.origins), tuple(self.origins.values())
 
     @property
     def label(self) -> str:
@@ -39,14 +55,18 @@ class Scope:
         return self.owner.id, f"config.edges[{index}]"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Site:
-    """Where a step sits: its scope, its document path and its position in document order."""
+    """Where a step sits: its scope, its index in the scope's step list and its position in document order."""
 
     step: AnyStep
     scope: Scope
-    path: str
+    index: int
     order: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.scope.path}[{self.index}]"
 
 
 @dataclass
@@ -60,33 +80,32 @@ class Layout:
 
 def build_layout(workflow: Workflow) -> Layout:
     """Collect scopes and sites, reporting step ids used more than once anywhere in the workflow."""
-    top = Scope(None, None, list(workflow.steps), list(workflow.edges))
+    top = Scope(None, None, list(workflow.steps), list(workflow.edges), "steps")
     layout = Layout([top], {}, [])
-    _collect(layout, top, "steps")
+    _collect(layout, top)
     return layout
 
 
-def _collect(layout: Layout, scope: Scope, path: str) -> None:
+def _collect(layout: Layout, scope: Scope) -> None:
     for index, step in enumerate(scope.steps):
-        step_path = f"{path}[{index}]"
         first = layout.sites.get(step.id)
         if first is None:
-            layout.sites[step.id] = Site(step, scope, step_path, len(layout.sites))
+            layout.sites[step.id] = Site(step, scope, index, len(layout.sites))
         else:
             layout.findings.append(
                 error(
                     "duplicate-id",
-                    f"step id '{step.id}' is used by {first.path} and {step_path}; ids must be unique in the "
+                    f"step id '{step.id}' is used by {first.path} and {scope.path}[{index}]; ids must be unique in the "
                     "whole workflow, including for_each bodies. Rename one of them.",
                     step.id,
                     "id",
                 )
             )
-        scope.graph.add_node(step.id)
+        scope.ids[step.id] = None
         if isinstance(step, ForEachStep):
-            body = Scope(step, scope, list(step.config.steps), list(step.config.edges))
+            body = Scope(step, scope, step.config.steps, step.config.edges, f"{scope.path}[{index}].config.steps")
             layout.scopes.append(body)
-            _collect(layout, body, f"{step_path}.config.steps")
+            _collect(layout, body)
 
 
 def add_explicit_edges(scope: Scope, sites: Mapping[str, Site]) -> list[Finding]:
@@ -107,7 +126,7 @@ def add_explicit_edges(scope: Scope, sites: Mapping[str, Site]) -> list[Finding]
                 )
             )
             continue
-        missing = [end for end in pair if not scope.graph.has_node(end)]
+        missing = [end for end in pair if end not in scope.ids]
         if missing:
             findings.append(_dangling(scope, sites, edge, missing[0], step_id, place))
             continue
@@ -138,19 +157,16 @@ def _dangling(
             "same level; remove the edge, or move the steps to the same level."
         )
     else:
-        names = [node for node in scope.graph.nodes if isinstance(node, str)]
         message = (
-            f"{prefix} points at '{end}', which does not exist.{suggestion(end, names)} "
+            f"{prefix} points at '{end}', which does not exist.{suggestion(end, scope.ids)} "
             "Fix the id or remove the edge."
         )
     return error("dangling-edge", message, step_id, place)
 
 
 def _link(scope: Scope, source: str, target: str, origin: tuple[str, str]) -> None:
-    if scope.graph.has_edge(source, target):
-        scope.graph.edges[source, target]["origins"].append(origin)
-    else:
-        scope.graph.add_edge(source, target, origins=[origin])
+    pair = (source, target)
+    scope.origins[pair] = (*scope.origins.get(pair, ()), origin)
 
 
 @dataclass
@@ -179,16 +195,12 @@ def add_references(
 ) -> list[Finding]:
     """Check every reference, add same-scope references as graph edges and queue reads across scopes."""
     findings: list[Finding] = []
-    for site in _sites_in_order(layout):
+    for site in layout.sites.values():  # insertion order is document order
         for field_reference in analyses[_site_key(site)].references:
             finding = _check_reference(layout, site, field_reference, context)
             if finding is not None:
                 findings.append(finding)
     return findings
-
-
-def _sites_in_order(layout: Layout) -> Iterable[Site]:
-    return sorted(layout.sites.values(), key=lambda site: site.order)
 
 
 def _site_key(site: Site) -> str:
@@ -288,16 +300,47 @@ def _outermost_hidden_owner(site: Site, target: Site) -> ForEachStep:
     raise AssertionError("a step outside the top level always has an enclosing for_each")
 
 
+@dataclass
+class ScopeGraph:
+    """The graph of one scope and the findings derived from it alone, reusable while its signature holds."""
+
+    graph: nx.DiGraph
+    findings: list[Finding]
+    """Cycles, then disconnected groups."""
+    ancestors: dict[str, set[str]] = field(default_factory=dict)
+    """Ancestors of for_each steps, filled on first use."""
+
+    def ancestors_of(self, step_id: str) -> set[str]:
+        if step_id not in self.ancestors:
+            self.ancestors[step_id] = nx.ancestors(self.graph, step_id) if self.graph.has_node(step_id) else set()
+        return self.ancestors[step_id]
+
+
+def analyse_scope_graph(scope: Scope) -> ScopeGraph:
+    """Build the scope's graph in one bulk insertion and check it for cycles and disconnected groups."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(scope.ids)
+    graph.add_edges_from(scope.origins)
+    positions = {step_id: index for index, step_id in enumerate(scope.ids)}
+
+    def order(step_id: str) -> int:
+        return positions.get(step_id, len(positions))
+
+    result = ScopeGraph(graph, [])
+    scope.analysis = result
+    result.findings.extend(check_cycles(scope, order))
+    result.findings.extend(check_disconnected(scope, order))
+    return result
+
+
 def check_pending_reads(context: ReferenceContext) -> list[Finding]:
     """Report reads of outer steps that are not upstream of the for_each containing the reader."""
-    ancestors: dict[str, set[str]] = {}
     findings: list[Finding] = []
     for read in context.pending:
         gate_id = read.gate.id
-        if gate_id not in ancestors:
-            graph = read.target.scope.graph
-            ancestors[gate_id] = nx.ancestors(graph, gate_id) if graph.has_node(gate_id) else set()
-        if read.target.step.id in ancestors[gate_id]:
+        analysis = read.target.scope.analysis
+        assert analysis is not None, "analyse_scope_graph() must run first"
+        if read.target.step.id in analysis.ancestors_of(gate_id):
             continue
         findings.append(
             error(
@@ -322,7 +365,7 @@ def check_cycles(scope: Scope, order: Callable[[str], int]) -> list[Finding]:
         if len(component) == 1 and not graph.has_edge(start, start):
             continue
         cycle = _cycle_through(graph, component, start, order)
-        findings.append(_cycle_finding(graph, cycle))
+        findings.append(_cycle_finding(scope, cycle))
     findings.sort(key=lambda finding: order(finding.step_id or ""))
     return findings
 
@@ -336,9 +379,9 @@ def _cycle_through(graph: nx.DiGraph, component: set[str], start: str, order: Ca
     return [start, *path[:-1]]
 
 
-def _cycle_finding(graph: nx.DiGraph, cycle: list[str]) -> Finding:
+def _cycle_finding(scope: Scope, cycle: list[str]) -> Finding:
     start = cycle[0]
-    closing = graph.edges[cycle[-1], start]["origins"]
+    closing = scope.origins[(cycle[-1], start)]
     field_path = next((path for kind, path in closing if kind == "reference"), None)
     if len(cycle) == 1:
         return error(
@@ -349,7 +392,7 @@ def _cycle_finding(graph: nx.DiGraph, cycle: list[str]) -> Finding:
             field_path,
         )
     pairs = list(zip(cycle, [*cycle[1:], start], strict=True))
-    links = "; ".join(_describe_link(graph, source, target) for source, target in pairs)
+    links = "; ".join(_describe_link(scope, source, target) for source, target in pairs)
     ring = " → ".join(f"'{step_id}'" for step_id in [*cycle, start])
     return error(
         "cycle",
@@ -359,9 +402,8 @@ def _cycle_finding(graph: nx.DiGraph, cycle: list[str]) -> Finding:
     )
 
 
-def _describe_link(graph: nx.DiGraph, source: str, target: str) -> str:
-    origins: list[tuple[str, str]] = graph.edges[source, target]["origins"]
-    kind, path = origins[0]
+def _describe_link(scope: Scope, source: str, target: str) -> str:
+    kind, path = scope.origins[(source, target)][0]
     if kind == "edge":
         return f"edge '{source}' → '{target}'"
     return f"'{target}' reads '{source}' in {path}"
@@ -371,9 +413,10 @@ def check_disconnected(scope: Scope, order: Callable[[str], int]) -> list[Findin
     """Warn about each weakly connected group of steps beyond the largest one."""
     if scope.graph.number_of_nodes() < 2:
         return []
-    components = [sorted(component, key=order) for component in nx.weakly_connected_components(scope.graph)]
-    if len(components) < 2:
+    groups = list(nx.weakly_connected_components(scope.graph))
+    if len(groups) < 2:
         return []
+    components = [sorted(group, key=order) for group in groups]
     components.sort(key=lambda members: (-len(members), order(members[0])))
     main = components[0]
     findings: list[Finding] = []
@@ -402,7 +445,7 @@ def check_body(scope: Scope) -> list[Finding]:
         return [
             error(
                 "missing-config",
-                f"for_each '{owner.id}' has an empty body; add at least one step to it.",
+                f"for_each '{owner.id}' has an empty body (config.steps); add at least one step to it.",
                 owner.id,
                 "config.steps",
             )
