@@ -20,7 +20,8 @@ from pydantic import JsonValue
 
 from studio.engine.errors import StepError
 from studio.engine.events import EventType
-from studio.engine.executors.llm import ChatRequest, LlmEndpoint, LlmError, chat_completion, endpoint_from_env
+from studio.engine.executors.llm import ChatRequest, LlmEndpoint, chat_completion, endpoint_from_env
+from studio.engine.executors.llm_errors import LlmError, LlmOutputError, LlmProtocolError, LlmTimeoutError
 from studio.engine.executors.lua import LuaLimits, run_lua
 from studio.engine.executors.lua_errors import (
     LuaConversionError,
@@ -206,7 +207,11 @@ async def execute_llm_call(config: dict[str, Any], context: StepContext) -> Json
         context.emit(EventType.LLM_TOKEN_DELTA, {"text": text})
 
     result = await chat_completion(context.services.http, endpoint, request, on_delta=on_delta)
-    detail: dict[str, JsonValue] = {"model": result.model, "base_url": endpoint.base_url}
+    detail: dict[str, JsonValue] = {
+        "model": result.model,
+        "base_url": endpoint.base_url,
+        "estimated": result.usage.estimated,
+    }
     context.record_usage("llm_prompt_tokens", result.usage.prompt_tokens, "token", detail)
     context.record_usage("llm_completion_tokens", result.usage.completion_tokens, "token", detail)
     return result.value
@@ -243,6 +248,10 @@ def classify_executor_error(error: BaseException) -> StepError | None:
         return StepError("transient", str(error))
     if isinstance(error, McpError):
         return StepError("invalid_input", str(error))
+    if isinstance(error, LlmTimeoutError):
+        return StepError("timeout", str(error))
+    if isinstance(error, LlmOutputError | LlmProtocolError):
+        return StepError("tool_error", str(error))
     if isinstance(error, LlmError):
         return StepError("transient" if error.retryable else "invalid_input", str(error))
     return None
