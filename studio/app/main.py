@@ -25,19 +25,23 @@ def run_gui(argv: list[str]) -> int:
     and an empty canvas is shown when there is none.
     """
     os.environ.setdefault("QT_API", "pyside6")
-    import qasync
     from PySide6.QtWidgets import QApplication
+
+    from studio.app.event_loop import close_event_loop, new_event_loop
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "studio"])
     assert isinstance(app, QApplication)
     app.setApplicationName("Workflow Studio")
+    # The window's close event ends the main coroutine, which closes the engine before the loop stops.
     app.setQuitOnLastWindowClosed(False)
     path = Path(argv[0]) if argv else None
+    loop = new_event_loop(app)
+    asyncio.set_event_loop(loop)
     try:
-        result: int = qasync.run(_main(path))
-    except asyncio.CancelledError:
-        return 1
-    return result
+        return loop.run_until_complete(_main(path))
+    finally:
+        close_event_loop(loop)
+        asyncio.set_event_loop(None)
 
 
 async def _main(path: Path | None) -> int:

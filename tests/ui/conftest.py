@@ -12,6 +12,8 @@ import pytest
 import qasync
 from PySide6.QtWidgets import QApplication
 
+from studio.app.event_loop import close_event_loop, new_event_loop
+
 WriteWorkflow = Callable[..., Path]
 
 
@@ -76,10 +78,10 @@ def write_workflow(tmp_path: Path) -> WriteWorkflow:
 @pytest.fixture
 def qasync_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     """A qasync event loop on the test QApplication; drive it with ``run_until_complete``."""
-    loop = qasync.QEventLoop(qapp)
+    loop = new_event_loop(qapp)
     asyncio.set_event_loop(loop)
     try:
         yield loop
     finally:
+        close_event_loop(loop)
         asyncio.set_event_loop(None)
-        loop.close()
