@@ -58,7 +58,7 @@ from studio.model.validation_graph import (
     check_pending_reads,
 )
 from studio.model.validation_steps import StepAnalysis, analyse_step, schema_problem
-from studio.model.validation_tools import ToolCatalog, ValidatorCache, check_tool_call
+from studio.model.validation_tools import ToolCatalog, check_tool_call
 from studio.model.workflow import AnyStep, ForEachStep, McpCallStep, Workflow
 
 __all__ = [
@@ -97,7 +97,6 @@ class IncrementalValidator:
         self._catalog = catalog
         self._analyses: dict[StepKey, StepAnalysis] = {}
         self._tool_findings: dict[StepKey, tuple[Finding, ...]] = {}
-        self._validators = ValidatorCache()
         self._scopes: dict[Hashable, ScopeGraph] = {}
 
     @property
@@ -109,7 +108,6 @@ class IncrementalValidator:
         """Replace the tool catalog; tool checks are redone on the next :meth:`validate`."""
         self._catalog = catalog
         self._tool_findings = {}
-        self._validators = ValidatorCache()
 
     def validate(self, workflow: Workflow) -> list[Finding]:
         """Return every finding for ``workflow``, the same list :func:`validate_workflow` returns."""
@@ -148,7 +146,7 @@ class IncrementalValidator:
                 if tool_findings is None:
                     tool_findings = self._tool_findings.get(key)
                 if tool_findings is None:
-                    tool_findings = tuple(check_tool_call(step, self._catalog, self._validators))
+                    tool_findings = tuple(check_tool_call(step, self._catalog))
                 tool_cache[key] = tool_findings
                 findings.extend(tool_findings)
         self._analyses = cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,7 +45,14 @@ def warning(code: str, message: str, step_id: str | None = None, field_path: str
 
 def suggestion(name: str, candidates: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for close matches of ``name``, or an empty string."""
-    matches = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    return _suggestion(name, tuple(candidates))
+
+
+@functools.lru_cache(maxsize=1024)
+def _suggestion(name: str, candidates: tuple[str, ...]) -> str:
+    # Cached because difflib costs about a millisecond per 1,000 candidates, and re-validation
+    # after each edit would otherwise repeat it for every finding that names an unknown id.
+    matches = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     if not matches:
         return ""
     return " Did you mean " + " or ".join(f"'{match}'" for match in matches) + "?"

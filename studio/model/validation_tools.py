@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,21 +48,15 @@ class ToolCatalog:
         return None if found is None else found[1].get(tool)
 
 
-class ValidatorCache:
-    """Compiled JSON Schema validators of tool input schemas, keyed by the schema's canonical JSON."""
-
-    def __init__(self) -> None:
-        self._validators: dict[str, Validator | None] = {}
-
-    def get(self, schema: Mapping[str, Any]) -> Validator | None:
-        """Return a validator for ``schema``, or None if the schema itself is invalid."""
-        key = canonical(schema)
-        if key not in self._validators:
-            self._validators[key] = _compile(schema)
-        return self._validators[key]
+def compiled_validator(schema: Mapping[str, Any]) -> Validator | None:
+    """Return a validator for a tool's input schema, or None if the schema itself is invalid."""
+    return _compile(canonical(schema))
 
 
-def _compile(schema: Mapping[str, Any]) -> Validator | None:
+@functools.lru_cache(maxsize=256)
+def _compile(schema_json: str) -> Validator | None:
+    # Keyed by canonical JSON so that equal schemas compile once: checking a schema costs milliseconds.
+    schema = json.loads(schema_json)
     validator_class = validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         validator_class.check_schema(schema)
@@ -81,7 +77,7 @@ def contains_template(value: Any) -> bool:
     return False
 
 
-def check_tool_call(step: McpCallStep, catalog: ToolCatalog, validators: ValidatorCache) -> list[Finding]:
+def check_tool_call(step: McpCallStep, catalog: ToolCatalog) -> list[Finding]:
     """Check the tool name and literal arguments of ``step`` against the catalog's input schema."""
     config = step.config
     found = catalog.tools_for(config.instance_id, config.server_url)
@@ -101,7 +97,7 @@ def check_tool_call(step: McpCallStep, catalog: ToolCatalog, validators: Validat
             )
         ]
     findings = _check_argument_names(step, schema)
-    findings.extend(_check_argument_values(step, schema, validators))
+    findings.extend(_check_argument_values(step, schema))
     return findings
 
 
@@ -135,10 +131,8 @@ def _check_argument_names(step: McpCallStep, schema: Mapping[str, Any]) -> list[
     return findings
 
 
-def _check_argument_values(
-    step: McpCallStep, schema: Mapping[str, Any], validators: ValidatorCache
-) -> list[Finding]:
-    validator = validators.get(schema)
+def _check_argument_values(step: McpCallStep, schema: Mapping[str, Any]) -> list[Finding]:
+    validator = compiled_validator(schema)
     if validator is None:
         return []
     # Template values are left out: their type is only known once the run renders them.
