@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,15 @@ class Scope:
             for referenced in _referenced_step_ids(step):
                 if referenced in self.ids and referenced != step.id:
                     self.dependencies[step.id].add(referenced)
+
+    @property
+    def dependents(self) -> dict[str, list[str]]:
+        """For each step, the steps that depend on it."""
+        result: dict[str, list[str]] = {step_id: [] for step_id in self.dependencies}
+        for step_id, dependencies in self.dependencies.items():
+            for dependency in dependencies:
+                result[dependency].append(step_id)
+        return result
 
     def key(self, step_id: str) -> str:
         return self.prefix + step_id
@@ -313,26 +323,31 @@ class RunExecution:
         self._on_settled(self.run_id)
 
     async def _run_scope(self, scope: Scope) -> None:
-        """Run every step of ``scope``; raise ScopeFailed on the first fatal failure."""
+        """Run every step of ``scope``; raise ScopeFailed on the first fatal failure.
+
+        Readiness is tracked incrementally (a count of unfinished dependencies per step), so a
+        pass costs what finished, not the size of the scope.
+        """
         finished = {
             step.id
             for step in scope.steps
             if (state := self.states.get(scope.key(step.id))) is not None and state.status in _DONE_STATUSES
         }
         steps = {step.id: step for step in scope.steps}
+        dependents = scope.dependents
+        unmet = {step_id: len(deps - finished) for step_id, deps in scope.dependencies.items()}
+        ready = deque(step.id for step in scope.steps if step.id not in finished and unmet[step.id] == 0)
         running: dict[asyncio.Task[StepState], str] = {}
         failure: ScopeFailed | None = None
         try:
             while True:
                 if failure is None:
                     await self._gate()
-                    for step_id, step in steps.items():
-                        if step_id in finished or step_id in running.values():
-                            continue
-                        if scope.dependencies[step_id] <= finished:
-                            task = asyncio.create_task(self._run_step(scope, step), name=scope.key(step_id))
-                            running[task] = step_id
-                            self._active += 1
+                    while ready:
+                        step_id = ready.popleft()
+                        task = asyncio.create_task(self._run_step(scope, steps[step_id]), name=scope.key(step_id))
+                        running[task] = step_id
+                        self._active += 1
                 if not running:
                     break
                 self._check_settled()
@@ -343,6 +358,10 @@ class RunExecution:
                     state = task.result()
                     if state.status in _DONE_STATUSES:
                         finished.add(step_id)
+                        for dependent in dependents[step_id]:
+                            unmet[dependent] -= 1
+                            if unmet[dependent] == 0:
+                                ready.append(dependent)
                     elif failure is None:
                         error = StepError(**_error_args(state.error))
                         failure = ScopeFailed(scope.key(step_id), error)
@@ -561,7 +580,8 @@ class RunExecution:
         )
         if step.type != "for_each":
             self._add_usage(key, step.id, "step", 1, "step", {"step_type": step.type})
-        await self.journal.flush()
+        # No flush here: the commit that records a successor's start carries this completion in
+        # the same transaction, so no successor runs before the completion is durable.
         return state
 
     async def _fail(

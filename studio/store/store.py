@@ -13,13 +13,22 @@ from typing import Any
 
 import platformdirs
 from pydantic import JsonValue
-from sqlalchemy import Engine, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from studio.model.document import content_hash, workflow_from_data
 from studio.model.workflow import Workflow
 from studio.store import tables as t
 from studio.store.database import create_sqlite_engine, migrate
+from studio.store.journal_sql import (
+    EVENT_INSERT_SQL,
+    STEP_UPSERT_SQL,
+    USAGE_INSERT_SQL,
+    event_params,
+    run_param,
+    step_params,
+    usage_params,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +167,7 @@ class Store:
     def __init__(self, engine: Engine, path: Path | None = None) -> None:
         self.engine = engine
         self.path = path
+        self._journal: Connection | None = None
         self.workspace_id, self.project_id = self._ensure_defaults()
 
     # -- set-up -------------------------------------------------------------------------------
@@ -196,6 +206,9 @@ class Store:
         return {"workspace_id": self.workspace_id, "project_id": self.project_id}
 
     def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         self.engine.dispose()
 
     # -- workflows, drafts and versions ---------------------------------------------------------
@@ -395,32 +408,35 @@ class Store:
         return [dict(row._mapping) for row in rows]
 
     def commit(self, batch: JournalBatch) -> None:
-        """Write one run's batch of state changes in a single transaction."""
+        """Write one run's batch of state changes in a single transaction.
+
+        This is the engine's hot path (one call per scheduling pass), so the frequent rows go
+        through prepared SQL with executemany on one reused connection instead of building
+        SQLAlchemy statements each time.
+        """
         if not batch:
             return
-        with self.engine.begin() as connection:
+        connection = self._journal_connection()
+        with connection.begin():
             if batch.step_rows:
-                statement = sqlite_insert(t.step_runs)
-                columns: dict[str, Any] = {
-                    name: getattr(statement.excluded, name)
-                    for name in ("status", "attempt", "result", "error", "finished_at")
-                }
-                # Rendered inputs and the start time are written when an attempt starts; later rows
-                # of the same step leave them out, so keep what is there.
-                for name in ("inputs", "started_at"):
-                    columns[name] = func.coalesce(getattr(statement.excluded, name), getattr(t.step_runs.c, name))
-                connection.execute(
-                    statement.on_conflict_do_update(index_elements=["run_id", "step_key"], set_=columns),
-                    batch.step_rows,
-                )
+                connection.exec_driver_sql(STEP_UPSERT_SQL, [step_params(row) for row in batch.step_rows])
+            if batch.event_rows:
+                connection.exec_driver_sql(EVENT_INSERT_SQL, [event_params(row) for row in batch.event_rows])
+            if batch.usage_rows:
+                rows = [{**self._scope(), **row} for row in batch.usage_rows]
+                connection.exec_driver_sql(USAGE_INSERT_SQL, [usage_params(row) for row in rows])
             if batch.task_rows:
                 connection.execute(insert(t.human_tasks), [{**self._scope(), **row} for row in batch.task_rows])
-            if batch.usage_rows:
-                connection.execute(insert(t.usage_records), [{**self._scope(), **row} for row in batch.usage_rows])
-            if batch.event_rows:
-                connection.execute(insert(t.events), batch.event_rows)
             if batch.run_changes:
-                connection.execute(update(t.runs).where(t.runs.c.id == batch.run_id).values(**batch.run_changes))
+                names = sorted(batch.run_changes)
+                assignments = ", ".join(f"{name} = ?" for name in names)
+                values = [run_param(name, batch.run_changes[name]) for name in names]
+                connection.exec_driver_sql(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, batch.run_id))
+
+    def _journal_connection(self) -> Connection:
+        if self._journal is None or self._journal.closed:
+            self._journal = self.engine.connect()
+        return self._journal
 
     def claim_run(self, run_id: str, owner: str, *, expected_owner: str | None) -> bool:
         """Make ``owner`` the process executing the run if ``expected_owner`` still holds it.

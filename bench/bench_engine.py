@@ -1,0 +1,142 @@
+"""Engine overhead benchmark: durable runs against a plain asyncio loop doing the same work.
+
+Prints a table. Each row runs the same trivial Lua step through the engine (journaling to a
+real SQLite file in a temporary directory) and through a bare asyncio loop (the floor); the
+difference divided by the number of steps is the engine's overhead per step.
+
+    .venv/bin/python bench/bench_engine.py [--steps 1000] [--items 10000] [--parallelism 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from studio.engine import Engine
+from studio.engine.executors.lua import LuaLimits, run_lua
+from studio.model.document import workflow_from_data
+from studio.store import open_store
+
+SOURCE = "return value"
+
+
+def sequential_workflow(steps: int) -> dict[str, Any]:
+    body = [{"id": "s0", "type": "lua_script", "config": {"source": SOURCE, "inputs": {"value": 0}}}]
+    for index in range(1, steps):
+        body.append(
+            {
+                "id": f"s{index}",
+                "type": "lua_script",
+                "config": {"source": SOURCE, "inputs": {"value": f"{{{{steps.s{index - 1}.result}}}}"}},
+            }
+        )
+    return {"schema_version": 1, "name": f"sequential {steps}", "steps": body}
+
+
+def fan_out_workflow(items: int, parallelism: int) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "name": f"fan-out {items}",
+        "input_schema": {"type": "object", "properties": {"items": {"type": "array"}}},
+        "steps": [
+            {
+                "id": "loop",
+                "type": "for_each",
+                "config": {
+                    "items": "{{input.items}}",
+                    "max_parallelism": parallelism,
+                    "steps": [
+                        {
+                            "id": "body",
+                            "type": "lua_script",
+                            "config": {"source": SOURCE, "inputs": {"value": "{{item}}"}},
+                        }
+                    ],
+                },
+            }
+        ],
+    }
+
+
+async def floor_sequential(steps: int) -> float:
+    started = time.perf_counter()
+    value: Any = 0
+    for _ in range(steps):
+        value = await run_lua(SOURCE, {"value": value}, LuaLimits())
+    return time.perf_counter() - started
+
+
+async def floor_fan_out(items: int, parallelism: int) -> float:
+    started = time.perf_counter()
+    semaphore = asyncio.Semaphore(parallelism)
+
+    async def one(value: int) -> Any:
+        async with semaphore:
+            return await run_lua(SOURCE, {"value": value}, LuaLimits())
+
+    await asyncio.gather(*(one(index) for index in range(items)))
+    return time.perf_counter() - started
+
+
+async def engine_run(document: dict[str, Any], inputs: dict[str, Any], database: Path) -> float:
+    store = open_store(database)
+    engine = Engine(store, max_concurrency=64)
+    workflow = workflow_from_data(document)
+    version = store.publish_workflow(workflow)
+    started = time.perf_counter()
+    run_id = await engine.start_run(version.id, inputs)
+    summary = await engine.wait(run_id)
+    elapsed = time.perf_counter() - started
+    if summary.status != "completed":
+        raise SystemExit(f"benchmark run ended {summary.status}: {summary.error}")
+    await engine.aclose()
+    store.close()
+    return elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000, help="steps of the sequential workflow")
+    parser.add_argument("--items", type=int, default=10_000, help="items of the fan-out")
+    parser.add_argument("--parallelism", type=int, default=32, help="max_parallelism of the fan-out")
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        floor = await floor_sequential(args.steps)
+        engine = await engine_run(sequential_workflow(args.steps), {}, Path(directory) / "seq.db")
+        rows.append((f"sequential, {args.steps} steps", floor, engine, args.steps))
+
+        floor = await floor_fan_out(args.items, args.parallelism)
+        items = list(range(args.items))
+        engine = await engine_run(
+            fan_out_workflow(args.items, args.parallelism), {"items": items}, Path(directory) / "fan.db"
+        )
+        rows.append((f"for_each, {args.items} items, parallelism {args.parallelism}", floor, engine, args.items))
+
+    cpu = _cpu_model()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
+    print(f"{'case':<44}{'floor s':>10}{'engine s':>10}{'ratio':>8}{'overhead/step µs':>19}")
+    for name, floor_s, engine_s, count in rows:
+        overhead = (engine_s - floor_s) / count * 1e6
+        print(f"{name:<44}{floor_s:>10.3f}{engine_s:>10.3f}{engine_s / floor_s:>8.2f}{overhead:>19.1f}")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
