@@ -7,10 +7,10 @@ import concurrent.futures
 import logging
 import os
 
-os.environ.setdefault("QT_API", "pyside6")  # qasync picks the first Qt binding it finds unless told
+os.environ.setdefault("QT_API", "pyside6")  # qasync picks the first Qt binding it finds unless QT_API names one
 
-import qasync  # noqa: E402
-from PySide6.QtCore import QCoreApplication  # noqa: E402
+import qasync
+from PySide6.QtCore import QCoreApplication
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +21,9 @@ DEFAULT_EXECUTOR_WORKERS = 8
 def new_event_loop(app: QCoreApplication) -> qasync.QEventLoop:
     """Return a qasync loop on ``app`` whose default executor is a ``ThreadPoolExecutor``.
 
-    qasync's own default executor runs jobs on QThreads, and with PySide6 6.11.3, qasync 0.28
-    and lupa 2.8 on CPython 3.11 the process crashed with a segmentation fault when those
-    threads ended after running a Lua script (found when closing the loop after a lua_script run).
+    qasync's own default executor runs jobs on QThreads. With PySide6 6.11.3, qasync 0.28 and
+    lupa 2.8 on CPython 3.11, the process crashed with a segmentation fault when such a thread
+    ended after running a Lua script, which happens when the loop is closed after a lua_script run.
     """
     loop = qasync.QEventLoop(app)
     loop.set_default_executor(

@@ -25,7 +25,7 @@ def parse_input_text(text: str, schema_type: JsonValue = None) -> JsonValue:
     """Turn one form field's text into a JSON value.
 
     Text that looks like JSON (an object, list, quoted string, number, ``true``, ``false`` or
-    ``null``) is parsed as JSON, unless the property's schema type is ``string``; anything else stays
+    ``null``) is parsed as JSON, unless the property's schema type is ``string``. Anything else stays
     a string. Raises ValueError naming the text when it looks like JSON but is malformed.
     """
     stripped = text.strip()
@@ -35,8 +35,8 @@ def parse_input_text(text: str, schema_type: JsonValue = None) -> JsonValue:
         value: JsonValue = json.loads(stripped)
     except json.JSONDecodeError as error:
         raise ValueError(
-            f"{stripped[:60]!r} looks like JSON but is invalid ({error.msg} at column {error.colno}); "
-            "fix it, or wrap plain text in quotes"
+            f"{stripped[:60]!r} looks like JSON but is invalid ({error.msg} at column {error.colno}). "
+            "Fix it, or wrap plain text in quotes"
         ) from None
     return value
 
@@ -54,7 +54,7 @@ def _looks_like_json(text: str) -> bool:
 
 
 class RunInputDialog(QDialog):
-    """Asks for each input property of a workflow; required ones without a default must be filled."""
+    """Form with one field per input property; required properties without a default must be filled."""
 
     def __init__(self, workflow: Workflow, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -112,7 +112,7 @@ class RunInputDialog(QDialog):
             text = editor.text()
             if not text.strip():
                 if name in self._required:
-                    raise ValueError(f"input '{name}' is required; enter a value")
+                    raise ValueError(f"input '{name}' is required but empty. Enter a value")
                 continue
             try:
                 values[name] = parse_input_text(text, self._schema_types.get(name))

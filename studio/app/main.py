@@ -13,15 +13,15 @@ logger = logging.getLogger(__name__)
 SCREENSHOT_ENV = "STUDIO_SCREENSHOT"
 """When set to a PNG path, the app saves a picture of its window there and quits."""
 SCREENSHOT_DELAY_ENV = "STUDIO_SCREENSHOT_DELAY_MS"
-"""Milliseconds between showing the window (or the end of the run) and the picture; default 1500."""
+"""Milliseconds between showing the window (or the end of the run) and the picture. Default: 1500."""
 SCREENSHOT_RUN_ENV = "STUDIO_SCREENSHOT_RUN"
 """When ``1``, the workflow is run with its default inputs before the picture is taken."""
 
 
 def run_gui(argv: list[str]) -> int:
-    """Open the studio window and run until it is closed; return the process exit code.
+    """Open the studio window, run until it is closed and return the process exit code.
 
-    ``argv[0]``, if given, is a workflow file to open; otherwise the first example is opened,
+    ``argv[0]``, if given, is a workflow file to open. Without it the first example is opened,
     and an empty canvas is shown when there is none.
     """
     os.environ.setdefault("QT_API", "pyside6")
@@ -38,7 +38,8 @@ def run_gui(argv: list[str]) -> int:
     loop = new_event_loop(app)
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(_main(path))
+        exit_code: int = loop.run_until_complete(_main(path))
+        return exit_code
     finally:
         close_event_loop(loop)
         asyncio.set_event_loop(None)
@@ -85,4 +86,4 @@ async def _take_screenshot(window: object, target: Path) -> None:
     if window.grab().save(str(target)):
         logger.info("saved a screenshot of the window to %s", target)
     else:
-        logger.error("could not save the screenshot to %s; check that the folder exists", target)
+        logger.error("could not save the screenshot to %s. Check that the folder exists", target)

@@ -40,7 +40,7 @@ def example_paths(directory: Path = EXAMPLES_DIR) -> list[Path]:
 class MainWindow(QMainWindow):
     """Shows one workflow read-only and runs it with live step statuses.
 
-    ``store_path`` is the SQLite database the engine uses; None means the user data directory.
+    ``store_path`` is the SQLite database the engine uses. None means the user data directory.
     """
 
     sig_workflow_opened = Signal(object)
@@ -157,7 +157,7 @@ class MainWindow(QMainWindow):
     # -- opening workflows -----------------------------------------------------------------
 
     def open_workflow(self, path: str | Path) -> bool:
-        """Load and show the workflow file at ``path``; on failure show the error and keep the current one."""
+        """Load and show the workflow file at ``path``. On failure, show the error and keep the current one."""
         if self.run_state in ACTIVE_RUN_STATES:
             self.show_error("Cannot open a workflow", "A run is in progress; stop it before opening another workflow.")
             return False
@@ -204,7 +204,7 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     async def start_run(self, inputs: dict[str, JsonValue] | None = None) -> str | None:
-        """Run the shown workflow with ``inputs`` (defaults fill the rest); return the run id or None on error."""
+        """Run the shown workflow with ``inputs`` (defaults fill the rest) and return the run id, or None on error."""
         if self.workflow is None:
             self.show_error("Nothing to run", "Open a workflow first.")
             return None
@@ -220,7 +220,7 @@ class MainWindow(QMainWindow):
         self._elapsed_timer.start()
         try:
             return await self.controller.start(self.workflow, dict(inputs or {}))
-        except Exception as error:  # the engine and store raise many kinds; the user must see each one
+        except Exception as error:  # the engine and store raise many kinds, and the user must see each one
             logger.exception("starting a run of workflow %s failed", self.workflow.id)
             self._set_run_state("failed")
             self.show_error("The run could not start", str(error))
@@ -316,7 +316,7 @@ class MainWindow(QMainWindow):
             self.show_error("Unexpected error", str(error))
 
     async def aclose(self) -> None:
-        """Close the engine; call before the event loop ends.
+        """Close the engine. Call it before the event loop ends.
 
         An active run is detached, not stopped: the engine keeps it resumable from the store.
         """

@@ -99,7 +99,7 @@ class RunController(QObject):
             await self._engine.stop(self._run_id)
 
     async def aclose(self) -> None:
-        """Close the engine and the store; the controller cannot start runs afterwards."""
+        """Close the engine and the store. The controller cannot start runs afterwards."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None

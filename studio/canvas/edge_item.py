@@ -16,7 +16,7 @@ ARROW_HALF_WIDTH = 5.0
 class EdgeItem(QGraphicsItem):
     """An edge from ``source`` to ``target`` node items, keyed by their step ids.
 
-    The item registers itself with both nodes, which call :meth:`update_path` when they move;
+    The item registers itself with both nodes, which call :meth:`update_path` when they move.
     :meth:`detach` undoes that before the item is removed from the scene.
     """
 

@@ -11,11 +11,11 @@ from PySide6.QtSvg import QSvgRenderer
 
 logger = logging.getLogger(__name__)
 
-# NOTE: resources/ sits beside the studio package in a source checkout; wheels do not ship it yet.
+# NOTE: resources/ is beside the studio package in a source checkout. Wheels do not include it yet.
 RESOURCES_DIR = Path(__file__).resolve().parents[2] / "resources"
 ICONS_DIR = RESOURCES_DIR / "icons"
 ICON_PIXELS = 64
-"""Edge length of the cached pixmaps; nodes draw icons at 24-28 units, so zooming in to about 2x stays sharp."""
+"""Edge length of the cached pixmaps in pixels. Nodes draw icons at 26 units, so zooming in to about 2x stays sharp."""
 
 _cache: dict[str, QPixmap] = {}
 
@@ -37,7 +37,7 @@ def _render(step_type: str) -> QPixmap:
     pixmap = QPixmap(ICON_PIXELS, ICON_PIXELS)
     pixmap.fill(Qt.GlobalColor.transparent)
     if not renderer.isValid():
-        logger.warning("icon %s is not a valid SVG file; drawing no icon", path)
+        logger.warning("icon %s is not a valid SVG file, so no icon is drawn", path)
         return pixmap
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)

@@ -64,8 +64,8 @@ def layered_positions(
 ) -> dict[str, tuple[float, float]]:
     """Return the top-left corner of each node for a left-to-right layered drawing.
 
-    ``sizes`` gives (width, height) per node. Layers are columns as wide as their widest node;
-    each column is centred vertically on y=0 and the first column starts at x=0.
+    ``sizes`` gives (width, height) per node. Layers are columns as wide as their widest node.
+    Each column is centred vertically on y=0, and the first column starts at x=0.
     """
     positions: dict[str, tuple[float, float]] = {}
     x = 0.0

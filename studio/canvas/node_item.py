@@ -75,7 +75,7 @@ class NodeItem(QGraphicsObject):
     def set_step(self, step: AnyStep) -> None:
         """Copy the displayed fields of ``step`` (which must keep this item's id) and repaint."""
         if step.id != self._step_id:
-            raise ValueError(f"node item '{self._step_id}' cannot show step '{step.id}'; create a new item instead")
+            raise ValueError(f"node item '{self._step_id}' cannot show step '{step.id}'. Create a new item instead")
         self._step_type = step.type
         self._title = step.title
         tooltip = f"{step.title}\nid: {step.id}\ntype: {step.type}"
@@ -87,7 +87,7 @@ class NodeItem(QGraphicsObject):
     def set_status(self, status: str, detail: str = "") -> None:
         """Show ``status`` (one of :data:`theme.STEP_STATUSES`) with an optional detail text."""
         if status not in theme.STEP_STATUSES:
-            raise ValueError(f"unknown step status '{status}'; expected one of: {', '.join(theme.STEP_STATUSES)}")
+            raise ValueError(f"unknown step status '{status}'. Expected one of: {', '.join(theme.STEP_STATUSES)}")
         if (status, detail) == (self._status, self._detail):
             return
         self._status = status
@@ -244,6 +244,13 @@ class ContainerItem(NodeItem):
     def _anchor_y(self, height: float) -> float:
         # Edges attach at the header so they do not cross the body.
         return self.HEIGHT / 2.0
+
+    def _paint_cheap(self, painter: QPainter, palette: QPalette) -> None:
+        # An outline only, so the body's boxes stay visible inside.
+        color = theme.status_color(self._status) if self._status != "pending" else palette.color(QPalette.ColorRole.Mid)
+        painter.setPen(QPen(color, 0.0))
+        painter.setBrush(theme.container_fill(palette))
+        painter.drawRect(self._box())
 
     def _paint_frame(self, painter: QPainter, palette: QPalette) -> None:
         pen = self._frame_pen(palette)

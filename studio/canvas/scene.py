@@ -66,10 +66,10 @@ class WorkflowScene(QGraphicsScene):
         self.sig_workflow_changed.emit()
 
     def set_step_status(self, step_id: str, status: str, detail: str = "") -> None:
-        """Show ``status`` on the node of ``step_id``; unknown ids are logged and ignored."""
+        """Show ``status`` on the node of ``step_id``. Unknown ids are logged and ignored."""
         item = self._nodes.get(step_id)
         if item is None:
-            logger.debug("no node for step %s; status %s not shown", step_id, status)
+            logger.debug("no node for step %s, so status %s is not shown", step_id, status)
             return
         item.set_status(status, detail)
 
@@ -141,7 +141,7 @@ class WorkflowScene(QGraphicsScene):
                 item.setPos(QPointF(*positions[step_id]))
             return
         # Body positions are relative to the body's own top-left corner, shifted so the body starts at 0,0.
-        # NOTE: the document format does not yet say which origin body step positions use; this assumes that one.
+        # NOTE: the document format does not yet define the origin of body step positions. This code assumes that one.
         if not items:
             container.set_body_size(0.0, 0.0)
             return

@@ -20,7 +20,7 @@ _STATUS_COLORS: dict[str, str] = {
 
 
 def status_color(status: str) -> QColor:
-    """Return the badge colour of ``status``; unknown statuses get the ``pending`` colour."""
+    """Return the badge colour of ``status``. Unknown statuses get the ``pending`` colour."""
     return QColor(_STATUS_COLORS.get(status, _STATUS_COLORS["pending"]))
 
 

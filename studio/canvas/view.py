@@ -55,7 +55,7 @@ class CanvasView(QGraphicsView):
     def zoom_by(self, factor: float, anchor: tuple[float, float] | None = None) -> None:
         """Multiply the zoom by ``factor`` (clamped), keeping the scene point under ``anchor`` still.
 
-        ``anchor`` is a viewport position in pixels; None means the viewport centre.
+        ``anchor`` is a viewport position in pixels. None means the viewport centre.
         """
         current = self.zoom()
         target = min(MAX_ZOOM, max(MIN_ZOOM, current * factor))

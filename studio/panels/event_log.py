@@ -18,9 +18,9 @@ logger = logging.getLogger(__name__)
 
 COLUMNS = ("Time", "Seq", "Type", "Step", "Message")
 MAX_ROWS = 20_000
-"""Rows kept; older rows are dropped first so a long run cannot grow the table without bound."""
+"""Maximum number of rows. The oldest rows are dropped first, so a long run cannot grow the table without bound."""
 MESSAGE_CHARS = 300
-"""Longest message shown in a cell; the tooltip holds up to ten times more."""
+"""Maximum message length in a cell, in characters. The tooltip shows up to ten times more."""
 
 Index = QModelIndex | QPersistentModelIndex
 

@@ -77,7 +77,7 @@ def write_workflow(tmp_path: Path) -> WriteWorkflow:
 
 @pytest.fixture
 def qasync_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
-    """A qasync event loop on the test QApplication; drive it with ``run_until_complete``."""
+    """A qasync event loop on the test QApplication. Drive it with ``run_until_complete``."""
     loop = new_event_loop(qapp)
     asyncio.set_event_loop(loop)
     try:

@@ -57,7 +57,8 @@ def test_event_log_keeps_streams_of_different_steps_apart(qtbot: Any) -> None:
     panel.append_event(event(2, EventType.STEP_PROGRESS, "loop[1].fetch", progress=1, total=4, message="page"))
     panel.append_event(event(3, EventType.STEP_PROGRESS, "loop[1].fetch", progress=2, total=4, message="page"))
     rows = panel.model.rows()
-    assert [(row.step_key, row.message) for row in rows] == [("loop[0].fetch", "1/4 page"), ("loop[1].fetch", "2/4 page")]
+    expected = [("loop[0].fetch", "1/4 page"), ("loop[1].fetch", "2/4 page")]
+    assert [(row.step_key, row.message) for row in rows] == expected
 
 
 def test_event_log_follows_new_rows_until_scrolled_up(qtbot: Any) -> None:

@@ -26,7 +26,7 @@ def window(qtbot: Any, tmp_path: Path) -> MainWindow:
 
 
 async def run_to_end(window: MainWindow, inputs: dict[str, Any] | None = None) -> str | None:
-    """Start a run from the window and wait for a terminal run state; return the run id."""
+    """Start a run from the window, wait for a terminal run state and return the run id."""
     finished = asyncio.Event()
 
     def on_state(state: str) -> None:
@@ -164,7 +164,8 @@ def test_real_run_completes_every_node(
     assert types[0] == "run_created"
     assert types[-1] == "run_completed"
     assert [row.seq for row in rows] == sorted(row.seq for row in rows)
-    assert {row.step_key for row in rows if row.type == "step_completed"} >= {"loop[0].square", "loop[2].label", "total"}
+    completed_keys = {row.step_key for row in rows if row.type == "step_completed"}
+    assert completed_keys >= {"loop[0].square", "loop[2].label", "total"}
     assert window.run_status_label.text() == "Run completed"
     assert window.elapsed_label.text().endswith("s")
     assert window.action_run.isEnabled()

@@ -68,7 +68,8 @@ def test_tracker_counts_for_each_items(pipeline: dict[str, Any]) -> None:
     tracker.apply(event(24, EventType.STEP_COMPLETED, "loop[2].square", duration_s=0.1))
     updates = tracker.apply(event(25, EventType.STEP_FAILED, "loop", attempt=1, final=True,
                                   error={"kind": "tool_error", "message": "1 item failed"}))
-    assert last_status(updates, "loop") == StatusUpdate("loop", "failed", "1/3 done, 1 failed, tool_error: 1 item failed")
+    expected = StatusUpdate("loop", "failed", "1/3 done, 1 failed, tool_error: 1 item failed")
+    assert last_status(updates, "loop") == expected
 
 
 def test_tracker_uses_progress_total(pipeline: dict[str, Any]) -> None:
