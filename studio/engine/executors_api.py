@@ -7,6 +7,7 @@ token deltas and usage through the context and return the step's JSON result or 
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import shlex
@@ -77,6 +78,10 @@ class ExecutorServices:
         self.environ = dict(os.environ if environ is None else environ)
         self.mcp = McpSessionPool()
         self._http: httpx.AsyncClient | None = None
+        # Lua runs on the engine's own threads, not the loop's default executor: under qasync that
+        # default is a pool of QThreads, and ending those after running Lua crashed the process
+        # (PySide6 6.11.3, qasync 0.28, lupa 2.8).
+        self.lua_threads = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="studio-lua")
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -86,6 +91,7 @@ class ExecutorServices:
 
     async def aclose(self) -> None:
         await self.mcp.close()
+        self.lua_threads.shutdown(wait=False, cancel_futures=True)
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -223,7 +229,8 @@ async def execute_lua_script(config: dict[str, Any], context: StepContext) -> Js
         memory_limit_bytes=int(config.get("memory_limit_mb", 64)) * 1024 * 1024,
     )
     inputs = config.get("inputs") or {}
-    return await run_lua(str(config.get("source", "")), inputs, limits, log=context.log)
+    source = str(config.get("source", ""))
+    return await run_lua(source, inputs, limits, log=context.log, executor=context.services.lua_threads)
 
 
 def _text(value: Any) -> str:
