@@ -75,8 +75,7 @@ class FileSandbox:
         resolved = Path(os.path.realpath(self.root / path))
         if resolved != self.root and self.root not in resolved.parents:
             raise ToolError(
-                f"path {path!r} leads outside the tools root (through '..' or a symlink); "
-                "pass a path inside the root"
+                f"path {path!r} leads outside the tools root (through '..' or a symlink); pass a path inside the root"
             )
         return resolved
 
@@ -86,11 +85,11 @@ class FileSandbox:
 
 
 def _entry(sandbox: FileSandbox, path: Path) -> FileEntry:
-    kind: Literal["file", "directory", "other"] = (
-        "directory" if path.is_dir() else "file" if path.is_file() else "other"
-    )
-    size = path.stat().st_size if kind == "file" else 0
-    return FileEntry(path=sandbox.relative(path), type=kind, size=size)
+    if path.is_dir():
+        return FileEntry(path=sandbox.relative(path), type="directory", size=0)
+    if path.is_file():
+        return FileEntry(path=sandbox.relative(path), type="file", size=path.stat().st_size)
+    return FileEntry(path=sandbox.relative(path), type="other", size=0)
 
 
 def register(server: MCPServer, sandbox: FileSandbox) -> None:

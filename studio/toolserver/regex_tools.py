@@ -107,9 +107,7 @@ def _match_in_subprocess(pattern: str, flags: int, text: str, max_matches: int) 
 
 
 async def regex_extract(
-    pattern: Annotated[
-        str, Field(description=f"Python regular expression, at most {MAX_PATTERN_CHARS} characters.")
-    ],
+    pattern: Annotated[str, Field(description=f"Python regular expression, at most {MAX_PATTERN_CHARS} characters.")],
     text: Annotated[str, Field(description="Text to search.")],
     flags: Annotated[list[FlagName], Field(description="Regex flags by name.")] = [],  # noqa: B006
     max_matches: Annotated[int, Field(ge=1, le=10_000, description="Maximum number of matches returned.")] = 100,

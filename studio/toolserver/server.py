@@ -26,7 +26,7 @@ def build_server(root: str | None = None) -> MCPServer:
 
     Args:
         root: Directory the file tools are confined to; None leaves the file tools
-            registered but returning an error that says how to set a root.
+            registered but returning an error that explains how to set a root.
 
     Raises:
         ValueError: root is given but is not an existing directory.
@@ -56,7 +56,7 @@ async def serve_http(server: MCPServer, host: str, port: int) -> None:
     app = server.streamable_http_app(host=host)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     logger.info("serving MCP over streamable HTTP at %s", url)
-    # The first stdout line is the contract with whoever started the server (tests use port 0).
+    # The first stdout line is the contract with the parent process, which needs it when port is 0.
     sys.stdout.write(f"{url}\n")
     sys.stdout.flush()
     await uvicorn.Server(config).serve(sockets=[listener])

@@ -184,13 +184,12 @@ def _step_into(current: Any, token: str | int) -> tuple[bool, Any]:
 def json_query(
     path: Annotated[str, Field(description="Dot/bracket path, e.g. 'items[0].name'; '' selects the whole value.")],
     data: Annotated[Any, Field(description="The JSON value to query.")] = None,
-    json_text: Annotated[
-        str | None, Field(description="The JSON document as text; use instead of 'data'.")
-    ] = None,
+    # A plain `str` with "" for "not given": the SDK decodes JSON-looking strings for any other annotation.
+    json_text: Annotated[str, Field(description="The JSON document as text; use instead of 'data'.")] = "",
     default: Annotated[Any, Field(description="Value returned when the path does not exist.")] = None,
 ) -> JsonQueryResult:
     """Select the value at a dot/bracket path inside a JSON value."""
-    if json_text is not None:
+    if json_text:
         if data is not None:
             raise ToolError("pass either 'data' or 'json_text', not both")
         check_text_size("json_text", json_text)
@@ -210,7 +209,8 @@ def csv_parse(
     text: Annotated[str, Field(description="CSV text.")],
     delimiter: Annotated[str, Field(min_length=1, max_length=1, description="Field separator.")] = ",",
     has_header: Annotated[
-        bool, Field(description="True when the first row holds column names; else columns are column_1, ...")
+        bool,
+        Field(description="True when the first row contains column names; otherwise they are column_1, column_2, ..."),
     ] = True,
 ) -> CsvTable:
     """Parse CSV text into a list of row objects keyed by column name."""

@@ -38,6 +38,7 @@ from studio.engine.executors.mcp_model import (
     ToolResult,
     content_to_json,
     error_text,
+    redact_url,
     result_value,
 )
 from studio.engine.executors.mcp_stderr import StderrRing
@@ -79,9 +80,9 @@ def _is_connection_closed(exc: BaseException) -> bool:
 class ServerConnection:
     """A session to one MCP server.
 
-    A `Client` must be entered and exited in the same task, so a private owner task holds it
-    for the connection's whole life. Requests go straight through the session from the
-    callers' tasks: the SDK's dispatcher correlates responses by request id, so concurrent
+    A `Client` must be entered and exited in the same task, so a private owner task keeps it
+    open for the connection's whole life. Requests go straight through the session from the
+    callers' tasks. The SDK's dispatcher matches responses to requests by id, so concurrent
     calls from different tasks share one session, and cancelling a caller sends
     `notifications/cancelled` for its request.
     """
@@ -311,7 +312,7 @@ class ServerConnection:
                 transport = stdio_client(params, errlog=self.stderr.errlog)
                 return await stack.enter_async_context(self._new_client(transport))
             finally:
-                # The child holds its own copy now; closing ours lets the reader see end of file.
+                # The child has its own copy now, so closing ours lets the reader reach end of file.
                 self.stderr.release_writer()
         assert spec.url is not None
         http_client = httpx2.AsyncClient(headers=dict(spec.headers or {}), timeout=HTTP_TIMEOUT)
@@ -352,6 +353,8 @@ class ServerConnection:
         spec = self.spec
         tail = await self._settled_stderr_tail()
         where = f"MCP server '{self.name}'"
+        if spec.transport == "http" and spec.url is not None and self.name != redact_url(spec.url):
+            where += f" at {redact_url(spec.url)}"
         for leaf in leaves:
             if isinstance(leaf, FileNotFoundError | PermissionError) and spec.transport == "stdio":
                 verb = "was not found" if isinstance(leaf, FileNotFoundError) else "is not executable"
@@ -374,7 +377,7 @@ class ServerConnection:
                 )
             if isinstance(leaf, MCPError):
                 return McpConnectError(
-                    f"{where} did not answer as an MCP server ({leaf.error.message}); check the URL or command "
+                    f"{where} did not respond as an MCP server ({leaf.error.message}); check the URL or command "
                     "(a streamable HTTP endpoint usually ends in /mcp)",
                     server=self.name,
                     stderr_tail=tail,
@@ -387,7 +390,7 @@ class ServerConnection:
         )
 
     async def _call_error(self, tool: str, exc: Exception) -> McpError:
-        """Translate an exception from a tool call into the McpError the caller sees."""
+        """Translate an exception from a tool call into the McpError raised to the caller."""
         leaves = leaf_exceptions(exc)
         if any(_is_connection_closed(leaf) or isinstance(leaf, _CONNECTION_LOST_ERRORS) for leaf in leaves):
             self._lost = True

@@ -46,7 +46,7 @@ class McpTimeoutError(McpError):
 
 
 class McpUnknownToolError(McpError):
-    """The server does not list the requested tool; `close_matches` holds similar tool names."""
+    """The server does not list the requested tool; `close_matches` contains similar tool names."""
 
     def __init__(self, message: str, *, server: str, tool: str, close_matches: list[str]) -> None:
         super().__init__(message, server=server, tool=tool)
@@ -54,4 +54,4 @@ class McpUnknownToolError(McpError):
 
 
 class McpProtocolError(McpError):
-    """The server answered with a JSON-RPC error or a result that breaks the protocol or the tool's schema."""
+    """The server returned a JSON-RPC error or a result that breaks the protocol or the tool's schema."""

@@ -46,6 +46,8 @@ class McpServerSpec:
     connect_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
+        if self.transport not in ("stdio", "http"):
+            raise ValueError(f"transport {self.transport!r} is not supported; use 'stdio' or 'http'")
         if self.transport == "stdio" and not self.command:
             raise ValueError("an stdio MCP server needs a command; set 'command' to the server executable")
         if self.transport == "http":
@@ -55,8 +57,6 @@ class McpServerSpec:
                     f"an HTTP MCP server needs an http:// or https:// URL, got {redact_url(self.url or '')!r}; "
                     "set 'url' to the server's endpoint, usually ending in /mcp"
                 )
-        if self.transport not in ("stdio", "http"):
-            raise ValueError(f"transport {self.transport!r} is not supported; use 'stdio' or 'http'")
         if self.connect_timeout_s <= 0:
             raise ValueError(f"connect_timeout_s must be positive, got {self.connect_timeout_s}")
         # A list given for args would make the frozen spec unhashable; store a tuple instead.
@@ -101,11 +101,11 @@ class ToolInfo:
 class ToolResult:
     """The outcome of one tool call.
 
-    `value` is chosen as follows: the result's structuredContent when the server sent one;
-    else, when every content block is text, the texts joined by newlines, decoded as JSON
-    when that text is a JSON object or array (other JSON, such as `42` or `true`, stays text);
-    else one descriptive object per block (see `describe_block`), or the single object when
-    there is one block; None when there is no content at all.
+    `value` is the result's structuredContent when the server sent one. Otherwise, when every
+    content block is text, it is the texts joined by newlines, decoded as JSON when that text
+    is a JSON object or array; other JSON such as `42` or `true` stays text. Otherwise it is a
+    list of descriptive objects, one per block (see `describe_block`), or the single object
+    when there is one block. It is None when there is no content at all.
     """
 
     value: JsonValue

@@ -19,7 +19,7 @@ class StderrRing:
     """A pipe whose write end becomes the server's stderr; a reader thread keeps the last MAX_LINES lines.
 
     The SDK hands `errlog` to the subprocess as its stderr file descriptor, so a real pipe is needed
-    (an in-memory stream has no descriptor). The reader sees end of file once the server and every
+    (an in-memory stream has no descriptor). The reader reaches end of file once the server and every
     child that inherited the descriptor have exited, which makes `exited` a reliable sign of death
     for stdio servers.
     """
@@ -61,7 +61,7 @@ class StderrRing:
         return "\n".join(captured[-lines:]) if lines > 0 else ""
 
     async def wait_closed(self, timeout_s: float) -> bool:
-        """Wait up to timeout_s for end of file, so a tail taken after a crash holds the last words."""
+        """Wait up to timeout_s for end of file, so a tail taken after a crash contains the last lines."""
         return await asyncio.to_thread(self._eof.wait, timeout_s)
 
     def _read_lines(self) -> None:
