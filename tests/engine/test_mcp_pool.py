@@ -293,3 +293,20 @@ def test_spec_rejects_bad_values() -> None:
         McpServerSpec(transport="http", url="ftp://example/mcp")
     with pytest.raises(ValueError, match="not supported"):
         McpServerSpec(transport="sse", url="http://x")  # type: ignore[arg-type]
+
+
+async def test_legacy_mode_progress_and_cancel(tools_spec: McpServerSpec) -> None:
+    # mode="legacy" forces the 2025-11-25 handshake, the protocol server-everything speaks.
+    async with McpSessionPool(mode="legacy") as legacy_pool:
+        updates: list[float] = []
+        result = await legacy_pool.call_tool(
+            tools_spec, "wait", {"seconds": 0.1, "steps": 2}, on_progress=lambda progress, *_: updates.append(progress)
+        )
+        with pytest.raises(McpTimeoutError):
+            await legacy_pool.call_tool(tools_spec, "wait", {"seconds": 60}, timeout_s=0.3)
+        info = await server_info(legacy_pool, tools_spec)
+
+    assert result.value == {"waited_s": 0.1, "steps": 2}
+    assert updates == [1.0, 2.0]
+    assert info["waits_cancelled"] == 1
+    assert info["waits_running"] == 0
