@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from studio.model.templates import Reference
 from studio.model.validation_findings import Finding, error, quote_list, suggestion, warning
 from studio.model.validation_steps import FieldReference, StepAnalysis
 from studio.model.workflow import AnyStep, Edge, ForEachStep, Workflow
@@ -113,8 +112,12 @@ def add_explicit_edges(scope: Scope, sites: Mapping[str, Site]) -> list[Finding]
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
     for index, edge in enumerate(scope.edges):
-        step_id, place = scope.edge_finding_place(index)
         pair = (edge.source, edge.target)
+        if pair not in seen and edge.source != edge.target and edge.source in scope.ids and edge.target in scope.ids:
+            seen.add(pair)
+            _link(scope, edge.source, edge.target, ("edge", ""))
+            continue
+        step_id, place = scope.edge_finding_place(index)
         if edge.source == edge.target:
             findings.append(
                 error(
@@ -130,19 +133,15 @@ def add_explicit_edges(scope: Scope, sites: Mapping[str, Site]) -> list[Finding]
         if missing:
             findings.append(_dangling(scope, sites, edge, missing[0], step_id, place))
             continue
-        if pair in seen:
-            findings.append(
-                warning(
-                    "duplicate-edge",
-                    f"edge {place} from '{edge.source}' to '{edge.target}' is listed more than once; remove "
-                    "the repeated edge.",
-                    step_id,
-                    place,
-                )
+        findings.append(
+            warning(
+                "duplicate-edge",
+                f"edge {place} from '{edge.source}' to '{edge.target}' is listed more than once; remove "
+                "the repeated edge.",
+                step_id,
+                place,
             )
-            continue
-        seen.add(pair)
-        _link(scope, edge.source, edge.target, ("edge", ""))
+        )
     return findings
 
 
@@ -174,8 +173,7 @@ class PendingRead:
     """A body step's read of a step in an enclosing scope, checked once all graphs are built."""
 
     reader: Site
-    field_path: str
-    reference: Reference
+    field_reference: FieldReference
     target: Site
     gate: ForEachStep
     """The for_each, in the target's scope, whose body contains the reader."""
@@ -196,77 +194,70 @@ def add_references(
     """Check every reference, add same-scope references as graph edges and queue reads across scopes."""
     findings: list[Finding] = []
     for site in layout.sites.values():  # insertion order is document order
-        for field_reference in analyses[_site_key(site)].references:
+        for field_reference in analyses[site.step.id].references:
             finding = _check_reference(layout, site, field_reference, context)
             if finding is not None:
                 findings.append(finding)
     return findings
 
 
-def _site_key(site: Site) -> str:
-    return site.step.id
-
-
 def _check_reference(
     layout: Layout, site: Site, field_reference: FieldReference, context: ReferenceContext
 ) -> Finding | None:
     reference = field_reference.reference
-    field_path = field_reference.field_path
-    step_id = site.step.id
-    where = f"step '{step_id}' reads {reference.describe()} in {field_path}"
     if reference.root in ("item", "index"):
         if site.scope.owner is None:
-            return error(
+            return _reference_error(
                 "item-outside-for-each",
-                f"{where}, but the step is not inside a for_each body, where {{{{item}}}} and {{{{index}}}} "
-                "exist. Move the step into a for_each body or read the data with {{steps.<id>.result}}.",
-                step_id,
-                field_path,
+                site,
+                field_reference,
+                "the step is not inside a for_each body, where {{item}} and {{index}} exist. Move the step "
+                "into a for_each body or read the data with {{steps.<id>.result}}.",
             )
         return None
     if reference.root == "input":
         name = str(reference.path[0])
         if name in context.input_names or context.extra_inputs_allowed:
             return None
-        return error(
+        return _reference_error(
             "unknown-input",
-            f"{where}, but the input schema has no property '{name}'.{suggestion(name, context.input_names)} "
+            site,
+            field_reference,
+            f"the input schema has no property '{name}'.{suggestion(name, context.input_names)} "
             f"Add '{name}' to the input schema's properties or fix the name.",
-            step_id,
-            field_path,
         )
     if reference.root != "steps" or reference.step_id is None:
         return None
     target = layout.sites.get(reference.step_id)
     if target is None:
-        return error(
+        return _reference_error(
             "unknown-step-ref",
-            f"{where}, but there is no step '{reference.step_id}'."
-            f"{suggestion(reference.step_id, layout.sites)} Fix the id or add the step.",
-            step_id,
-            field_path,
+            site,
+            field_reference,
+            f"there is no step '{reference.step_id}'.{suggestion(reference.step_id, layout.sites)} "
+            "Fix the id or add the step.",
         )
-    return _check_step_read(site, field_path, reference, target, context, where)
+    return _check_step_read(site, field_reference, target, context)
 
 
 def _check_step_read(
-    site: Site, field_path: str, reference: Reference, target: Site, context: ReferenceContext, where: str
+    site: Site, field_reference: FieldReference, target: Site, context: ReferenceContext
 ) -> Finding | None:
     if target.scope is site.scope:
-        _link(site.scope, target.step.id, site.step.id, ("reference", field_path))
+        _link(site.scope, target.step.id, site.step.id, ("reference", field_reference.field_path))
         return None
     scope = site.scope
     while scope.owner is not None and scope.parent is not None:
         if scope.owner is target.step:
-            return error(
+            return _reference_error(
                 "for-each-scope",
-                f"{where}, but '{target.step.id}' is the for_each whose body contains this step, and its "
-                "result exists only after every item is done. Use {{item}} and {{index}} for the current item.",
-                site.step.id,
-                field_path,
+                site,
+                field_reference,
+                f"'{target.step.id}' is the for_each whose body contains this step, and its result exists only "
+                "after every item is done. Use {{item}} and {{index}} for the current item.",
             )
         if scope.parent is target.scope:
-            context.pending.append(PendingRead(site, field_path, reference, target, scope.owner))
+            context.pending.append(PendingRead(site, field_reference, target, scope.owner))
             return None
         scope = scope.parent
     gate = _outermost_hidden_owner(site, target)
@@ -277,11 +268,22 @@ def _check_step_read(
             f"'{target.step.id}' is inside the body of for_each '{gate.id}', and steps outside that body read "
             f"its results through {{{{steps.{gate.id}.result.items}}}}"
         )
-    return error(
+    return _reference_error(
         "for-each-scope",
-        f"{where}, but {detail}. Read the for_each's result instead, or move the steps to the same level.",
+        site,
+        field_reference,
+        f"{detail}. Read the for_each's result instead, or move the steps to the same level.",
+    )
+
+
+def _reference_error(code: str, site: Site, field_reference: FieldReference, problem: str) -> Finding:
+    # Messages are built only here because most references are valid and re-validation visits them all.
+    reference = field_reference.reference
+    return error(
+        code,
+        f"step '{site.step.id}' reads {reference.describe()} in {field_reference.field_path}, but {problem}",
         site.step.id,
-        field_path,
+        field_reference.field_path,
     )
 
 
@@ -343,14 +345,13 @@ def check_pending_reads(context: ReferenceContext) -> list[Finding]:
         if read.target.step.id in analysis.ancestors_of(gate_id):
             continue
         findings.append(
-            error(
+            _reference_error(
                 "not-upstream",
-                f"step '{read.reader.step.id}' reads {read.reference.describe()} in {read.field_path}, but "
+                read.reader,
+                read.field_reference,
                 f"'{read.target.step.id}' is not upstream of for_each '{gate_id}', whose body contains "
                 f"'{read.reader.step.id}', so it may not have finished when the body runs. Add an edge from "
                 f"'{read.target.step.id}' to '{gate_id}'.",
-                read.reader.step.id,
-                read.field_path,
             )
         )
     return findings
