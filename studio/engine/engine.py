@@ -319,7 +319,11 @@ class Engine:
         else:
             run = self.store.get_run(task.run_id)
             if run.status in ("waiting", "running", "created"):
-                await self._adopt(run)
+                if run.owner is not None and run.owner != self.owner and self._owner_alive(run):
+                    # The owner polls its pending tasks in the store and applies the decision itself.
+                    logger.info("Run %s is executed by %s, which picks up task %s", run.id, run.owner, task.id)
+                else:
+                    await self._adopt(run)
         return self.store.get_run(task.run_id)
 
     def _require_live(self, run_id: str, action: str) -> _LiveRun:

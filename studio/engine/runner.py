@@ -40,6 +40,8 @@ from studio.store import StepRunRecord, Store, new_id
 logger = logging.getLogger(__name__)
 
 FINAL_STEP_STATUSES = frozenset({"completed", "failed", "skipped", "cancelled"})
+TASK_POLL_INTERVAL_S = 1.0
+"""How often a pending human task is read back from the store, to see decisions made by another process."""
 
 
 class RunStopped(Exception):
@@ -768,17 +770,31 @@ class RunExecution:
         self._active -= 1
         self._check_settled()
         try:
-            timeout = None if due_at is None else max(0.0, due_at - time.time())
-            try:
-                return await asyncio.wait_for(asyncio.shield(waiter), timeout)
-            except TimeoutError:
-                return self._timeout_decision(step, task_id)
+            while True:
+                wait_s = TASK_POLL_INTERVAL_S if due_at is None else min(TASK_POLL_INTERVAL_S, due_at - time.time())
+                try:
+                    return await asyncio.wait_for(asyncio.shield(waiter), max(0.0, wait_s))
+                except TimeoutError:
+                    pass
+                stored = self._stored_decision(task_id)
+                if stored is not None:
+                    return stored
+                if due_at is not None and time.time() >= due_at:
+                    return self._timeout_decision(step, task_id)
         finally:
             self._waiting_steps -= 1
             self._active += 1
             self._task_waiters.pop(task_id, None)
             if self.status == "waiting" and not self.detaching and not self.stop_requested:
                 self._set_status("running", EventType.RUN_RESUMED)
+
+    def _stored_decision(self, task_id: str) -> TaskDecision | None:
+        """Return the decision another process wrote to the store, or None while the task is pending."""
+        task = self.store.get_task(task_id)
+        if task.status == "pending":
+            return None
+        logger.info("Task %s of run %s was resolved by another process: %s", task_id, self.run_id, task.decision)
+        return TaskDecision(task.decision or task.status, task.values or {}, task.resolved_by or "")
 
     def _timeout_decision(self, step: HumanTaskStep, task_id: str) -> TaskDecision:
         policy = step.config.on_timeout
