@@ -54,7 +54,7 @@ def _require(definition: dict[str, Any], name: str) -> None:
 
 
 def schema_text() -> str:
-    """Return the schema as the committed file holds it: indented JSON ending with a newline."""
+    """Return the schema text as committed: indented JSON ending with a newline."""
     return json.dumps(workflow_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 

@@ -25,7 +25,7 @@ class Finding:
     """Stable machine-readable kind, such as ``cycle`` or ``unknown-step-ref``."""
     severity: Severity
     message: str
-    """What is wrong and how to fix it, naming the values involved."""
+    """Explanation of the problem and its fix, naming the values involved."""
     step_id: str | None = None
     field_path: str | None = None
 
@@ -50,8 +50,8 @@ def suggestion(name: str, candidates: Iterable[str]) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _suggestion(name: str, candidates: tuple[str, ...]) -> str:
-    # Cached because difflib costs about a millisecond per 1,000 candidates, and re-validation
-    # after each edit would otherwise repeat it for every finding that names an unknown id.
+    # Cached because difflib compares the name with every candidate, and re-validation after each
+    # edit would otherwise repeat that for every finding that names an unknown id.
     matches = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     if not matches:
         return ""

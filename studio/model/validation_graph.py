@@ -56,7 +56,7 @@ class Scope:
 
 @dataclass(eq=False, slots=True)
 class Site:
-    """Where a step sits: its scope, its index in the scope's step list and its position in document order."""
+    """Location of a step: its scope, its index in the scope's step list and its position in document order."""
 
     step: AnyStep
     scope: Scope
@@ -181,7 +181,7 @@ class PendingRead:
 
 @dataclass
 class ReferenceContext:
-    """What reference checks need besides the layout."""
+    """Input names and queued reads across levels, used by the reference checks besides the layout."""
 
     input_names: frozenset[str]
     extra_inputs_allowed: bool
@@ -362,9 +362,11 @@ def check_cycles(scope: Scope, order: Callable[[str], int]) -> list[Finding]:
     findings: list[Finding] = []
     graph = scope.graph
     for component in nx.strongly_connected_components(graph):
+        if len(component) == 1:
+            (node,) = component
+            if not graph.has_edge(node, node):
+                continue
         start = min(component, key=order)
-        if len(component) == 1 and not graph.has_edge(start, start):
-            continue
         cycle = _cycle_through(graph, component, start, order)
         findings.append(_cycle_finding(scope, cycle))
     findings.sort(key=lambda finding: order(finding.step_id or ""))

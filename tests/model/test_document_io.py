@@ -90,7 +90,7 @@ def test_round_trip_preserves_document(tmp_path: Path) -> None:
     assert content_hash(loaded) == content_hash(workflow)
 
 
-def test_saved_file_keeps_step_types_and_identity_first(tmp_path: Path) -> None:
+def test_saved_file_keeps_step_types(tmp_path: Path) -> None:
     path = tmp_path / "a.workflow.json"
     save_workflow(rich_workflow(), path)
     data = json.loads(path.read_text(encoding="utf-8"))

@@ -102,7 +102,7 @@ def test_index_on_object_is_rejected(scope: Scope) -> None:
     assert "not a list" in str(caught.value)
 
 
-def test_missing_field_names_step_field_and_segment(scope: Scope) -> None:
+def test_missing_field_message_names_path(scope: Scope) -> None:
     with pytest.raises(TemplateResolutionError) as caught:
         render_string("{{steps.fetch.result.rows[0].phone}}", scope)
     message = str(caught.value)
