@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
@@ -138,8 +139,14 @@ def _check_argument_values(step: McpCallStep, schema: Mapping[str, Any]) -> list
         return []
     # Template values are left out: their type is only known once the run renders them.
     literal = {name: value for name, value in step.config.arguments.items() if not contains_template(value)}
+    try:
+        problems = list(validator.iter_errors(literal))
+    except referencing.exceptions.Unresolvable as unresolvable:
+        # The server's schema is broken, which the workflow's author cannot fix, so the values go unchecked.
+        logger.debug("input schema of tool %s has an unresolvable $ref: %s", step.config.tool, unresolvable)
+        return []
     findings: list[Finding] = []
-    for problem in validator.iter_errors(literal):
+    for problem in problems:
         if not problem.path:
             continue  # Names and required arguments are checked above with better messages.
         name = str(problem.path[0])

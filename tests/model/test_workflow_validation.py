@@ -386,6 +386,20 @@ def test_template_arguments_are_not_type_checked() -> None:
     assert check(document, catalog=CATALOG) == []
 
 
+def test_tool_schema_with_broken_ref_is_skipped() -> None:
+    schema = {"type": "object", "properties": {"query": {"$ref": "#/$defs/missing"}}}
+    catalog = ToolCatalog(instances={"fs": {"search": schema}})
+    assert check(workflow([mcp("x", arguments={"query": 1})]), catalog=catalog) == []
+
+
+def test_invalid_tool_schema_still_checks_names() -> None:
+    schema = {"type": "object", "properties": {"query": {"type": "strin"}}, "required": ["query"]}
+    catalog = ToolCatalog(instances={"fs": {"search": schema}})
+    finding = single(check(workflow([mcp("x", arguments={})]), catalog=catalog), "tool-arguments")
+    assert finding.field_path == "config.arguments"
+    assert "'query'" in finding.message
+
+
 def test_unknown_server_skips_tool_checks() -> None:
     document = workflow([mcp("x", "anything", instance_id="other", arguments={"whatever": 1})])
     assert check(document, catalog=CATALOG) == []
