@@ -84,9 +84,7 @@ async def test_fail_fast_names_item(engine: tuple[Engine, EventLog], store: Stor
 async def test_continue_mode_collects_errors(engine: tuple[Engine, EventLog]) -> None:
     studio, _ = engine
     body = [lua_step("check", "if item % 2 == 0 then error('even ' .. item) end return item", {"item": "{{item}}"})]
-    workflow = build_workflow(
-        [for_each_step("fan", [1, 2, 3, 4], body, max_parallelism=2, error_mode="continue")]
-    )
+    workflow = build_workflow([for_each_step("fan", [1, 2, 3, 4], body, max_parallelism=2, error_mode="continue")])
 
     summary = await studio.wait(await studio.run_workflow(workflow))
 

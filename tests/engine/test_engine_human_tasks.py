@@ -33,7 +33,10 @@ def review_workflow(**task_config: Any) -> Workflow:
             lua_step(
                 "use",
                 "return heading .. ' x' .. copies",
-                {"heading": "{{steps.review.result.values.heading}}", "copies": "{{steps.review.result.values.copies}}"},
+                {
+                    "heading": "{{steps.review.result.values.heading}}",
+                    "copies": "{{steps.review.result.values.copies}}",
+                },
             ),
         ],
         [("prep", "review")],
@@ -140,7 +143,9 @@ async def test_resolved_while_detached_resumes(make_engine: EngineFactory, store
     await first.aclose()
     assert store.get_run(run_id).owner is None
 
-    assert store.resolve_task(task_id, status="approved", decision="approve", values={"heading": "Later", "copies": 5}, actor="elsewhere")
+    assert store.resolve_task(
+        task_id, status="approved", decision="approve", values={"heading": "Later", "copies": 5}, actor="elsewhere"
+    )
     second, log = await make_engine()
     resumed = await second.resume_interrupted()
 

@@ -92,9 +92,7 @@ async def test_template_error_not_retried(engine: tuple[Engine, EventLog]) -> No
 async def test_timeout_retried_by_policy(engine: tuple[Engine, EventLog], store: Store) -> None:
     studio, log = engine
     retry = {"max_attempts": 2, "backoff_base_s": 0.01, "jitter": 0.0, "retry_on": ["timeout"]}
-    workflow = build_workflow(
-        [mcp_step("slow", "wait", {"seconds": 30, "steps": 30}, timeout_s=0.3, retry=retry)]
-    )
+    workflow = build_workflow([mcp_step("slow", "wait", {"seconds": 30, "steps": 30}, timeout_s=0.3, retry=retry)])
 
     run_id = await studio.run_workflow(workflow)
     summary = await studio.wait(run_id)

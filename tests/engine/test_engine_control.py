@@ -1,0 +1,181 @@
+"""Pause, resume and stop: running steps finish or are cancelled, on the engine and on the MCP server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from studio.engine import Engine, EngineError, EventType
+from studio.engine.executors_api import spec_from_server_url
+from studio.store import Store
+from tests.conftest import TOOLS_URL, EngineFactory, EventLog, SharedServices, build_workflow, lua_step, mcp_step
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def server_info(services: SharedServices) -> dict[str, object]:
+    """Call server_info on the module's shared tool server (the one the engine's steps use)."""
+    spec = spec_from_server_url(TOOLS_URL, services.environ)
+    result = await services.mcp.call_tool(spec, "server_info", {})
+    assert isinstance(result.value, dict)
+    return result.value
+
+
+async def test_pause_lets_step_finish(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, log = engine
+    workflow = build_workflow(
+        [
+            mcp_step("slow", "wait", {"seconds": 0.4, "steps": 2}),
+            lua_step("next", "return w", {"w": "{{steps.slow.result.waited_s}}"}),
+        ]
+    )
+
+    run_id = await studio.run_workflow(workflow)
+    await log.wait_type(EventType.STEP_STARTED, "slow")
+    await studio.pause(run_id)
+    summary = await studio.wait(run_id)
+
+    assert summary.status == "paused"
+    assert store.get_run(run_id).status == "paused"
+    rows = store.step_runs(run_id)
+    assert rows["slow"].status == "completed"
+    assert "next" not in rows
+    types = [event.type for event in log.events if event.run_id == run_id]
+    assert types.index(EventType.RUN_PAUSED) > types.index(EventType.STEP_COMPLETED)
+
+    await studio.resume(run_id)
+    summary = await studio.wait(run_id)
+
+    assert summary.status == "completed", summary.error
+    assert summary.result == {"next": 0.4}
+    assert log.of_type(EventType.RUN_RESUMED, run_id)
+
+
+async def test_pause_before_parallel_successors(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, log = engine
+    workflow = build_workflow(
+        [
+            mcp_step("first", "wait", {"seconds": 0.3, "steps": 1}),
+            lua_step("a", "return 1", {"x": "{{steps.first.result}}"}),
+            lua_step("b", "return 2", {"x": "{{steps.first.result}}"}),
+        ]
+    )
+
+    run_id = await studio.run_workflow(workflow)
+    await log.wait_type(EventType.STEP_STARTED, "first")
+    await studio.pause(run_id)
+    assert (await studio.wait(run_id)).status == "paused"
+
+    assert set(store.step_runs(run_id)) == {"first"}
+    await studio.resume(run_id)
+    assert (await studio.wait(run_id)).result == {"a": 1, "b": 2}
+
+
+async def test_resume_rejects_running_run(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, _ = engine
+    run_id = await studio.run_workflow(build_workflow([lua_step("only", "return 1")]))
+    assert (await studio.wait(run_id)).status == "completed"
+
+    with pytest.raises(EngineError, match="not paused"):
+        await studio.resume(run_id)
+    with pytest.raises(EngineError, match="already ended"):
+        await studio.stop(run_id)
+    with pytest.raises(EngineError, match="cannot pause run"):
+        await studio.pause(run_id)
+
+
+async def test_stop_cancels_tool_call(
+    engine: tuple[Engine, EventLog], store: Store, shared_services: SharedServices
+) -> None:
+    studio, log = engine
+    before = await server_info(shared_services)
+    workflow = build_workflow(
+        [
+            mcp_step("long", "wait", {"seconds": 60, "steps": 600}),
+            lua_step("never", "return 1", {"x": "{{steps.long.result}}"}),
+        ]
+    )
+
+    run_id = await studio.run_workflow(workflow)
+    await log.wait_type(EventType.STEP_PROGRESS, "long")
+    stop_started = time.monotonic()
+    await studio.stop(run_id)
+    summary = await studio.wait(run_id)
+
+    assert time.monotonic() - stop_started < 5
+    assert summary.status == "stopped"
+    rows = store.step_runs(run_id)
+    assert rows["long"].status == "cancelled"
+    assert "never" not in rows
+    stopped = log.of_type(EventType.RUN_STOPPED, run_id)
+    assert [event.data["cancelled"] for event in stopped] == [["long"]]
+
+    call_started = time.monotonic()
+    after = await server_info(shared_services)
+    assert time.monotonic() - call_started < 2, "the server must serve a new call promptly after the cancel"
+    assert after["pid"] == before["pid"]
+    assert after["waits_running"] == 0
+    assert after["waits_cancelled"] == before["waits_cancelled"] + 1  # type: ignore[operator]
+
+
+async def test_stop_cancels_pending_tasks(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, _ = engine
+    workflow = build_workflow(
+        [{"id": "approve", "type": "human_task", "config": {"title": "Go?"}}, lua_step("side", "return 1")]
+    )
+
+    run_id = await studio.run_workflow(workflow)
+    assert (await studio.wait(run_id)).status == "waiting"
+    task_id = store.list_tasks(run_id=run_id)[0].id
+    await studio.stop(run_id)
+
+    assert (await studio.wait(run_id)).status == "stopped"
+    task = store.get_task(task_id)
+    assert task.status == "cancelled"
+    assert store.list_tasks(run_id=run_id) == []
+    with pytest.raises(EngineError, match="already resolved"):
+        await studio.resolve_task(task_id, "approve")
+
+
+async def test_stop_paused_run(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, log = engine
+    workflow = build_workflow(
+        [
+            mcp_step("slow", "wait", {"seconds": 0.2, "steps": 1}),
+            lua_step("after", "return 1", {"x": "{{steps.slow.result}}"}),
+        ]
+    )
+
+    run_id = await studio.run_workflow(workflow)
+    await log.wait_type(EventType.STEP_STARTED, "slow")
+    await studio.pause(run_id)
+    assert (await studio.wait(run_id)).status == "paused"
+    await studio.stop(run_id)
+
+    assert (await studio.wait(run_id)).status == "stopped"
+    assert store.get_run(run_id).finished_at is not None
+    assert "after" not in store.step_runs(run_id)
+
+
+async def test_paused_run_resumes_after_restart(make_engine: EngineFactory, store: Store) -> None:
+    first, log = await make_engine()
+    workflow = build_workflow(
+        [
+            mcp_step("slow", "wait", {"seconds": 0.2, "steps": 1}),
+            lua_step("after", "return 7", {"x": "{{steps.slow.result}}"}),
+        ]
+    )
+    run_id = await first.run_workflow(workflow)
+    await log.wait_type(EventType.STEP_STARTED, "slow")
+    await first.pause(run_id)
+    assert (await first.wait(run_id)).status == "paused"
+    await first.aclose()
+
+    second, _ = await make_engine()
+    assert await second.resume_interrupted() == []
+    await second.resume(run_id)
+    summary = await second.wait(run_id)
+
+    assert summary.status == "completed", summary.error
+    assert summary.result == {"after": 7}
