@@ -182,7 +182,7 @@ def _workflow_findings(workflow: Workflow) -> list[Finding]:
                 "input_schema" + location,
             )
         )
-    elif schema.get("type") != "object":
+    elif not _allows_object(schema.get("type")):
         findings.append(
             error(
                 "invalid-input-schema",
@@ -193,6 +193,10 @@ def _workflow_findings(workflow: Workflow) -> list[Finding]:
             )
         )
     return findings
+
+
+def _allows_object(declared: object) -> bool:
+    return declared == "object" or (isinstance(declared, list) and "object" in declared)
 
 
 def _json_text(value: object) -> str:

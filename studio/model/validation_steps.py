@@ -9,10 +9,12 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
 from studio.model.templates import Reference, TemplateSyntaxError, parse_template
@@ -177,6 +179,21 @@ def _check_for_each(step: ForEachStep) -> list[Finding]:
     ]
 
 
+_DEFAULT_VALIDATOR: type[Validator] = jsonschema.Draft202012Validator
+
+
+def validator_class_for(schema: Mapping[str, Any]) -> type[Validator] | None:
+    """Return the validator class for the schema's ``$schema`` (draft 2020-12 if absent), or None if unknown."""
+    declared = schema.get("$schema")
+    if declared is None:
+        return _DEFAULT_VALIDATOR
+    if not isinstance(declared, str):
+        return None
+    # Without a default, jsonschema falls back to its latest draft with a DeprecationWarning instead.
+    found: type[Validator] | None = validator_for(schema, default=None)
+    return found
+
+
 @functools.lru_cache(maxsize=512)
 def schema_problem(schema_json: str) -> tuple[str, str] | None:
     """Return ``(message, location)`` if the JSON Schema text is invalid, else None.
@@ -187,7 +204,13 @@ def schema_problem(schema_json: str) -> tuple[str, str] | None:
     schema: Any = json.loads(schema_json)
     if not isinstance(schema, dict):
         return f"expected a JSON object, found {shorten(schema)}", ""
-    validator_class = validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator_class = validator_class_for(schema)
+    if validator_class is None:
+        return (
+            f"$schema {shorten(schema['$schema'])} is not a JSON Schema draft that jsonschema knows; use "
+            '"https://json-schema.org/draft/2020-12/schema" or leave $schema out',
+            ".$schema",
+        )
     try:
         validator_class.check_schema(schema)
     except jsonschema.SchemaError as problem:

@@ -12,9 +12,9 @@ from typing import Any
 import jsonschema
 import referencing.exceptions
 from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
 
 from studio.model.validation_findings import Finding, canonical, error, quote_list, shorten, suggestion, warning
+from studio.model.validation_steps import validator_class_for
 from studio.model.workflow import McpCallStep
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,10 @@ def _compile(schema_json: str) -> Validator | None:
     # Keyed by canonical JSON so that equal schemas compile once, because check_schema() took 0.4 ms
     # for a small schema with jsonschema 4.26 here, and more for larger ones.
     schema = json.loads(schema_json)
-    validator_class = validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator_class = validator_class_for(schema)
+    if validator_class is None:
+        logger.debug("tool input schema declares an unknown $schema, its arguments are not checked")
+        return None
     try:
         validator_class.check_schema(schema)
     except jsonschema.SchemaError as problem:

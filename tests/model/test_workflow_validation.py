@@ -312,6 +312,20 @@ def test_input_schema_must_be_object() -> None:
     assert '"type": "object"' in finding.message
 
 
+@pytest.mark.parametrize("declared", ["http://example.invalid/schema", 5])
+def test_unknown_schema_draft_is_rejected(declared: Any) -> None:
+    schema = {"$schema": declared, "type": "object", "properties": {"topic": {}}}
+    finding = single(check(workflow([llm("x")], input_schema=schema)), "invalid-input-schema")
+    assert finding.field_path == "input_schema.$schema"
+    assert str(declared) in finding.message
+
+
+def test_known_schema_draft_and_type_list_are_accepted() -> None:
+    schema = {"$schema": "http://json-schema.org/draft-07/schema#", "type": ["object", "null"],
+              "properties": {"topic": {"type": "string"}}}
+    assert check(workflow([llm("x")], input_schema=schema)) == []
+
+
 def test_invalid_output_schema_has_path() -> None:
     document = workflow([llm("x", output_schema={"type": "object", "required": "name"})])
     finding = single(check(document), "invalid-output-schema")
