@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +138,23 @@ def workflow_to_json(workflow: Workflow) -> str:
 
 
 def save_workflow(workflow: Workflow, path: str | Path) -> None:
-    """Write a workflow file atomically: a crash mid-write leaves the old file intact."""
+    """Write a workflow file atomically: a crash or power loss mid-write leaves the old file intact.
+
+    The text goes to a uniquely named temporary file in the same folder, is flushed to disk, and
+    then replaces the target, so two concurrent saves never write into one temporary file.
+    """
     file_path = Path(path)
-    temporary = file_path.with_name(file_path.name + ".tmp")
-    temporary.write_text(workflow_to_json(workflow), encoding="utf-8")
-    temporary.replace(file_path)
+    descriptor, temporary_name = tempfile.mkstemp(prefix=f".{file_path.name}.", suffix=".tmp", dir=file_path.parent)
+    temporary = Path(temporary_name)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(workflow_to_json(workflow))
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(file_path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def canonical_json(data: Any) -> str:

@@ -223,13 +223,12 @@ def test_crash_during_save_keeps_old_file(tmp_path: Path) -> None:
 
         path = Path(sys.argv[1])
         workflow = load_workflow(path).model_copy(update={"name": "Never saved"})
-        real_write = Path.write_text
 
-        def write_then_die(self, data, *args, **kwargs):
-            real_write(self, data[: len(data) // 2], *args, **kwargs)
+        def die_before_rename(descriptor):
             os._exit(9)
 
-        Path.write_text = write_then_die
+        # The temporary file is written but not yet flushed or renamed when the process dies.
+        os.fsync = die_before_rename
         save_workflow(workflow, path)
         """
     )
