@@ -365,7 +365,15 @@ local function setup(tick, emit_log, decode_json, hook_step)
       rawequal = raw_rawequal, rawget = raw_rawget, rawlen = raw_rawlen, rawset = raw_rawset,
       unpack = table_unpack, _VERSION = _VERSION,
       pcall = function(body, ...) return after_protected(raw_pcall(body, ...)) end,
-      xpcall = function(body, handler, ...) return after_protected(raw_xpcall(body, handler, ...)) end,
+      xpcall = function(body, handler, ...)
+        -- An error raised by the hook calls the message handler while hooks are still off, so a
+        -- handler must not run once the script is being stopped: it could loop past every limit.
+        local function guarded_handler(err)
+          if state.reason ~= nil then return err end
+          return handler(err)
+        end
+        return after_protected(raw_xpcall(body, guarded_handler, ...))
+      end,
       print = function(...) emit_log(format_line(...)) end,
       log = function(...) emit_log(format_line(...)) end,
       collectgarbage = function(option, ...)
@@ -420,24 +428,32 @@ local function setup(tick, emit_log, decode_json, hook_step)
     return "(error object is a " .. raw_type(value) .. " value)"
   end
 
-  -- Run the compiled script; returns true, result or false, message, frames.
+  -- The result stays on the Lua side between run() and encode_result(): a value passed through Python
+  -- would come back changed (lupa turns a coroutine into a function, for example).
+  local result
+
+  -- Run the compiled script; returns true or false, message, frames.
   local function run(main)
     local frames = {}
     local function handler(err)
       if state.reason == nil and not raw_rawequal(err, ABORT) then
-        frames = script_frames(3)
+        frames = script_frames(2)
       end
       return err
     end
     sethook(hook, "", hook_step)
     local outcome = table_pack(raw_xpcall(main, handler))
-    if outcome[1] then return true, outcome[2] end
+    if outcome[1] then
+      result = outcome[2]
+      return true
+    end
     if raw_rawequal(outcome[2], MEMORY_ERROR_MESSAGE) and state.reason == nil then state.reason = "memory" end
     return false, describe_error(outcome[2]), frames
   end
 
-  local function encode_result(value)
-    local ok, text = raw_pcall(encode, value, "result")
+  local function encode_result()
+    local ok, text = raw_pcall(encode, result, "result")
+    result = nil
     if ok then return true, text end
     if raw_rawequal(text, MEMORY_ERROR_MESSAGE) and state.reason == nil then state.reason = "memory" end
     return false, describe_error(text)

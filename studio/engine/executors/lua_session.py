@@ -373,10 +373,10 @@ class LuaSession:
 
         outcome = self.api[b"run"](compiled)
         self._raise_if_stopped()
-        if not outcome[0]:
+        if outcome is not True:
             raise _runtime_error(outcome[1], outcome[2])
 
-        ok, text = self.api[b"encode_result"](outcome[1])
+        ok, text = self.api[b"encode_result"]()
         self._raise_if_stopped()
         if not ok:
             problem = text.decode("utf-8", "replace")
