@@ -195,7 +195,7 @@ class Engine:
         return await self.start_run(version.id, inputs)
 
     def _launch(self, run: RunRecord, workflow: Workflow, *, existing: Mapping[str, object], resumed: bool) -> None:
-        journal = Journal(self.store, run.id, self._announce, run.last_seq)
+        journal = Journal(self.store, run.id, self._announce, self.store.last_event_seq(run.id))
         settled = asyncio.Event()
 
         def on_settled(run_id: str) -> None:

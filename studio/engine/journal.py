@@ -48,8 +48,13 @@ class Journal:
         step_key: str | None = None,
         step_id: str | None = None,
         data: dict[str, JsonValue] | None = None,
+        defer: bool = False,
     ) -> RunEvent:
-        """Record an event; journaled kinds are written with the next commit."""
+        """Record an event; journaled kinds are written with the next commit.
+
+        With ``defer`` the record waits for the next commit someone else triggers (see
+        :meth:`schedule`) instead of scheduling one.
+        """
         self._seq += 1
         event = RunEvent(self._run_id, self._seq, event_type, step_key, step_id, data or {}, time.time())
         if event.is_ephemeral:
@@ -68,14 +73,15 @@ class Journal:
                 "data": event.data,
             }
         )
-        self._batch.run_changes["last_seq"] = event.seq
         self._pending_events.append(event)
-        self._schedule()
+        if not defer:
+            self._schedule()
         return event
 
-    def step_row(self, row: dict[str, Any]) -> None:
+    def step_row(self, row: dict[str, Any], *, defer: bool = False) -> None:
         self._batch.step_rows.append({"run_id": self._run_id, **row})
-        self._schedule()
+        if not defer:
+            self._schedule()
 
     def run_changes(self, **changes: Any) -> None:
         self._batch.run_changes.update(changes)
@@ -85,9 +91,10 @@ class Journal:
         self._batch.task_rows.append({"run_id": self._run_id, **row})
         self._schedule()
 
-    def usage_row(self, row: dict[str, Any]) -> None:
+    def usage_row(self, row: dict[str, Any], *, defer: bool = False) -> None:
         self._batch.usage_rows.append({"run_id": self._run_id, **row})
-        self._schedule()
+        if not defer:
+            self._schedule()
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed and announced."""
@@ -101,6 +108,11 @@ class Journal:
     def flush_now(self) -> None:
         """Commit and announce synchronously (used when the loop is about to stop)."""
         self._commit()
+
+    def schedule(self) -> None:
+        """Commit what is recorded (deferred records included) soon, without waiting for it."""
+        if self._batch or self._pending_events:
+            self._schedule()
 
     def _schedule(self) -> None:
         if not self._scheduled:

@@ -350,6 +350,9 @@ class RunExecution:
                         task = asyncio.create_task(self._run_step(scope, steps[step_id]), name=scope.key(step_id))
                         running[task] = step_id
                         self._active += 1
+                # Completions are recorded deferred: this commit is scheduled after the new tasks'
+                # first steps, so their starts join the same transaction.
+                self.journal.schedule()
                 if not running:
                     break
                 self._check_settled()
@@ -547,7 +550,15 @@ class RunExecution:
         return record
 
     def _add_usage(
-        self, key: str, step_id: str, kind: str, quantity: float, unit: str, detail: dict[str, JsonValue]
+        self,
+        key: str,
+        step_id: str,
+        kind: str,
+        quantity: float,
+        unit: str,
+        detail: dict[str, JsonValue],
+        *,
+        defer: bool = False,
     ) -> None:
         self.journal.usage_row(
             {
@@ -561,7 +572,8 @@ class RunExecution:
                 "credits": credits_for(kind, quantity),
                 "detail": detail,
                 "at": time.time(),
-            }
+            },
+            defer=defer,
         )
 
     async def _complete(
@@ -571,7 +583,7 @@ class RunExecution:
         state = StepState("completed", attempt, result, None, started_at)
         self.states[key] = state
         self.journal.step_row(
-            _row(key, step, "completed", attempt, result=result, started_at=started_at, finished=True)
+            _row(key, step, "completed", attempt, result=result, started_at=started_at, finished=True), defer=True
         )
         duration = None if started_at is None else round(finished - started_at, 6)
         self.journal.event(
@@ -579,9 +591,10 @@ class RunExecution:
             step_key=key,
             step_id=step.id,
             data={"result": result, "duration_s": duration, "attempt": attempt},
+            defer=True,
         )
         if step.type != "for_each":
-            self._add_usage(key, step.id, "step", 1, "step", {"step_type": step.type})
+            self._add_usage(key, step.id, "step", 1, "step", {"step_type": step.type}, defer=True)
         # No flush here: the commit that records a successor's start carries this completion in
         # the same transaction, so no successor runs before the completion is durable.
         return state

@@ -93,7 +93,6 @@ class RunRecord:
     finished_at: float | None
     owner: str | None
     heartbeat_at: float | None
-    last_seq: int
 
 
 @dataclass(frozen=True)
@@ -359,7 +358,6 @@ class Store:
             "finished_at": None,
             "owner": None,
             "heartbeat_at": None,
-            "last_seq": int(first_event["seq"]),
             **self._scope(),
         }
         with self.engine.begin() as connection:
@@ -394,6 +392,14 @@ class Store:
             rows = connection.execute(query).all()
         return [_record(RunRecord, row) for row in rows]
 
+    def last_event_seq(self, run_id: str) -> int:
+        """Return the highest journaled event seq of a run (0 when it has none)."""
+        with self.engine.connect() as connection:
+            value = connection.execute(
+                select(func.coalesce(func.max(t.events.c.seq), 0)).where(t.events.c.run_id == run_id)
+            ).scalar_one()
+        return int(value)
+
     def step_runs(self, run_id: str) -> dict[str, StepRunRecord]:
         with self.engine.connect() as connection:
             rows = connection.execute(select(t.step_runs).where(t.step_runs.c.run_id == run_id)).all()
@@ -418,20 +424,26 @@ class Store:
             return
         connection = self._journal_connection()
         with connection.begin():
-            if batch.step_rows:
-                connection.exec_driver_sql(STEP_UPSERT_SQL, [step_params(row) for row in batch.step_rows])
-            if batch.event_rows:
-                connection.exec_driver_sql(EVENT_INSERT_SQL, [event_params(row) for row in batch.event_rows])
-            if batch.usage_rows:
-                rows = [{**self._scope(), **row} for row in batch.usage_rows]
-                connection.exec_driver_sql(USAGE_INSERT_SQL, [usage_params(row) for row in rows])
+            # The DB-API cursor inside SQLAlchemy's transaction: SQLAlchemy still emits BEGIN
+            # IMMEDIATE and COMMIT, without its per-statement bookkeeping.
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                if batch.step_rows:
+                    cursor.executemany(STEP_UPSERT_SQL, [step_params(row) for row in batch.step_rows])
+                if batch.event_rows:
+                    cursor.executemany(EVENT_INSERT_SQL, [event_params(row) for row in batch.event_rows])
+                if batch.usage_rows:
+                    scope = self._scope()
+                    cursor.executemany(USAGE_INSERT_SQL, [usage_params({**scope, **row}) for row in batch.usage_rows])
+                if batch.run_changes:
+                    names = sorted(batch.run_changes)
+                    assignments = ", ".join(f"{name} = ?" for name in names)
+                    values = [run_param(name, batch.run_changes[name]) for name in names]
+                    cursor.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, batch.run_id))
+            finally:
+                cursor.close()
             if batch.task_rows:
                 connection.execute(insert(t.human_tasks), [{**self._scope(), **row} for row in batch.task_rows])
-            if batch.run_changes:
-                names = sorted(batch.run_changes)
-                assignments = ", ".join(f"{name} = ?" for name in names)
-                values = [run_param(name, batch.run_changes[name]) for name in names]
-                connection.exec_driver_sql(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, batch.run_id))
 
     def _journal_connection(self) -> Connection:
         if self._journal is None or self._journal.closed:

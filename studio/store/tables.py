@@ -117,7 +117,6 @@ runs = Table(
     Column("finished_at", Float, nullable=True),
     Column("owner", String(200), nullable=True),
     Column("heartbeat_at", Float, nullable=True),
-    Column("last_seq", Integer, nullable=False, default=0),
     Index("ix_runs_status", "status"),
     Index("ix_runs_workflow", "workflow_id", "created_at"),
 )

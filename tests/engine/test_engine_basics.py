@@ -143,7 +143,7 @@ async def test_events_journaled_before_announce(engine: tuple[Engine, EventLog],
     journaled = [row["seq"] for row in journal]
     expected = [event.seq for event in run_events if not event.is_ephemeral]
     assert journaled == expected
-    assert store.get_run(run_id).last_seq == journaled[-1]
+    assert store.last_event_seq(run_id) == journaled[-1]
 
 
 async def test_global_concurrency_limit(make_engine: EngineFactory) -> None:

@@ -164,7 +164,6 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.Float(), nullable=True),
         sa.Column("owner", sa.String(length=200), nullable=True),
         sa.Column("heartbeat_at", sa.Float(), nullable=True),
-        sa.Column("last_seq", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name=op.f("fk_runs_project_id_projects")),
         sa.ForeignKeyConstraint(
             ["version_id"], ["workflow_versions.id"], name=op.f("fk_runs_version_id_workflow_versions")
