@@ -11,6 +11,7 @@ import time
 import pytest
 
 from studio.engine.executors.lua import (
+    STUCK_GRACE_S,
     LuaCancelledError,
     LuaConversionError,
     LuaLimits,
@@ -597,6 +598,32 @@ async def test_run_lua_does_not_block_loop() -> None:
 async def test_run_lua_timeout_error() -> None:
     with pytest.raises(LuaTimeoutError):
         await run_lua("while true do end", {}, SHORT)
+
+
+async def test_run_lua_gives_up_on_stuck_pattern_call() -> None:
+    # One backtracking string.find call runs for seconds without reaching the count hook.
+    source = "return (('a'):rep(300):find('.-.-.-b'))"
+    limits = LuaLimits(timeout_s=0.2)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        started = time.monotonic()
+        with pytest.raises(LuaTimeoutError) as caught:
+            await run_lua(source, {}, limits, executor=executor)
+        elapsed = time.monotonic() - started
+
+    assert "inside one long library call" in caught.value.message
+    assert elapsed < limits.timeout_s + STUCK_GRACE_S + STOP_MARGIN_S
+
+
+async def test_run_lua_time_limit_starts_on_worker() -> None:
+    limits = LuaLimits(timeout_s=0.3)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        # The only worker is busy for 2 s, longer than the queued runs' limit plus the grace period.
+        busy = run_lua("while true do end", {}, LuaLimits(timeout_s=2), executor=executor)
+        queued = [run_lua("return 7", {}, limits, executor=executor) for _ in range(3)]
+        results = await asyncio.gather(busy, *queued, return_exceptions=True)
+
+    assert isinstance(results[0], LuaTimeoutError)
+    assert results[1:] == [7, 7, 7]
 
 
 async def test_cancel_stops_lua_thread() -> None:

@@ -51,26 +51,41 @@ overflow" errors.
 
 NOTE: the hook only runs between VM instructions. One call of a C library function is not interrupted:
 most are linear in data that the memory limit bounds, but a backtracking pattern in ``string.find``,
-``match``, ``gmatch`` or ``gsub`` on a long string can take far longer than the time limit
-(for example ``("a"):rep(1e5):find(".-.-.-b")``). ``run_lua`` then still occupies its worker thread until
-the call returns.
+``match``, ``gmatch`` or ``gsub`` on a long string can take far longer than the time limit: with a 0.1 s
+limit, ``("a"):rep(500):find(".-.-.-b")`` ran for 33 s on the development machine. ``run_lua`` raises
+:class:`LuaTimeoutError` one second after the limit anyway, but the worker thread stays busy until the call
+returns. A fix needs a pattern matcher that the hook can interrupt.
 
-Fresh runtime per run, no pool
-------------------------------
-Measured with ``bench/bench_lua.py`` on the 2-core development machine: creating a ``LuaRuntime`` costs
-about 30 µs, and a whole trivial run (runtime, prelude from cached bytecode, inputs, result) costs about
-120 µs, so 10,000 runs take about 1.2 s of one core. Reusing a runtime per worker thread would save most of
-that, but leftover state (finalizers and coroutines of an earlier run, the shared string metatable, the
-``json.null`` constant, memory accounting) would have to be scrubbed perfectly between runs. A fresh runtime
-makes isolation hold by construction, so the runner does not pool.
+One runtime per worker thread, a fresh environment per run
+----------------------------------------------------------
+Measured with ``bench/bench_lua.py`` on the 2-core development machine while other jobs ran (load
+average about 4): a bare ``LuaRuntime`` costs about 35 µs, a sandboxed runtime with the prelude about
+105 µs, and a whole trivial run about 160 µs with a new runtime but about 60 µs when the thread's runtime
+is reused (about 45 µs on an idle machine). A new runtime per run would take most of the 2 s that the
+engine has for a 10,000-item for_each, so each thread keeps its runtime and every run gets a new
+environment from the prelude's ``setup()``. Isolation between runs on one runtime rests on these rules:
+
+* everything a script can reach (environment, library copies, ``json`` and ``json.null``, hook, abort
+  state) is created per run, and the string metatable is protected and re-pointed at the run's copy;
+* ``__gc`` finalizers are rejected, so no code of an earlier run can execute later (Lua 5.4 would also
+  run them with hooks off), and ``collectgarbage`` cannot stop the collector or change its mode;
+* ``math.randomseed()`` reseeds randomly at the start of each run;
+* after any failed run (error, limit, cancellation) the thread drops its runtime, so leftovers of a
+  stopped script, or data that a traceback still references, never meet the next run;
+* a nested run on the same thread (from a log callback) gets a runtime of its own.
+
+Offloading each run with ``run_lua`` adds the executor round trip, about 130 µs per call under the same
+load. A caller with many small runs can call ``run_lua_sync`` for a batch of them inside one executor job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 from studio.engine.executors.lua_errors import (
@@ -104,6 +119,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LIMITS = LuaLimits()
 
+STUCK_GRACE_S = 1.0
+"""Seconds past the time limit after which :func:`run_lua` stops waiting for a worker stuck in C code."""
+
 
 def run_lua_sync(
     source: str,
@@ -135,9 +153,11 @@ async def run_lua(
     ``log`` is called on the event loop's thread, before this coroutine returns. ``executor`` picks the worker
     threads (default: the loop's default executor). Cancelling the awaiting task makes the script stop at its
     next limit check, within about a millisecond of Lua work, and re-raises ``CancelledError`` at once.
+    If the script is still running ``STUCK_GRACE_S`` after its time limit (it is inside one long C library
+    call, see the module docstring), this raises :class:`LuaTimeoutError` without waiting for the thread.
     """
     loop = asyncio.get_running_loop()
-    cancel = threading.Event()
+    run = _WorkerRun(limits)
     thread_log: Callable[[str], None] | None = None
     if log is not None:
         callback = log
@@ -148,19 +168,71 @@ async def run_lua(
             except RuntimeError:
                 logger.debug("Lua log line dropped because the event loop is closed: %s", line)
 
-    future = loop.run_in_executor(executor, _run_in_worker, source, inputs, limits, thread_log, cancel)
+    future = loop.run_in_executor(executor, run.execute, source, inputs, thread_log)
+    outcome: asyncio.Future[JsonValue] = loop.create_future()
+    future.add_done_callback(functools.partial(_transfer_outcome, outcome))
+    watchdog = loop.call_later(run.wait_budget_s, run.check_stuck, loop, outcome)
+    run.watchdog = watchdog
     try:
-        return await future
+        return await outcome
     except asyncio.CancelledError:
-        cancel.set()
+        run.cancel.set()
         raise
+    finally:
+        run.watchdog.cancel()
 
 
-def _run_in_worker(
-    source: str,
-    inputs: Mapping[str, JsonValue],
-    limits: LuaLimits,
-    log: Callable[[str], None] | None,
-    cancel: threading.Event,
-) -> JsonValue:
-    return LuaSession(limits, log, cancel).run(source, inputs)
+class _WorkerRun:
+    """State one run_lua call shares with its worker thread, plus the watchdog for runs stuck in C code."""
+
+    def __init__(self, limits: LuaLimits) -> None:
+        self.limits = limits
+        self.cancel = threading.Event()
+        self.started_at: float | None = None
+        self.wait_budget_s = limits.timeout_s + STUCK_GRACE_S
+        self.watchdog: asyncio.TimerHandle
+
+    def execute(self, source: str, inputs: Mapping[str, JsonValue], log: Callable[[str], None] | None) -> JsonValue:
+        self.started_at = time.monotonic()
+        if self.cancel.is_set():
+            raise LuaCancelledError("The Lua script was cancelled before it started.")
+        return LuaSession(self.limits, log, self.cancel).run(source, inputs)
+
+    def check_stuck(self, loop: asyncio.AbstractEventLoop, outcome: asyncio.Future[JsonValue]) -> None:
+        if outcome.done():
+            return
+        # The time limit counts from the moment a worker thread picks the run up, not from queueing.
+        started_at = self.started_at
+        remaining = self.wait_budget_s if started_at is None else started_at + self.wait_budget_s - time.monotonic()
+        if remaining > 0:
+            self.watchdog = loop.call_later(remaining, self.check_stuck, loop, outcome)
+            return
+        self.cancel.set()
+        logger.warning(
+            "A Lua run is still inside one C library call %.1f s after its time limit; "
+            "its worker thread stays busy until that call returns",
+            STUCK_GRACE_S,
+        )
+        outcome.set_exception(
+            LuaTimeoutError(
+                f"The Lua script ran longer than its time limit of {self.limits.timeout_s:g} s and was stopped. "
+                "It was inside one long library call (often string.find, match, gmatch or gsub with a pattern "
+                "that backtracks on a long string); simplify the pattern or split the text."
+            )
+        )
+
+
+def _transfer_outcome(outcome: asyncio.Future[JsonValue], future: asyncio.Future[JsonValue]) -> None:
+    # Retrieve the worker's outcome even when the caller stopped awaiting it (timeout or cancellation),
+    # so asyncio does not report an exception that was never retrieved.
+    if future.cancelled():
+        if not outcome.done():
+            outcome.cancel()
+        return
+    error = future.exception()
+    if outcome.done():
+        return
+    if error is not None:
+        outcome.set_exception(error)
+    else:
+        outcome.set_result(future.result())

@@ -28,7 +28,6 @@ local raw_collectgarbage = collectgarbage
 local sethook, getinfo = debug.sethook, debug.getinfo
 local co_create, co_resume, co_close = coroutine.create, coroutine.resume, coroutine.close
 local string_format, string_find, string_gsub = string.format, string.find, string.gsub
-local string_sub, string_match = string.sub, string.match
 local table_concat, table_sort, table_pack, table_unpack = table.concat, table.sort, table.pack, table.unpack
 local math_type, math_huge = math.type, math.huge
 local utf8_len = utf8.len
@@ -80,12 +79,6 @@ local function setup(tick, emit_log, decode_json, hook_step)
       abort()
     end
     return ok, ...
-  end
-
-  local function unavailable(name, reason)
-    return function()
-      raw_error(name .. " is not available in the Lua sandbox: " .. reason, 2)
-    end
   end
 
   local FORBIDDEN = {

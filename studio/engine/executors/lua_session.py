@@ -29,7 +29,7 @@ from studio.engine.executors.lua_prelude import PRELUDE_SOURCE
 logger = logging.getLogger(__name__)
 
 HOOK_STEP: Final = 10_000
-"""VM instructions between two limit checks when no instruction limit is set (about 50-100 µs of Lua)."""
+"""VM instructions between two limit checks when no instruction limit is set (an estimated 50-100 µs of Lua)."""
 
 MAX_NESTING: Final = 200
 """Deepest nesting of lists and objects converted in either direction (the Lua prelude uses the same)."""
@@ -85,7 +85,7 @@ def _key_path(path: str, key: str) -> str:
 
 
 class _Guard:
-    """Limit checks called from the Lua count hook; never raises, because Lua would catch the exception."""
+    """Limit checks for the Lua count hook. ``tick`` returns a stop reason instead of raising, so Lua cannot catch it."""
 
     def __init__(self, limits: LuaLimits, cancel: threading.Event | None) -> None:
         self.deadline = time.monotonic() + limits.timeout_s
@@ -312,7 +312,7 @@ _thread_runtime = _ThreadRuntime()
 class LuaSession:
     """Runs one script on the calling thread. Use once and drop.
 
-    The thread's runtime from an earlier successful run is reused with a fresh environment; a nested run
+    The thread's runtime from an earlier successful run is reused with a fresh environment. A nested run
     on the same thread (from a log callback, say) gets a runtime of its own.
     """
 
@@ -350,8 +350,8 @@ class LuaSession:
             if reuse:
                 slot.busy = False
                 if not succeeded:
-                    # A failed run may leave its data referenced from Python (for example by a traceback)
-                    # or a hook in abort mode; the next run on this thread starts from a new runtime.
+                    # A failed run may leave a hook in abort mode, or data that a traceback still references.
+                    # So the next run on this thread starts from a new runtime.
                     slot.runtime = slot.entry = None
 
     def _stop_reason(self) -> bytes | None:
