@@ -280,7 +280,10 @@ class Engine:
             live = self._live[run_id]
         live.execution.stop_requested = True
         live.settled.clear()
-        live.task.cancel()
+        # A task cancelled before it first runs never enters execute(), so the run would stay
+        # 'running'. An execution that has not started yet stops at its first gate instead.
+        if live.execution.started:
+            live.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await live.task
 

@@ -210,6 +210,8 @@ class RunExecution:
         self.pause_requested = False
         self.stop_requested = False
         self.detaching = False
+        self.started = False
+        """Whether execute() is past its first journal commit; only then may its task be cancelled to stop."""
         self._task_waiters: dict[str, asyncio.Future[TaskDecision]] = {}
         self.cancelled_keys: list[str] = []
 
@@ -281,6 +283,7 @@ class RunExecution:
             self.journal.run_changes(status="running", started_at=now)
             self.journal.event(EventType.RUN_STARTED)
         await self.journal.flush()
+        self.started = True
         root = Scope(self.workflow.steps, self.workflow.edges, "", None, None)
         try:
             await self._run_scope(root)
@@ -315,6 +318,9 @@ class RunExecution:
             payload["result"] = result
         if error is not None:
             payload["error"] = error
+        if status == "stopped":
+            self._cancel_interrupted()
+            payload["cancelled"] = list(self.cancelled_keys)
         self.journal.run_changes(status=status, result=result, error=error, finished_at=time.time(), owner=None)
         self.journal.event(event_type, data=payload)
         if status == "stopped":
@@ -323,6 +329,27 @@ class RunExecution:
         await self.journal.flush()
         logger.info("Run %s ended %s", self.run_id, status)
         self._on_settled(self.run_id)
+
+    def _cancel_interrupted(self) -> None:
+        """Record steps that a crash interrupted and a stop ended before they ran again as cancelled."""
+        error = StepError("cancelled", "cancelled because the run was stopped").to_json()
+        for key, record in self._interrupted.items():
+            self.cancelled_keys.append(key)
+            self.journal.step_row(
+                {
+                    "step_key": key,
+                    "step_id": record.step_id,
+                    "step_type": record.step_type,
+                    "status": "cancelled",
+                    "attempt": record.attempt,
+                    "inputs": None,
+                    "result": None,
+                    "error": error,
+                    "started_at": None,
+                    "finished_at": time.time(),
+                }
+            )
+        self._interrupted.clear()
 
     async def _run_scope(self, scope: Scope) -> None:
         """Run every step of ``scope``; raise ScopeFailed on the first fatal failure.
