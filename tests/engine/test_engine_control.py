@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -179,3 +180,110 @@ async def test_paused_run_resumes_after_restart(make_engine: EngineFactory, stor
 
     assert summary.status == "completed", summary.error
     assert summary.result == {"after": 7}
+
+
+async def test_pause_during_fan_out(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, log = engine
+    body = [mcp_step("nap", "wait", {"seconds": 0.2, "steps": 1})]
+    workflow = build_workflow(
+        [
+            {"id": "fan", "type": "for_each", "config": {"items": [1, 2, 3, 4], "steps": body, "max_parallelism": 2}},
+            lua_step("after", "return #items", {"items": "{{steps.fan.result.items}}"}),
+        ]
+    )
+
+    run_id = await studio.run_workflow(workflow)
+    await log.wait_type(EventType.STEP_STARTED, "fan[0].nap")
+    await studio.pause(run_id)
+    summary = await studio.wait(run_id)
+
+    assert summary.status == "paused"
+    rows = store.step_runs(run_id)
+    assert rows["fan"].status == "running"
+    assert {key for key, row in rows.items() if key.startswith("fan[")} <= {"fan[0].nap", "fan[1].nap"}
+    assert all(row.status == "completed" for key, row in rows.items() if key.startswith("fan["))
+
+    await studio.resume(run_id)
+    summary = await studio.wait(run_id)
+
+    assert summary.status == "completed", summary.error
+    assert summary.result == {"after": 4}
+
+
+async def test_pause_with_waiting_task(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, log = engine
+    workflow = build_workflow(
+        [
+            {"id": "approve", "type": "human_task", "config": {"title": "Go?"}},
+            mcp_step("slow", "wait", {"seconds": 0.3, "steps": 1}),
+            lua_step("after_slow", "return 1", {"x": "{{steps.slow.result}}"}),
+        ]
+    )
+
+    run_id = await studio.run_workflow(workflow)
+    await log.wait_type(EventType.STEP_STARTED, "slow")
+    await studio.pause(run_id)
+    assert (await studio.wait(run_id)).status == "paused"
+    assert "after_slow" not in store.step_runs(run_id)
+
+    task_id = store.list_tasks(run_id=run_id)[0].id
+    await studio.resolve_task(task_id, "approve")
+    await studio.resume(run_id)
+    summary = await studio.wait(run_id)
+
+    assert summary.status == "completed", summary.error
+    assert summary.result == {"approve": {"decision": "approve", "values": {}, "actor": "local user"}, "after_slow": 1}
+
+
+async def test_wait_after_resolving_while_paused(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, _ = engine
+    workflow = build_workflow(
+        [
+            {"id": "approve", "type": "human_task", "config": {"title": "Go?"}},
+            lua_step("after", "return 1", {"x": "{{steps.approve.result}}"}),
+        ]
+    )
+    run_id = await studio.run_workflow(workflow)
+    assert (await studio.wait(run_id)).status == "waiting"
+    await studio.pause(run_id)
+
+    await studio.resolve_task(store.list_tasks(run_id=run_id)[0].id, "approve")
+    summary = await asyncio.wait_for(studio.wait(run_id), 5)
+
+    assert summary.status == "paused"
+    assert store.step_runs(run_id)["approve"].status == "completed"
+    assert "after" not in store.step_runs(run_id)
+    await studio.resume(run_id)
+    assert (await studio.wait(run_id)).status == "completed"
+
+
+async def test_stop_interrupted_run_from_new_engine(make_engine: EngineFactory, store: Store) -> None:
+    first, log = await make_engine()
+    workflow = build_workflow([mcp_step("long", "wait", {"seconds": 30, "steps": 30}), lua_step("b", "return 1")])
+    run_id = await first.run_workflow(workflow)
+    await log.wait_type(EventType.STEP_STARTED, "long")
+    await first.aclose()
+    assert store.get_run(run_id).status == "running"
+
+    second, _ = await make_engine()
+    await second.stop(run_id)
+    summary = await second.wait(run_id)
+
+    assert summary.status == "stopped"
+    run = store.get_run(run_id)
+    assert run.status == "stopped"
+    assert run.owner is None
+    assert not second.is_live(run_id)
+    assert store.step_runs(run_id)["long"].status in ("cancelled", "failed")
+
+
+async def test_stop_right_after_start(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, log = engine
+    run_id = await studio.run_workflow(build_workflow([lua_step("a", "return 1")]))
+
+    await asyncio.wait_for(studio.stop(run_id), 5)
+    summary = await asyncio.wait_for(studio.wait(run_id), 5)
+
+    assert summary.status == "stopped"
+    assert store.get_run(run_id).status == "stopped"
+    assert [event.type for event in log.events if event.run_id == run_id][-1] == EventType.RUN_STOPPED
