@@ -140,7 +140,7 @@ class ExecutorServices:
 def spec_from_server_url(server_url: str, environ: Mapping[str, str]) -> McpServerSpec:
     """Parse a ``server_url``: ``http(s)://…`` for streamable HTTP, ``stdio:<command line>`` for a subprocess."""
     if server_url.startswith(("http://", "https://")):
-        return McpServerSpec(transport="http", url=server_url, name=server_url)
+        return McpServerSpec(transport="http", url=server_url)
     if server_url.startswith("stdio:"):
         try:
             words = shlex.split(server_url[len("stdio:") :])
@@ -153,7 +153,10 @@ def spec_from_server_url(server_url: str, environ: Mapping[str, str]) -> McpServ
         if words[0] == STUDIO_TOOLS_COMMAND:
             words = [sys.executable, "-m", "studio.toolserver", *words[1:]]
         env = {key: value for key, value in environ.items() if key.startswith("STUDIO_") or key in _PASSED_ENV}
-        return McpServerSpec(transport="stdio", command=words[0], args=tuple(words[1:]), env=env, name=server_url)
+        # The display name appears in error messages, so it is never the command line itself:
+        # arguments may carry tokens.
+        name = STUDIO_TOOLS_COMMAND if words[0] == sys.executable else ""
+        return McpServerSpec(transport="stdio", command=words[0], args=tuple(words[1:]), env=env, name=name)
     raise StepError(
         "invalid_input",
         f"server_url '{server_url}' is not supported; use http(s)://host/path or stdio:<command> <args>",
@@ -193,7 +196,7 @@ async def execute_mcp_call(config: dict[str, Any], context: StepContext) -> Json
     if not tool:
         raise StepError("invalid_input", "the mcp_call step names no tool; set config.tool")
     arguments = config.get("arguments") or {}
-    context.record_usage("mcp_call", 1, "call", {"server": spec.name, "tool": tool})
+    context.record_usage("mcp_call", 1, "call", {"server": spec.display_name, "tool": tool})
     result = await context.services.mcp.call_tool(spec, tool, arguments, on_progress=context.progress)
     return result.value
 
