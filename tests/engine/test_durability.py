@@ -1,8 +1,8 @@
 """Crash and resume: a real ``studio run`` process is killed with SIGKILL, then ``studio resume`` finishes the run.
 
 Every step that appends a line does so through the studio tool server's ``file_append_line``, so the
-file records each execution. Steps completed before the kill must have exactly one line; steps in
-flight at the kill may have run twice (at least once, per their retry policy); the rest exactly once.
+file records each execution. A step completed before the kill must have exactly one line. A step in
+flight at the kill may have run twice, because its retry policy restarts it. Every other step has one line.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def crash_and_resume(base: Path, scenario: Scenario) -> Crash:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     finally:
-        # The tool server would exit by itself once its stdin closes; end it now so no late call of
+        # The tool server would exit by itself once its stdin closes. End it now, so no late call of
         # the killed run can touch the file while the resumed run executes.
         _kill_group(process.pid)
 
