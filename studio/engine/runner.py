@@ -16,7 +16,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import JsonValue
@@ -69,37 +69,53 @@ class StepState:
         return self.status == "completed" or self.status == "tolerated"
 
 
+@dataclass(frozen=True)
+class ScopeGraph:
+    """The dependency graph of one list of steps; shared by every scope over that list."""
+
+    ids: frozenset[str]
+    dependencies: dict[str, set[str]]
+    dependents: dict[str, list[str]]
+
+    @classmethod
+    def build(cls, steps: list[AnyStep], edges: list[Edge]) -> ScopeGraph:
+        ids = frozenset(step.id for step in steps)
+        dependencies: dict[str, set[str]] = {step.id: set() for step in steps}
+        for edge in edges:
+            if edge.source in ids and edge.target in ids:
+                dependencies[edge.target].add(edge.source)
+        for step in steps:
+            for referenced in _referenced_step_ids(step):
+                if referenced in ids and referenced != step.id:
+                    dependencies[step.id].add(referenced)
+        dependents: dict[str, list[str]] = {step_id: [] for step_id in dependencies}
+        for step_id, step_dependencies in dependencies.items():
+            for dependency in step_dependencies:
+                dependents[dependency].append(step_id)
+        return cls(ids, dependencies, dependents)
+
+
 @dataclass
 class Scope:
     """Steps that are scheduled together: the workflow's top level or one for_each item's body."""
 
     steps: list[AnyStep]
-    edges: list[Edge]
+    graph: ScopeGraph
     prefix: str
     item: tuple[JsonValue, int] | None
     parent: Scope | None
-    ids: frozenset[str] = frozenset()
-    dependencies: dict[str, set[str]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.ids = frozenset(step.id for step in self.steps)
-        self.dependencies = {step.id: set() for step in self.steps}
-        for edge in self.edges:
-            if edge.source in self.ids and edge.target in self.ids:
-                self.dependencies[edge.target].add(edge.source)
-        for step in self.steps:
-            for referenced in _referenced_step_ids(step):
-                if referenced in self.ids and referenced != step.id:
-                    self.dependencies[step.id].add(referenced)
+    @property
+    def ids(self) -> frozenset[str]:
+        return self.graph.ids
+
+    @property
+    def dependencies(self) -> dict[str, set[str]]:
+        return self.graph.dependencies
 
     @property
     def dependents(self) -> dict[str, list[str]]:
-        """For each step, the steps that depend on it."""
-        result: dict[str, list[str]] = {step_id: [] for step_id in self.dependencies}
-        for step_id, dependencies in self.dependencies.items():
-            for dependency in dependencies:
-                result[dependency].append(step_id)
-        return result
+        return self.graph.dependents
 
     def key(self, step_id: str) -> str:
         return self.prefix + step_id
@@ -214,6 +230,16 @@ class RunExecution:
         """Whether execute() is past its first journal commit; only then may its task be cancelled to stop."""
         self._task_waiters: dict[str, asyncio.Future[TaskDecision]] = {}
         self.cancelled_keys: list[str] = []
+        self._graphs: dict[str, ScopeGraph] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
+
+    def _graph(self, steps: list[AnyStep], edges: list[Edge]) -> ScopeGraph:
+        """Return the graph of a step list, built once per run (documents do not change during a run)."""
+        owner = steps[0].id if steps else ""
+        graph = self._graphs.get(owner)
+        if graph is None:
+            graph = self._graphs[owner] = ScopeGraph.build(steps, edges)
+        return graph
 
     # -- control ------------------------------------------------------------------------------
 
@@ -284,7 +310,7 @@ class RunExecution:
             self.journal.event(EventType.RUN_STARTED)
         await self.journal.flush()
         self.started = True
-        root = Scope(self.workflow.steps, self.workflow.edges, "", None, None)
+        root = Scope(self.workflow.steps, self._graph(self.workflow.steps, self.workflow.edges), "", None, None)
         try:
             await self._run_scope(root)
         except ScopeFailed as failure:
@@ -495,7 +521,7 @@ class RunExecution:
             attempt += 1
             await self._gate(leaf=True)
             try:
-                config = _render_config(step, view)
+                config = self._render_config(step, view)
             except Exception as render_error:
                 return await self._fail(key, step, attempt, classify(render_error), started_at=None)
             async with self._concurrency:
@@ -525,6 +551,17 @@ class RunExecution:
                 await self._announce_retry(key, step, attempt, error)
                 continue
             return await self._fail(key, step, attempt, error, started_at=started)
+
+    def _render_config(self, step: AnyStep, view: _ScopeView) -> dict[str, Any]:
+        """Return the step's config as JSON data with its template fields rendered for ``view``."""
+        dumped = self._configs.get(step.id)
+        if dumped is None:
+            dumped = self._configs[step.id] = step.config.model_dump(mode="json")
+        config = dict(dumped)
+        for name in _RENDERED_FIELDS:
+            if name in config:
+                config[name] = render_value(config[name], view)
+        return config
 
     async def _announce_retry(self, key: str, step: AnyStep, attempt: int, error: StepError) -> None:
         policy = step.retry
@@ -703,6 +740,8 @@ class RunExecution:
         key = scope.key(step.id)
         next_index = 0
         failure: ScopeFailed | None = None
+        body = step.config.steps
+        graph = self._graph(body, step.config.edges)
 
         async def worker() -> None:
             try:
@@ -715,9 +754,7 @@ class RunExecution:
             while failure is None and next_index < len(items):
                 index = next_index
                 next_index += 1
-                item_scope = Scope(
-                    step.config.steps, step.config.edges, f"{key}[{index}].", (items[index], index), scope
-                )
+                item_scope = Scope(body, graph, f"{key}[{index}].", (items[index], index), scope)
                 self._active -= 1  # The item's step tasks count instead.
                 try:
                     await self._run_scope(item_scope)
@@ -882,6 +919,8 @@ class RunExecution:
 
 
 _DONE_STATUSES = frozenset({"completed", "tolerated"})
+_RENDERED_FIELDS = ("arguments", "inputs", "system_prompt", "prompt")
+"""Config fields of leaf steps that hold templates. Lua ``source`` is code and is never rendered."""
 
 
 def _is_tolerated(error: JsonValue) -> bool:
@@ -897,16 +936,6 @@ def _error_args(error: JsonValue) -> dict[str, Any]:
             "detail": detail if isinstance(detail, dict) else None,
         }
     return {"kind": "internal", "message": "step failed", "detail": None}
-
-
-def _render_config(step: AnyStep, view: _ScopeView) -> dict[str, Any]:
-    config: dict[str, Any] = step.config.model_dump(mode="json")
-    for name, value in list(config.items()):
-        if name == "source":
-            continue  # Lua source is code and is never rendered.
-        if name in ("arguments", "inputs", "system_prompt", "prompt"):
-            config[name] = render_value(value, view)
-    return config
 
 
 def _row(
