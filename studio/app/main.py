@@ -45,6 +45,9 @@ def run_gui(argv: list[str]) -> int:
         asyncio.set_event_loop(None)
 
 
+FIRST_EXAMPLE = "text-report.workflow.json"
+
+
 async def _main(path: Path | None) -> int:
     from studio.app.main_window import MainWindow, example_paths
 
@@ -57,7 +60,9 @@ async def _main(path: Path | None) -> int:
     else:
         examples = example_paths()
         if examples:
-            window.open_workflow(examples[0])
+            # The paragraph report needs no API key and shows every step type but llm_call.
+            preferred = [example for example in examples if example.name == FIRST_EXAMPLE]
+            window.open_workflow((preferred or examples)[0])
         else:
             window.statusBar().showMessage("No example workflows found; use File > Open to open one")
 
