@@ -66,6 +66,15 @@ async def _main(path: Path | None) -> int:
         else:
             window.statusBar().showMessage("No example workflows found; use File > Open to open one")
 
+    try:
+        resumed = await window.controller.resume_interrupted()
+    except Exception as error:  # the window stays usable; the runs stay in the store for `studio resume`
+        logger.exception("Resuming interrupted runs failed")
+        window.show_error("Could not resume interrupted runs", str(error))
+    else:
+        if resumed:
+            window.statusBar().showMessage(f"Resumed {len(resumed)} interrupted run(s)")
+
     screenshot = os.environ.get(SCREENSHOT_ENV)
     if screenshot:
         await _take_screenshot(window, Path(screenshot))

@@ -63,6 +63,13 @@ class RunController(QObject):
             logger.info("engine started with store %s", self._store_path or "in the user data directory")
         return self._engine
 
+    async def resume_interrupted(self) -> list[str]:
+        """Continue the runs a crashed studio or CLI left behind; return their ids."""
+        run_ids = await self._ensure_engine().resume_interrupted()
+        for run_id in run_ids:
+            logger.info("Resumed interrupted run %s", run_id)
+        return run_ids
+
     async def start(self, workflow: Workflow, inputs: dict[str, JsonValue]) -> str:
         """Publish ``workflow`` (a no-op when unchanged), start a run with ``inputs`` and return its id.
 
