@@ -15,6 +15,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+# Qt aborts the process when it has no display; the README's test command sets this too, but a
+# bare `pytest` run must not crash either. QT_API makes qasync pick PySide6.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_API", "pyside6")
+
 from studio.engine import Engine, EventType, ExecutorServices, RunEvent
 from studio.model.document import workflow_from_data
 from studio.model.workflow import Workflow

@@ -919,7 +919,7 @@ class RunExecution:
 
 
 _DONE_STATUSES = frozenset({"completed", "tolerated"})
-_RENDERED_FIELDS = ("arguments", "inputs", "system_prompt", "prompt")
+_RENDERED_FIELDS = ("arguments", "inputs", "model", "system_prompt", "prompt")
 """Config fields of leaf steps that hold templates. Lua ``source`` is code and is never rendered."""
 
 

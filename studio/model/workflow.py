@@ -307,6 +307,7 @@ def template_fields(step: AnyStep) -> Iterator[tuple[str, Any]]:
     if isinstance(step, McpCallStep):
         yield from _walk("config.arguments", step.config.arguments)
     elif isinstance(step, LlmCallStep):
+        yield "config.model", step.config.model
         yield "config.system_prompt", step.config.system_prompt
         yield "config.prompt", step.config.prompt
     elif isinstance(step, HumanTaskStep):

@@ -117,11 +117,6 @@ def test_llm_summary_against_fake_server(examples: dict[str, ExampleRun], llm_se
     assert "Summarise this 11-word text" in json.dumps(request.json)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="llm_call config.model is not a template field (studio.model.workflow.template_fields), "
-    "so the example's '{{input.model}}' reaches the server unrendered",
-)
 def test_llm_summary_model_from_input(examples: dict[str, ExampleRun], llm_server: FakeOpenAIServer) -> None:
     assert examples["llm-summary"].steps[0].returncode == 0
     assert llm_server.chat_requests[-1].json["model"] == "gpt-4o-mini"
