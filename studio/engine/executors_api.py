@@ -49,7 +49,7 @@ STUDIO_TOOLS_COMMAND = "studio-tools"
 
 @dataclass(frozen=True)
 class StepContext:
-    """What an executor may use and report while it runs one attempt of one step."""
+    """Services and reporting callbacks for one attempt of one step."""
 
     run_id: str
     workflow_id: str
@@ -124,8 +124,8 @@ class ExecutorServices:
                 )
             if not connection.get("base_url"):
                 raise StepError("invalid_input", f"connection '{connection['name']}' has no base URL; set one")
-            # NOTE: secrets move to the OS keychain with the connections work; until then a stored
-            # connection carries no API key and only keyless endpoints (Ollama, local gateways) work.
+            # NOTE: connection secrets are not stored yet (they will live in the OS keychain). So a
+            # stored connection carries no API key, and only keyless endpoints such as Ollama work.
             return LlmEndpoint(provider="openai", base_url=str(connection["base_url"]))
         endpoint = endpoint_from_env(self.environ)
         if endpoint is None:

@@ -300,7 +300,11 @@ class RunExecution:
     # -- the run ------------------------------------------------------------------------------
 
     async def execute(self, *, resumed: bool) -> None:
-        """Run to an end state, or until paused forever or detached; never raises except on detach."""
+        """Run to an end state, or until the run is detached.
+
+        A detach (engine shutdown) raises CancelledError and journals nothing, and store errors
+        propagate. Step failures and stops end the run with a journaled status instead of raising.
+        """
         now = time.time()
         if resumed:
             self.journal.run_changes(status="running")
@@ -452,7 +456,7 @@ class RunExecution:
             )
 
     def _scope_output(self, scope: Scope, output: str | None) -> JsonValue:
-        """The result of a scope: the named output step's, the only sink's, or an object of all sinks."""
+        """Return a scope's result: the named output step's, the only sink's, or an object of all sinks."""
         if output is not None:
             return self._result_of(scope.key(output))
         has_dependents = {dependency for deps in scope.dependencies.values() for dependency in deps}
