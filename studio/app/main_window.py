@@ -1,33 +1,46 @@
-"""The studio main window: workflow canvas, run controls, event log dock and run status bar."""
+"""The studio main window: workflow canvas, run controls, runs list, timeline, step details and event log."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QWidget
 
+from studio.app.event_batcher import EventBatcher
 from studio.app.input_dialog import RunInputDialog, required_inputs_missing
 from studio.app.run_controller import RunController
-from studio.app.run_status import TERMINAL_RUN_STATES, RunStatusTracker, format_duration
+from studio.app.run_status import TERMINAL_RUN_STATES, RunStatusTracker, StatusUpdate, format_duration
 from studio.canvas import CanvasView, WorkflowScene
 from studio.canvas.icons import RESOURCES_DIR
-from studio.engine.events import RunEvent
+from studio.canvas.node_item import NodeItem
+from studio.engine.events import EventType, RunEvent
 from studio.model.document import DocumentError, load_workflow
 from studio.model.workflow import JsonValue, Workflow
 from studio.panels.event_log import EventLogPanel
+from studio.panels.runs.panel import RunsPanel
+from studio.panels.step_details.model import LogLine, build_step_details, progress_line
+from studio.panels.step_details.panel import StepDetailsPanel
+from studio.panels.timeline.model import TimelineModel, run_event_from_row, step_id_of
+from studio.panels.timeline.widget import TimelineWidget
+
+if TYPE_CHECKING:
+    from studio.engine import Engine
+    from studio.store import RunRecord, Store
 
 logger = logging.getLogger(__name__)
 
 EXAMPLES_DIR = RESOURCES_DIR / "examples"
 FILE_FILTER = "Workflow files (*.workflow.json *.json);;All files (*)"
 ACTIVE_RUN_STATES = frozenset({"starting", "running", "paused", "waiting"})
+MAX_PROGRESS_LINES = 500
+"""Live progress messages kept per step for the details panel (the journal does not keep them)."""
 
 
 def example_paths(directory: Path = EXAMPLES_DIR) -> list[Path]:
@@ -38,16 +51,23 @@ def example_paths(directory: Path = EXAMPLES_DIR) -> list[Path]:
 
 
 class MainWindow(QMainWindow):
-    """Shows one workflow read-only and runs it with live step statuses.
+    """Shows one workflow and one of its runs: live, or rebuilt from the store when picked in the runs list.
 
     ``store_path`` is the SQLite database the engine uses. None means the user data directory.
+    The *shown run* is the run whose statuses the canvas, timeline, event log and details show,
+    and which Pause, Resume and Stop act on: the run last started here, or the run selected in
+    the runs list.
     """
 
     sig_workflow_opened = Signal(object)
     """Emitted with the :class:`Workflow` after it is shown."""
     sig_run_state_changed = Signal(str)
-    """Emitted with the new run state: ``starting``, ``running``, ``paused``, ``waiting``,
+    """Emitted with the new state of the shown run: ``starting``, ``running``, ``paused``, ``waiting``,
     ``completed``, ``failed`` or ``stopped``."""
+    sig_run_shown = Signal(str)
+    """Emitted with the run id after a run's view was rebuilt from the store."""
+    sig_run_stopped = Signal(str, list)
+    """Emitted with the run id and the cancelled step keys when a stop asked for here took effect."""
     sig_error_shown = Signal(str)
     """Emitted with the message each time an error is shown to the user."""
     sig_window_closed = Signal()
@@ -55,29 +75,43 @@ class MainWindow(QMainWindow):
 
     def __init__(self, store_path: Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.resize(1280, 800)
+        self.resize(1440, 900)
         self.workflow: Workflow | None = None
         self.workflow_path: Path | None = None
         self.last_error = ""
+        self.last_stop_cancelled: list[str] = []
         self.run_state = "idle"
+        self.shown_run_id: str | None = None
         self._tracker: RunStatusTracker | None = None
         self._run_started_at: float | None = None
         self._run_finished_at: float | None = None
+        self._shown_events: list[RunEvent] = []
+        self._shown_last_seq = 0
+        self._progress: dict[str, list[LogLine]] = {}
+        self._details_key: str | None = None
+        self._stop_requested: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._error_box: QMessageBox | None = None
+        self._stop_box: QMessageBox | None = None
         self._input_dialog: RunInputDialog | None = None
+        self._selecting_from_timeline = False
 
         self.scene = WorkflowScene(self)
         self.view = CanvasView(self.scene, self)
         self.setCentralWidget(self.view)
-        self.event_log = EventLogPanel(self)
-        self._event_dock = QDockWidget("Event log", self)
-        self._event_dock.setObjectName("event-log-dock")
-        self._event_dock.setWidget(self.event_log)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self._event_dock)
+        self._build_docks()
 
         self.controller = RunController(store_path, self)
-        self.controller.sig_event_received.connect(self._on_controller_event_received)
+        self.controller.sig_run_started.connect(self._on_controller_run_started)
+        self.event_batcher = EventBatcher(self)
+        self.event_batcher.sig_events_delivered.connect(self._on_event_batcher_delivered)
+        # NOTE: RunController has no public way to open its store and engine before a run, so the
+        # window calls its private _ensure_engine(); the runs list needs the store from the start.
+        self.engine: Engine = self.controller._ensure_engine()
+        self.store: Store = self.engine.store
+        self._unsubscribe: Callable[[], None] | None = self.engine.add_listener(self.event_batcher.push)
+        self.runs_panel.is_live = self.engine.is_live
+        self.runs_panel.set_store(self.store)
 
         self._build_actions()
         self._build_menus()
@@ -89,6 +123,33 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     # -- construction ----------------------------------------------------------------------
+
+    def _build_docks(self) -> None:
+        self.event_log = EventLogPanel(self)
+        self._event_dock = self._add_dock("Event log", "event-log-dock", self.event_log,
+                                          Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.timeline = TimelineWidget(self)
+        self.timeline.sig_segment_clicked.connect(self._on_timeline_segment_clicked)
+        self._timeline_dock = self._add_dock("Timeline", "timeline-dock", self.timeline,
+                                             Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self._timeline_dock, self._event_dock)
+        self._timeline_dock.raise_()
+        self.runs_panel = RunsPanel(self)
+        self.runs_panel.sig_run_selected.connect(self._on_runs_panel_run_selected)
+        self._runs_dock = self._add_dock("Runs", "runs-dock", self.runs_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.step_details = StepDetailsPanel(self)
+        self._details_dock = self._add_dock("Step details", "step-details-dock", self.step_details,
+                                            Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self._timeline_dock], [300], Qt.Orientation.Vertical)
+        self.resizeDocks([self._runs_dock, self._details_dock], [420, 380], Qt.Orientation.Horizontal)
+        self.scene.selectionChanged.connect(self._on_scene_selection_changed)
+
+    def _add_dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
 
     def _build_actions(self) -> None:
         self.action_open = QAction("&Open…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Open))
@@ -102,7 +163,7 @@ class MainWindow(QMainWindow):
         self.action_resume = QAction("Res&ume", self)
         self.action_resume.triggered.connect(lambda: self._spawn(self.resume_run()))
         self.action_stop = QAction("&Stop", self)
-        self.action_stop.triggered.connect(lambda: self._spawn(self.stop_run()))
+        self.action_stop.triggered.connect(self.confirm_stop)
         self.action_fit = QAction("Zoom to &fit", self)
         self.action_fit.setToolTip("Zoom to fit (F)")
         self.action_fit.triggered.connect(self.view.zoom_to_fit)
@@ -125,7 +186,8 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         for action in (self.action_fit, self.action_zoom_in, self.action_zoom_out):
             view_menu.addAction(action)
-        view_menu.addAction(self._event_dock.toggleViewAction())
+        for dock in (self._runs_dock, self._timeline_dock, self._details_dock, self._event_dock):
+            view_menu.addAction(dock.toggleViewAction())
 
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main-toolbar")
@@ -173,11 +235,14 @@ class MainWindow(QMainWindow):
 
     def set_workflow(self, workflow: Workflow, path: Path | None = None) -> None:
         """Show ``workflow`` on the canvas and reset the run display."""
+        self._show_workflow(workflow, path)
+        self._clear_run_display()
+        self._set_run_state("idle")
+
+    def _show_workflow(self, workflow: Workflow, path: Path | None) -> None:
         self.workflow = workflow
         self.workflow_path = path
         self.scene.set_workflow(workflow)
-        self._tracker = None
-        self._set_run_state("idle")
         self._update_title()
         QTimer.singleShot(0, self.view.zoom_to_fit)
         logger.info("showing workflow %s (%s) from %s", workflow.name, workflow.id, path or "memory")
@@ -211,11 +276,9 @@ class MainWindow(QMainWindow):
         if self.run_state in ACTIVE_RUN_STATES:
             self.show_error("A run is in progress", "Wait for the current run to finish, or stop it.")
             return None
-        self.scene.reset_statuses()
-        self.event_log.clear()
+        self._clear_run_display()
         self._tracker = RunStatusTracker(self.workflow)
-        self._run_started_at = time.monotonic()
-        self._run_finished_at = None
+        self._run_started_at = time.time()
         self._set_run_state("starting")
         self._elapsed_timer.start()
         try:
@@ -226,36 +289,226 @@ class MainWindow(QMainWindow):
             self.show_error("The run could not start", str(error))
             return None
 
+    def _on_controller_run_started(self, run_id: str) -> None:
+        # The engine announced run_created before this, but the batcher delivers it only on its
+        # next timer tick, so every event of the new run reaches the display set up here.
+        self.shown_run_id = run_id
+        self.timeline.set_model(TimelineModel(run_id))
+        self.runs_panel.select_run(run_id, notify=False)
+
     async def pause_run(self) -> None:
-        await self._steer(self.controller.pause, "pause")
+        await self._steer("pause")
 
     async def resume_run(self) -> None:
-        await self._steer(self.controller.resume, "resume")
+        await self._steer("resume")
 
     async def stop_run(self) -> None:
-        await self._steer(self.controller.stop, "stop")
+        """Stop the shown run at once (the Stop action asks for confirmation first, see :meth:`confirm_stop`)."""
+        await self._steer("stop")
 
-    async def _steer(self, command: Any, verb: str) -> None:
+    def confirm_stop(self) -> QMessageBox | None:
+        """Ask whether to stop the shown run; a Yes stops it. Return the (non-blocking) message box."""
+        run_id = self.shown_run_id
+        if run_id is None:
+            return None
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Stop the run?",
+            f"Stop run {run_id[:8]}? Running steps are cancelled and steps not started yet never run. "
+            "A stopped run cannot be resumed.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.accepted.connect(lambda: self._spawn(self.stop_run()))
+        box.finished.connect(box.deleteLater)
+        box.open()
+        self._stop_box = box
+        return box
+
+    async def _steer(self, verb: str) -> None:
+        run_id = self.shown_run_id
+        if run_id is None:
+            return
+        commands = {"pause": self.engine.pause, "resume": self.engine.resume, "stop": self.engine.stop}
+        if verb == "stop":
+            self._stop_requested.add(run_id)
         try:
-            await command()
+            await commands[verb](run_id)
         except Exception as error:  # shown to the user: pausing an already finished run, for example
-            logger.warning("cannot %s run %s: %s", verb, self.controller.run_id, error)
+            self._stop_requested.discard(run_id)
+            logger.warning("cannot %s run %s: %s", verb, run_id, error)
             self.show_error(f"Cannot {verb} the run", str(error))
 
-    def _on_controller_event_received(self, event: RunEvent) -> None:
-        self.event_log.append_event(event)
-        if self._tracker is None:
-            return
-        for update in self._tracker.apply(event):
+    def _foreign_owner(self) -> str | None:
+        """Return the owner of the shown run when another live process executes it, else None."""
+        if self.shown_run_id is None or self.engine.is_live(self.shown_run_id):
+            return None
+        record = self._run_record(self.shown_run_id)
+        if record is None or record.owner is None or record.owner == self.engine.owner:
+            return None
+        return record.owner if self.engine._owner_alive(record) else None
+
+    def _run_record(self, run_id: str) -> RunRecord | None:
+        from studio.store import StoreError
+
+        try:
+            return self.store.get_run(run_id)
+        except StoreError as error:
+            logger.warning("cannot read run %s: %s", run_id, error)
+            return None
+
+    # -- showing a run ---------------------------------------------------------------------
+
+    def _clear_run_display(self) -> None:
+        self.shown_run_id = None
+        self._tracker = None
+        self._shown_events = []
+        self._shown_last_seq = 0
+        self._progress.clear()
+        self._details_key = None
+        self._run_started_at = self._run_finished_at = None
+        self.scene.reset_statuses()
+        self.event_log.clear()
+        self.timeline.set_model(TimelineModel())
+        self.step_details.clear()
+
+    def _on_runs_panel_run_selected(self, run_id: str) -> None:
+        if run_id != self.shown_run_id:
+            self.show_run(run_id)
+
+    def show_run(self, run_id: str) -> bool:
+        """Rebuild the canvas statuses, timeline and event log of ``run_id`` from the store; return success."""
+        record = self._run_record(run_id)
+        if record is None:
+            self.show_error("Cannot show the run", f"run {run_id} is not in the store; it may have been deleted")
+            return False
+        try:
+            workflow = self.store.get_version(record.version_id).workflow
+        except Exception as error:  # a stored document this version cannot read must not break the window
+            logger.exception("cannot load the workflow of run %s", run_id)
+            self.show_error("Cannot show the run", f"the workflow version of run {run_id} cannot be read: {error}")
+            return False
+        path = self.workflow_path if self.workflow is not None and self.workflow.id == workflow.id else None
+        self._show_workflow(workflow, path)
+        self._clear_run_display()
+        self.shown_run_id = run_id
+        self._tracker = RunStatusTracker(workflow)
+        self._run_started_at = record.started_at or record.created_at
+        self._run_finished_at = record.finished_at
+        events = [event for event in map(run_event_from_row, self.store.events(run_id)) if event is not None]
+        self.timeline.set_model(TimelineModel(run_id))
+        self._apply_shown_events(events)
+        if record.status not in TERMINAL_RUN_STATES and self._tracker.run_state in TERMINAL_RUN_STATES | {"idle"}:
+            self._set_run_state(record.status)
+        self.runs_panel.select_run(run_id, notify=False)
+        logger.info("showing run %s of workflow %s with %d recorded events", run_id, workflow.id, len(events))
+        self.sig_run_shown.emit(run_id)
+        return True
+
+    def _on_event_batcher_delivered(self, events: list[RunEvent]) -> None:
+        self.runs_panel.apply_events(events)
+        shown = [event for event in events if event.run_id == self.shown_run_id and event.seq > self._shown_last_seq]
+        if shown:
+            self._apply_shown_events(shown)
+
+    def _apply_shown_events(self, events: list[RunEvent]) -> None:
+        """Show a batch of the shown run's events on every panel, repainting each panel once."""
+        following = self.event_log.is_following()
+        latest: dict[str, StatusUpdate] = {}
+        touched_details = False
+        for event in events:
+            self._shown_last_seq = max(self._shown_last_seq, event.seq)
+            self._shown_events.append(event)
+            self.event_log.model.append_event(event)
+            if self._tracker is not None:
+                for update in self._tracker.apply(event):
+                    latest[update.step_id] = update
+            if event.type == EventType.STEP_PROGRESS and event.step_key is not None:
+                lines = self._progress.setdefault(event.step_key, [])
+                lines.append(progress_line(event.at, event.data))
+                del lines[:-MAX_PROGRESS_LINES]
+            touched_details = touched_details or event.step_key == self._details_key or event.step_key is None
+            self.timeline.model.apply(event)
+            if event.type == EventType.RUN_STOPPED:
+                self._on_run_stopped(event)
+        if following:
+            self.event_log.table.scrollToBottom()
+        for update in latest.values():
             self.scene.set_step_status(update.step_id, update.status, update.detail)
-        if self._tracker.run_state != self.run_state:
+        self.timeline.refresh()
+        if touched_details and self._details_key is not None:
+            self.show_step_details(self._details_key)
+        last = events[-1]
+        if last.type in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_STOPPED):
+            self._run_finished_at = last.at
+        if self._tracker is not None and self._tracker.run_state != self.run_state:
             self._set_run_state(self._tracker.run_state)
+
+    def _on_run_stopped(self, event: RunEvent) -> None:
+        cancelled = event.data.get("cancelled")
+        keys = [str(key) for key in cancelled] if isinstance(cancelled, list) else []
+        if event.run_id not in self._stop_requested:
+            return
+        self._stop_requested.discard(event.run_id)
+        self.last_stop_cancelled = keys
+        text = ", ".join(keys) if keys else "none (no step was running)"
+        self.statusBar().showMessage(f"Run {event.run_id[:8]} stopped. Cancelled steps: {text}", 30000)
+        self.sig_run_stopped.emit(event.run_id, keys)
+
+    # -- step selection and details --------------------------------------------------------
+
+    def _on_timeline_segment_clicked(self, step_key: str, step_id: str) -> None:
+        self._selecting_from_timeline = True
+        try:
+            self.scene.clearSelection()
+            item = self.scene.node_item(step_id)
+            if item is not None:
+                item.setSelected(True)
+                self.view.ensureVisible(item)
+        finally:
+            self._selecting_from_timeline = False
+        self.show_step_details(step_key)
+
+    def _on_scene_selection_changed(self) -> None:
+        if self._selecting_from_timeline or self.shown_run_id is None:
+            return
+        selected = [item for item in self.scene.selectedItems() if isinstance(item, NodeItem)]
+        if len(selected) != 1:
+            return
+        step_id = selected[0].step_id
+        keys = [key for key in self.timeline.model.segments if step_id_of(key) == step_id]
+        if keys:
+            key = step_id if step_id in keys else keys[-1]
+            self.timeline.selected_key = key
+            self.timeline.update()
+            self.show_step_details(key)
+
+    def show_step_details(self, step_key: str) -> None:
+        """Show the details of ``step_key`` of the shown run, read from the store and the events so far."""
+        run_id = self.shown_run_id
+        if run_id is None:
+            return
+        self._details_key = step_key
+        record = self.store.step_runs(run_id).get(step_key)
+        usage = self.store.usage(run_id) if record is not None and record.step_type == "llm_call" else []
+        details = build_step_details(
+            run_id, step_key, record, self._shown_events, usage, self._progress.get(step_key, ())
+        )
+        self.step_details.show_details(details)
+        self._details_dock.raise_()
+
+    # -- run state -------------------------------------------------------------------------
 
     def _set_run_state(self, state: str) -> None:
         self.run_state = state
         if state in TERMINAL_RUN_STATES:
-            self._run_finished_at = time.monotonic()
+            if self._run_finished_at is None:
+                self._run_finished_at = time.time()
             self._elapsed_timer.stop()
+        elif state in ACTIVE_RUN_STATES:
+            self._elapsed_timer.start()
         text = "No run" if state == "idle" else f"Run {state}"
         if state == "failed" and self._tracker is not None and self._tracker.error:
             text += f": {self._tracker.error}"
@@ -268,15 +521,24 @@ class MainWindow(QMainWindow):
         if self._run_started_at is None or self.run_state == "idle":
             self.elapsed_label.setText("")
             return
-        end = self._run_finished_at if self._run_finished_at is not None else time.monotonic()
-        self.elapsed_label.setText(format_duration(end - self._run_started_at))
+        end = self._run_finished_at if self._run_finished_at is not None else time.time()
+        self.elapsed_label.setText(format_duration(max(end - self._run_started_at, 0.0)))
 
     def _update_actions(self) -> None:
         state = self.run_state
         self.action_run.setEnabled(self.workflow is not None and state not in ACTIVE_RUN_STATES)
-        self.action_pause.setEnabled(state in ("running", "waiting"))
-        self.action_resume.setEnabled(state == "paused")
-        self.action_stop.setEnabled(state in ACTIVE_RUN_STATES)
+        owner = self._foreign_owner() if state in ACTIVE_RUN_STATES else None
+        self.action_pause.setEnabled(owner is None and state in ("running", "waiting"))
+        self.action_resume.setEnabled(owner is None and state == "paused")
+        self.action_stop.setEnabled(owner is None and state in ACTIVE_RUN_STATES)
+        for action, verb in ((self.action_pause, "Pause"), (self.action_resume, "Resume"), (self.action_stop, "Stop")):
+            if owner is None:
+                action.setToolTip(f"{verb} the shown run")
+            else:
+                action.setToolTip(
+                    f"{verb} is not available here: another studio process ({owner}) executes this run. "
+                    f"Use that window, or 'studio runs {verb.lower()}' once it is available"
+                )
 
     def _update_title(self) -> None:
         name = self.workflow.name if self.workflow is not None else "No workflow"
@@ -322,6 +584,11 @@ class MainWindow(QMainWindow):
         """
         for task in list(self._tasks):
             task.cancel()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.event_batcher.clear()
+        self.runs_panel.stop_polling()
         await self.controller.aclose()
 
     def closeEvent(self, event: QCloseEvent) -> None:

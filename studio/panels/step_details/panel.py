@@ -1,0 +1,154 @@
+"""The step details panel widget: tabs for output, inputs, logs, attempts, error and the LLM exchange."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.panels.step_details.json_tree import JsonTreeView
+from studio.panels.step_details.model import StepDetails
+from studio.panels.timeline.model import format_duration
+
+logger = logging.getLogger(__name__)
+
+ATTEMPT_COLUMNS = ("Attempt", "Status", "Started", "Duration", "Retry delay", "Error")
+
+
+def _clock(at: float | None) -> str:
+    return "" if at is None else datetime.datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3]
+
+
+class StepDetailsPanel(QWidget):
+    """Shows one :class:`StepDetails`. Call :meth:`show_details` again to refresh it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.details: StepDetails | None = None
+        self.header_label = QLabel("Click a step on the timeline to see its details", self)
+        self.header_label.setWordWrap(True)
+        self.output_view = JsonTreeView("result", self)
+        self.inputs_view = JsonTreeView("inputs", self)
+        self.logs_text = QPlainTextEdit(self)
+        self.logs_text.setReadOnly(True)
+        self.logs_text.setMaximumBlockCount(20_000)
+        self.attempts_table = QTableWidget(0, len(ATTEMPT_COLUMNS), self)
+        self.attempts_table.setHorizontalHeaderLabels(list(ATTEMPT_COLUMNS))
+        self.attempts_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.attempts_table.verticalHeader().setVisible(False)
+        self.attempts_table.horizontalHeader().setStretchLastSection(True)
+        self.attempts_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.error_text = QPlainTextEdit(self)
+        self.error_text.setReadOnly(True)
+        self.llm_page = QWidget(self)
+        self.prompt_text = QPlainTextEdit(self.llm_page)
+        self.prompt_text.setReadOnly(True)
+        self.response_text = QPlainTextEdit(self.llm_page)
+        self.response_text.setReadOnly(True)
+        self.tokens_label = QLabel("", self.llm_page)
+        llm_layout = QVBoxLayout(self.llm_page)
+        llm_layout.setContentsMargins(0, 0, 0, 0)
+        llm_layout.addWidget(QLabel("Prompt", self.llm_page))
+        llm_layout.addWidget(self.prompt_text)
+        llm_layout.addWidget(QLabel("Response", self.llm_page))
+        llm_layout.addWidget(self.response_text)
+        llm_layout.addWidget(self.tokens_label)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self.output_view, "Output")
+        self.tabs.addTab(self.inputs_view, "Inputs")
+        self.tabs.addTab(self.logs_text, "Logs")
+        self.tabs.addTab(self.attempts_table, "Attempts")
+        self.tabs.addTab(self.error_text, "Error")
+        self.tabs.addTab(self.llm_page, "LLM")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.header_label)
+        layout.addWidget(self.tabs)
+        self._set_llm_visible(False)
+
+    def clear(self) -> None:
+        self.details = None
+        self.header_label.setText("Click a step on the timeline to see its details")
+        for view in (self.output_view, self.inputs_view):
+            view.set_value(None)
+        for text in (self.logs_text, self.error_text, self.prompt_text, self.response_text):
+            text.clear()
+        self.attempts_table.setRowCount(0)
+        self.tokens_label.clear()
+        self._set_llm_visible(False)
+
+    def show_details(self, details: StepDetails) -> None:
+        """Show ``details``; the open tab stays open when the same step is refreshed."""
+        same_step = self.details is not None and self.details.step_key == details.step_key
+        self.details = details
+        self.header_label.setText(self._header(details))
+        if not same_step or self.output_view.value() != details.result:
+            self.output_view.set_value(details.result, f"steps.{details.step_id}.result")
+        if not same_step or self.inputs_view.value() != details.inputs:
+            self.inputs_view.set_value(details.inputs, "inputs")
+        self.logs_text.setPlainText(
+            "\n".join(f"{_clock(line.at)}  [{line.level}] {line.message}" for line in details.logs)
+        )
+        self._fill_attempts(details)
+        self.error_text.setPlainText(details.error_text)
+        self._set_llm_visible(details.step_type == "llm_call")
+        if details.step_type == "llm_call":
+            self.prompt_text.setPlainText(details.prompt_text)
+            self.response_text.setPlainText(details.response_text)
+            self.tokens_label.setText(self._tokens(details))
+        if not same_step:
+            self.tabs.setCurrentWidget(self.error_text if details.error else self.output_view)
+
+    def _header(self, details: StepDetails) -> str:
+        parts = [f"<b>{details.step_key}</b>", details.step_type or "step", details.status]
+        if details.attempts:
+            parts.append(f"attempt {details.attempts[-1].number}")
+        if details.started_at is not None and details.finished_at is not None:
+            parts.append(format_duration(details.finished_at - details.started_at))
+        if details.task_id:
+            parts.append(f"task {details.task_id}")
+        return " · ".join(parts)
+
+    def _tokens(self, details: StepDetails) -> str:
+        if details.prompt_tokens is None and details.completion_tokens is None:
+            return "Tokens: not recorded"
+        prompt = int(details.prompt_tokens or 0)
+        completion = int(details.completion_tokens or 0)
+        return f"Tokens: {prompt} prompt + {completion} completion = {prompt + completion}"
+
+    def _fill_attempts(self, details: StepDetails) -> None:
+        self.attempts_table.setRowCount(len(details.attempts))
+        for row, attempt in enumerate(details.attempts):
+            duration = attempt.duration_s
+            delay = attempt.retry_delay_s
+            cells = (
+                str(attempt.number),
+                attempt.status,
+                _clock(attempt.started_at),
+                "" if duration is None else format_duration(duration),
+                "" if delay is None else f"{delay:.2f} s",
+                attempt.error,
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column == len(cells) - 1:
+                    item.setToolTip(text)
+                self.attempts_table.setItem(row, column, item)
+
+    def _set_llm_visible(self, visible: bool) -> None:
+        self.tabs.setTabVisible(self.tabs.indexOf(self.llm_page), visible)
+
+    def tab_titles(self) -> list[str]:
+        """Return the titles of the visible tabs, left to right."""
+        return [self.tabs.tabText(index) for index in range(self.tabs.count()) if self.tabs.isTabVisible(index)]
