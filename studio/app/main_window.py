@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QWidget
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
 
 from studio.app.event_batcher import EventBatcher
 from studio.app.input_dialog import RunInputDialog, required_inputs_missing
@@ -23,6 +24,7 @@ from studio.canvas.node_item import NodeItem
 from studio.engine.events import EventType, RunEvent
 from studio.model.document import DocumentError, load_workflow
 from studio.model.workflow import JsonValue, Workflow
+from studio.panels.command_center.panel import CommandCenterPanel, badge_text
 from studio.panels.event_log import EventLogPanel
 from studio.panels.runs.panel import RunsPanel
 from studio.panels.step_details.model import LogLine, build_step_details, progress_line
@@ -39,6 +41,8 @@ logger = logging.getLogger(__name__)
 EXAMPLES_DIR = RESOURCES_DIR / "examples"
 FILE_FILTER = "Workflow files (*.workflow.json *.json);;All files (*)"
 ACTIVE_RUN_STATES = frozenset({"starting", "running", "paused", "waiting"})
+SHOW_COMMAND_CENTER_ENV = "STUDIO_SHOW_COMMAND_CENTER"
+"""When ``1``, the window opens with the Command Center dock shown."""
 MAX_PROGRESS_LINES = 500
 """Live progress messages kept per step for the details panel (the journal does not keep them)."""
 
@@ -116,6 +120,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         self._build_status_bar()
+        self._build_command_center()
         self._elapsed_timer = QTimer(self)
         self._elapsed_timer.setInterval(250)
         self._elapsed_timer.timeout.connect(self._on_elapsed_timer_timeout)
@@ -544,6 +549,48 @@ class MainWindow(QMainWindow):
         name = self.workflow.name if self.workflow is not None else "No workflow"
         self.setWindowTitle(f"{name} — Workflow Studio")
 
+    # -- Command Center (start) -------------------------------------------------------------
+
+    def _build_command_center(self) -> None:
+        """Add the Command Center dock, its action with the pending-task count, and its engine wiring."""
+        self.command_center = CommandCenterPanel(self)
+        self._command_center_dock = QDockWidget("Command Center", self)
+        self._command_center_dock.setObjectName("command-center-dock")
+        self._command_center_dock.setWidget(self.command_center)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self._command_center_dock)
+        self._command_center_dock.hide()
+        self.action_command_center = QAction(badge_text(0), self, shortcut=QKeySequence("Ctrl+Shift+T"))
+        self.action_command_center.setToolTip("Show the pending human tasks of all runs (Ctrl+Shift+T)")
+        self.action_command_center.triggered.connect(self.show_command_center)
+        tasks_menu = self.menuBar().addMenu("&Tasks")
+        tasks_menu.addAction(self.action_command_center)
+        tasks_menu.addAction(self._command_center_dock.toggleViewAction())
+        toolbar = self.findChild(QToolBar, "main-toolbar")
+        if isinstance(toolbar, QToolBar):
+            toolbar.addSeparator()
+            toolbar.addAction(self.action_command_center)
+        self.command_center.sig_pending_count_changed.connect(self._on_command_center_count_changed)
+        self.command_center.sig_show_requested.connect(self.show_command_center)
+        self.command_center.notifier.sig_notified.connect(self._on_command_center_notified)
+        self.command_center.set_engine_provider(lambda: self.controller.engine)
+        if os.environ.get(SHOW_COMMAND_CENTER_ENV) == "1":
+            self.show_command_center()
+
+    def show_command_center(self) -> None:
+        """Show and raise the Command Center dock."""
+        self._command_center_dock.show()
+        self._command_center_dock.raise_()
+        self.resizeDocks([self._command_center_dock], [max(560, self.width() // 2)], Qt.Orientation.Horizontal)
+
+    def _on_command_center_count_changed(self, count: int) -> None:
+        self.action_command_center.setText(badge_text(count))
+
+    def _on_command_center_notified(self, message: str, shown: bool) -> None:
+        if not shown:
+            self.statusBar().showMessage(f"New human task: {message}", 10000)
+
+    # -- Command Center (end) ---------------------------------------------------------------
+
     # -- errors, tasks and closing ---------------------------------------------------------
 
     def show_error(self, title: str, message: str) -> None:
@@ -589,6 +636,7 @@ class MainWindow(QMainWindow):
             self._unsubscribe = None
         self.event_batcher.clear()
         self.runs_panel.stop_polling()
+        self.command_center.close_panel()
         await self.controller.aclose()
 
     def closeEvent(self, event: QCloseEvent) -> None:
