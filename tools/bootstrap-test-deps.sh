@@ -16,6 +16,20 @@ if [ ! -x "$venv_python" ]; then
     exit 1
 fi
 
+# A virtual X server for the test that starts the real window (tests/e2e). Installed only where we
+# may (root with apt-get, as on CI); elsewhere that test is skipped with a message saying how to get it.
+xvfb_packages="xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0"
+if ! command -v xvfb-run >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "Installing Xvfb for the window test (apt-get)..." >&2
+        apt-get update -qq >&2
+        # shellcheck disable=SC2086 # the package list is split on purpose
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $xvfb_packages >/dev/null
+    else
+        echo "note: xvfb-run is missing, so the test that starts the real window is skipped (apt-get install $xvfb_packages)" >&2
+    fi
+fi
+
 python_version=$("$venv_python" -c 'import sys; print(sys.version)')
 stamp=$( (cat "$servers/package.json" "$servers/package-lock.json" "$servers"/*.txt; echo "$python_version") | sha256sum | cut -d' ' -f1)
 
