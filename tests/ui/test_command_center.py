@@ -16,6 +16,7 @@ import qasync
 from PySide6.QtCore import SignalInstance
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPlainTextEdit, QSystemTrayIcon
 
+from studio.app.main_window import MainWindow
 from studio.engine import Engine
 from studio.model.workflow import FormField, Workflow
 from studio.panels.command_center import model
@@ -61,21 +62,29 @@ def review_workflow(fields: list[dict[str, Any]] | None = None, **task_config: A
     )
 
 
-async def wait_signal(
-    signal: SignalInstance, condition: Callable[..., bool] | None = None, timeout_s: float = SIGNAL_TIMEOUT_S
-) -> tuple[Any, ...]:
-    """Wait until ``signal`` is emitted with arguments that satisfy ``condition``; return the arguments."""
-    future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+class SignalWaiter:
+    """Connects to ``signal`` at once and records the first emission whose arguments satisfy ``condition``.
 
-    def on_emit(*args: Any) -> None:
-        if not future.done() and (condition is None or condition(*args)):
-            future.set_result(args)
+    Connecting before the action that emits matters: a decision made without yielding to the loop
+    emits its signals before a waiting coroutine would have started.
+    """
 
-    signal.connect(on_emit)
-    try:
-        return await asyncio.wait_for(future, timeout_s)
-    finally:
-        signal.disconnect(on_emit)
+    def __init__(self, signal: SignalInstance, condition: Callable[..., bool] | None = None) -> None:
+        self._signal = signal
+        self._condition = condition
+        self._future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+        signal.connect(self._on_emit)
+
+    def _on_emit(self, *args: Any) -> None:
+        if not self._future.done() and (self._condition is None or self._condition(*args)):
+            self._future.set_result(args)
+
+    async def wait(self, timeout_s: float = SIGNAL_TIMEOUT_S) -> tuple[Any, ...]:
+        """Return the arguments of the matching emission, waiting up to ``timeout_s`` seconds for it."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._future), timeout_s)
+        finally:
+            self._signal.disconnect(self._on_emit)
 
 
 @asynccontextmanager
@@ -120,9 +129,9 @@ def test_inbox_shows_waiting_task(qtbot: Any, store: Store, qasync_loop: qasync.
     async def scenario() -> str:
         async with running_engine(store) as engine:
             panel.set_engine(engine)
-            arrived = asyncio.ensure_future(wait_signal(panel.sig_task_arrived))
+            arrived = SignalWaiter(panel.sig_task_arrived)
             run_id, task_id = await start_waiting(engine, review_workflow(timeout_s=600))
-            assert (await arrived)[0] == task_id
+            assert (await arrived.wait())[0] == task_id
             panel.close_panel()
             return run_id
 
@@ -265,9 +274,9 @@ def test_approve_resumes_run_with_values(qtbot: Any, store: Store, qasync_loop: 
             extra.setPlainText('{"k": [1, 2]}')
             assert form.error_text("extra") == ""
             panel.task_view.comment_edit.setPlainText("looks good")
-            resolved = asyncio.ensure_future(wait_signal(panel.sig_task_resolved))
+            resolved = SignalWaiter(panel.sig_task_resolved)
             panel.task_view.approve_button.click()
-            assert (await resolved) == (task_id, "approve")
+            assert (await resolved.wait()) == (task_id, "approve")
             summary = await engine.wait(run_id)
             panel.close_panel()
             return summary
@@ -303,10 +312,10 @@ def test_reject_fails_step(qtbot: Any, store: Store, qasync_loop: qasync.QEventL
             run_id, task_id = await start_waiting(engine, review_workflow())
             assert panel.open_task(task_id)
             panel.task_view.comment_edit.setPlainText("wrong person")
-            resolved = asyncio.ensure_future(wait_signal(panel.sig_task_resolved))
+            resolved = SignalWaiter(panel.sig_task_resolved)
             # Reject needs no required fields.
             panel.task_view.reject_button.click()
-            assert (await resolved) == (task_id, "reject")
+            assert (await resolved.wait()) == (task_id, "reject")
             summary = await engine.wait(run_id)
             panel.close_panel()
             return summary
@@ -331,12 +340,12 @@ def test_two_panels_one_wins(qtbot: Any, store: Store, qasync_loop: qasync.QEven
             run_id, task_id = await start_waiting(engine, review_workflow(fields=[]))
             assert first.open_task(task_id)
             assert second.open_task(task_id)
-            won = asyncio.ensure_future(wait_signal(first.sig_task_resolved))
-            lost = asyncio.ensure_future(wait_signal(second.sig_resolve_failed))
+            won = SignalWaiter(first.sig_task_resolved)
+            lost = SignalWaiter(second.sig_resolve_failed)
             first.task_view.approve_button.click()
             second.task_view.reject_button.click()
-            await won
-            message = (await lost)[1]
+            await won.wait()
+            message = (await lost.wait())[1]
             summary = await engine.wait(run_id)
             first.close_panel()
             second.close_panel()
@@ -366,16 +375,16 @@ def test_resolution_by_other_engine_after_refresh(
             async with running_engine(store) as engine, running_engine(other_store) as other:
                 panel.set_engine(engine)
                 assert panel.pending_count() == 0
-                arrived = asyncio.ensure_future(wait_signal(panel.sig_task_arrived))
-                notification = asyncio.ensure_future(wait_signal(panel.notifier.sig_notified))
+                arrived = SignalWaiter(panel.sig_task_arrived)
+                notification = SignalWaiter(panel.notifier.sig_notified)
                 run_id, task_id = await start_waiting(other, review_workflow(fields=[]))
-                assert (await arrived)[0] == task_id
-                await notification
+                assert (await arrived.wait())[0] == task_id
+                await notification.wait()
                 assert panel.open_task(task_id)
 
-                removed = asyncio.ensure_future(wait_signal(panel.sig_task_removed))
+                removed = SignalWaiter(panel.sig_task_removed)
                 await other.resolve_task(task_id, "approve", {}, actor="cli user")
-                assert (await removed)[0] == task_id
+                assert (await removed.wait())[0] == task_id
                 assert (await other.wait(run_id)).status == "completed"
                 panel.close_panel()
         finally:
@@ -399,12 +408,13 @@ def test_timeout_removes_row(qtbot: Any, store: Store, qasync_loop: qasync.QEven
     async def scenario() -> Any:
         async with running_engine(store) as engine:
             panel.set_engine(engine)
-            removed = asyncio.ensure_future(wait_signal(panel.sig_task_removed))
+            arrived = SignalWaiter(panel.sig_task_arrived)
+            removed = SignalWaiter(panel.sig_task_removed)
             run_id = await engine.run_workflow(review_workflow(fields=[], timeout_s=0.3))
-            await wait_signal(panel.sig_task_arrived)
+            await arrived.wait()
             assert panel.open_task(panel.model.task_ids()[0])
             assert "Time left:" in panel.task_view.meta_label.text()
-            await removed
+            await removed.wait()
             summary = await engine.wait(run_id)
             panel.close_panel()
             return summary
@@ -428,15 +438,49 @@ def test_stop_of_run_removes_its_task(qtbot: Any, store: Store, qasync_loop: qas
             panel.set_engine(engine)
             run_id, task_id = await start_waiting(engine, review_workflow(fields=[]))
             assert panel.open_task(task_id)
-            removed = asyncio.ensure_future(wait_signal(panel.sig_task_removed))
+            removed = SignalWaiter(panel.sig_task_removed)
             await engine.stop(run_id)
-            assert (await removed)[0] == task_id
+            assert (await removed.wait())[0] == task_id
             panel.close_panel()
 
     qasync_loop.run_until_complete(scenario())
 
     assert panel.pending_count() == 0
     assert panel.task_view.banner_text() == "This task was cancelled because its run ended."
+
+
+def test_window_badge_follows_count(qtbot: Any, tmp_path: Path, qasync_loop: qasync.QEventLoop) -> None:
+    window = MainWindow(store_path=tmp_path / "window.db")
+    qtbot.addWidget(window)
+    window.show()
+    window.set_workflow(review_workflow(fields=[]))
+    texts: list[str] = []
+
+    async def scenario() -> str:
+        panel = window.command_center
+        first = SignalWaiter(panel.sig_pending_count_changed)
+        notified = SignalWaiter(panel.notifier.sig_notified)
+        run_id = await window.start_run()
+        assert run_id is not None
+        assert (await first.wait()) == (1,)
+        assert (await notified.wait()) == ("Review Ada (Profile review)", False)
+        status_message = window.statusBar().currentMessage()
+        texts.append(window.action_command_center.text())
+        window.action_command_center.trigger()
+        assert window.command_center.isVisible()
+        task_id = panel.model.task_ids()[0]
+        emptied = SignalWaiter(panel.sig_pending_count_changed)
+        assert await panel.resolve(task_id, "approve", {})
+        assert (await emptied.wait()) == (0,)
+        texts.append(window.action_command_center.text())
+        await window.aclose()
+        return status_message
+
+    status_message = qasync_loop.run_until_complete(scenario())
+
+    assert texts == ["Command Center (1)", "Command Center"]
+    # Offscreen there is no tray, so the new-task message went to the status bar.
+    assert status_message == "New human task: Review Ada (Profile review)"
 
 
 def test_badge_text_follows_count() -> None:
