@@ -300,6 +300,7 @@ class MainWindow(QMainWindow):
         self.shown_run_id = run_id
         self.timeline.set_model(TimelineModel(run_id))
         self.runs_panel.select_run(run_id, notify=False)
+        self._update_actions()
 
     async def pause_run(self) -> None:
         await self._steer("pause")
@@ -414,6 +415,8 @@ class MainWindow(QMainWindow):
 
     def _on_event_batcher_delivered(self, events: list[RunEvent]) -> None:
         self.runs_panel.apply_events(events)
+        if any(event.type == EventType.RUN_CREATED and event.run_id == self.shown_run_id for event in events):
+            self.runs_panel.select_run(str(self.shown_run_id), notify=False)
         shown = [event for event in events if event.run_id == self.shown_run_id and event.seq > self._shown_last_seq]
         if shown:
             self._apply_shown_events(shown)
@@ -425,7 +428,9 @@ class MainWindow(QMainWindow):
         touched_details = False
         for event in events:
             self._shown_last_seq = max(self._shown_last_seq, event.seq)
-            self._shown_events.append(event)
+            if not event.is_ephemeral:
+                # Streaming events would grow this list without bound; progress lines are kept below.
+                self._shown_events.append(event)
             self.event_log.model.append_event(event)
             if self._tracker is not None:
                 for update in self._tracker.apply(event):
@@ -533,9 +538,10 @@ class MainWindow(QMainWindow):
         state = self.run_state
         self.action_run.setEnabled(self.workflow is not None and state not in ACTIVE_RUN_STATES)
         owner = self._foreign_owner() if state in ACTIVE_RUN_STATES else None
-        self.action_pause.setEnabled(owner is None and state in ("running", "waiting"))
+        has_run = self.shown_run_id is not None
+        self.action_pause.setEnabled(owner is None and has_run and state in ("starting", "running", "waiting"))
         self.action_resume.setEnabled(owner is None and state == "paused")
-        self.action_stop.setEnabled(owner is None and state in ACTIVE_RUN_STATES)
+        self.action_stop.setEnabled(owner is None and has_run and state in ACTIVE_RUN_STATES)
         for action, verb in ((self.action_pause, "Pause"), (self.action_resume, "Resume"), (self.action_stop, "Stop")):
             if owner is None:
                 action.setToolTip(f"{verb} the shown run")

@@ -168,8 +168,9 @@ class RunsFilterModel(QSortFilterProxyModel):
         self.run_filter = RunFilter()
 
     def set_filter(self, run_filter: RunFilter) -> None:
+        self.beginFilterChange()
         self.run_filter = run_filter
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         source = self.sourceModel()

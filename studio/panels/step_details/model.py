@@ -182,8 +182,15 @@ def _apply(details: StepDetails, kind: str, at: float, data: Mapping[str, Any]) 
 def progress_line(at: float, data: Mapping[str, Any]) -> LogLine:
     """Return the log line of a ``step_progress`` payload: ``3/10 message``."""
     total = data.get("total")
-    amount = f"{data.get('progress')}/{total}" if total is not None else f"{data.get('progress')}"
+    progress = _number_text(data.get("progress"))
+    amount = f"{progress}/{_number_text(total)}" if total is not None else progress
     return LogLine(at, "progress", f"{amount} {data.get('message') or ''}".strip(), kind="progress")
+
+
+def _number_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _current(details: StepDetails, number: int, at: float) -> Attempt:
