@@ -63,7 +63,7 @@ def test_endpoint_from_env_invalid_ollama_port() -> None:
         ({"request_timeout_s": 0}, "request_timeout_s must be a positive number"),
         ({"max_retry_wait_s": float("inf")}, "max_retry_wait_s must be a positive number"),
         ({"max_rate_limit_retries": -1}, "max_rate_limit_retries must be 0 or more"),
-        ({"provider": "anthropic"}, "unsupported LLM provider 'anthropic'"),
+        ({"provider": "gemini"}, "unsupported LLM provider 'gemini'"),
     ],
 )
 def test_endpoint_rejects_invalid_settings(options: dict[str, object], expected: str) -> None:

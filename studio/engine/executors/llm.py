@@ -6,8 +6,9 @@ Usage::
         endpoint = endpoint_from_env() or LlmEndpoint("openai", "http://127.0.0.1:11434/v1")
         result = await chat_completion(client, endpoint, ChatRequest("llama3.2", None, "Say hi"), on_delta=print)
 
-Token usage comes from the server (``stream_options.include_usage`` in streaming mode). A server that sends
-none gets an estimate of about four characters per token, marked with ``TokenUsage.estimated``.
+``endpoint.provider`` selects the wire protocol: OpenAI Chat Completions (llm_openai), Anthropic Messages
+(llm_anthropic) or Ollama's native chat API (llm_ollama). Token usage comes from the server. A server that
+sends none gets an estimate of about four characters per token, marked with ``TokenUsage.estimated``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import httpx
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from studio.engine.executors.llm_anthropic import complete_anthropic, list_anthropic_models
 from studio.engine.executors.llm_errors import (
     LlmConfigError,
     LlmConnectError,
@@ -35,12 +37,16 @@ from studio.engine.executors.llm_errors import (
     LlmRateLimitError,
     LlmTimeoutError,
 )
+from studio.engine.executors.llm_http import get_json
+from studio.engine.executors.llm_ollama import complete_ollama, list_ollama_models
 from studio.engine.executors.llm_openai import ChatMessage, DeltaCallback, complete_openai
 from studio.engine.executors.llm_types import (
+    SUPPORTED_PROVIDERS,
     ChatRequest,
     ChatResult,
     JsonValue,
     LlmEndpoint,
+    Provider,
     ProviderReply,
     TokenUsage,
     output_schema_json,
@@ -59,17 +65,26 @@ __all__ = [
     "LlmProtocolError",
     "LlmRateLimitError",
     "LlmTimeoutError",
+    "Provider",
     "TokenUsage",
     "chat_completion",
     "endpoint_from_env",
+    "endpoint_from_env_for",
+    "list_models",
+    "missing_endpoint_hint",
+    "parse_provider",
 ]
 
 logger = logging.getLogger(__name__)
 
 ProviderCall = Callable[..., Awaitable[ProviderReply]]
 
-# One entry per wire protocol; Anthropic and Ollama's native API are meant to be added here as siblings.
-_PROVIDERS: Mapping[str, ProviderCall] = {"openai": complete_openai}
+# One entry per wire protocol.
+_PROVIDERS: Mapping[str, ProviderCall] = {
+    "openai": complete_openai,
+    "anthropic": complete_anthropic,
+    "ollama": complete_ollama,
+}
 
 # Rough size of a token in characters, used only when the server sends no usage.
 _CHARS_PER_TOKEN = 4
@@ -77,6 +92,13 @@ _CHARS_PER_TOKEN = 4
 _TOKENS_PER_MESSAGE = 4
 _OLLAMA_DEFAULT_PORT = 11434
 _OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
+# What to set when endpoint_from_env_for finds nothing, per provider.
+_MISSING_ENDPOINT_HINTS: Mapping[str, str] = {
+    "openai": "set OPENAI_BASE_URL (and OPENAI_API_KEY) or OLLAMA_HOST",
+    "anthropic": "set ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL for a server other than https://api.anthropic.com)",
+    "ollama": "set OLLAMA_HOST (for example 127.0.0.1:11434) or OLLAMA_BASE_URL (for example http://127.0.0.1:11434)",
+}
 _FENCE_PATTERN = re.compile(r"^```[A-Za-z]*\s*\n(?P<body>.*?)\n?```$", re.DOTALL)
 _REPLY_EXCERPT_CHARS = 200
 
@@ -242,6 +264,75 @@ def _json_path(path: Sequence[object]) -> str:
     return "".join(parts)
 
 
+async def list_models(client: httpx.AsyncClient, endpoint: LlmEndpoint) -> list[str]:
+    """Return the names of the models the endpoint's server offers, in the order the server lists them.
+
+    Reads ``GET /models`` under the base URL for "openai", ``GET /v1/models`` (all pages) for "anthropic"
+    and ``GET /api/tags`` for "ollama".
+
+    Raises:
+        LlmProtocolError: the reply is not a model list.
+        LlmError: the request failed; see the subclasses in llm_errors.
+    """
+    if endpoint.provider == "anthropic":
+        return await list_anthropic_models(client, endpoint)
+    if endpoint.provider == "ollama":
+        return await list_ollama_models(client, endpoint)
+    url = endpoint.models_url
+    data = (await get_json(client, endpoint, url)).get("data")
+    if not isinstance(data, list):
+        raise LlmProtocolError(f"LLM server at {url} sent a model list without a 'data' list")
+    return [str(model["id"]) for model in data if isinstance(model, dict) and "id" in model]
+
+
+def parse_provider(value: object) -> Provider:
+    """Return ``value`` as a provider name; None and "" mean "openai".
+
+    Raises:
+        LlmConfigError: the value is not a supported provider.
+    """
+    if value is None or value == "":
+        return "openai"
+    for provider in SUPPORTED_PROVIDERS:
+        if value == provider:
+            return provider
+    raise LlmConfigError(f"unsupported LLM provider {value!r}; use one of {', '.join(SUPPORTED_PROVIDERS)}")
+
+
+def missing_endpoint_hint(provider: Provider) -> str:
+    """Return which environment variables configure ``provider``, for an error message."""
+    return _MISSING_ENDPOINT_HINTS[provider]
+
+
+def endpoint_from_env_for(provider: Provider, env: Mapping[str, str] = os.environ) -> LlmEndpoint | None:
+    """Return the endpoint for ``provider`` configured by environment variables, or None when none is set.
+
+    "openai" reads what :func:`endpoint_from_env` reads. "anthropic" reads ``ANTHROPIC_API_KEY`` and
+    ``ANTHROPIC_BASE_URL`` (either one is enough; the base URL defaults to https://api.anthropic.com).
+    "ollama" reads ``OLLAMA_BASE_URL`` (the server root) or else ``OLLAMA_HOST`` for the native API.
+
+    Raises:
+        LlmConfigError: a variable is set to an invalid URL.
+    """
+    if provider == "openai":
+        return endpoint_from_env(env)
+    if provider == "anthropic":
+        base_url = env.get("ANTHROPIC_BASE_URL", "").strip()
+        api_key = env.get("ANTHROPIC_API_KEY", "").strip()
+        if not (base_url or api_key):
+            return None
+        return _endpoint_for_variable(
+            "ANTHROPIC_BASE_URL", base_url or _ANTHROPIC_DEFAULT_BASE_URL, api_key or None, provider="anthropic"
+        )
+    ollama_base_url = env.get("OLLAMA_BASE_URL", "").strip()
+    if ollama_base_url:
+        return _endpoint_for_variable("OLLAMA_BASE_URL", ollama_base_url, None, provider="ollama")
+    ollama_host = env.get("OLLAMA_HOST", "").strip()
+    if ollama_host:
+        return _endpoint_for_variable("OLLAMA_HOST", ollama_url_from_host(ollama_host), None, provider="ollama")
+    return None
+
+
 def endpoint_from_env(env: Mapping[str, str] = os.environ) -> LlmEndpoint | None:
     """Return the endpoint configured by environment variables, or None when none is set.
 
@@ -267,9 +358,11 @@ def endpoint_from_env(env: Mapping[str, str] = os.environ) -> LlmEndpoint | None
     return None
 
 
-def _endpoint_for_variable(variable: str, base_url: str, api_key: str | None) -> LlmEndpoint:
+def _endpoint_for_variable(
+    variable: str, base_url: str, api_key: str | None, *, provider: Provider = "openai"
+) -> LlmEndpoint:
     try:
-        return LlmEndpoint(provider="openai", base_url=base_url, api_key=api_key)
+        return LlmEndpoint(provider=provider, base_url=base_url, api_key=api_key)
     except LlmConfigError as exc:
         raise LlmConfigError(f"environment variable {variable}: {exc.message}") from None
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-# HTTP statuses where sending the same request again later may succeed.
-RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# HTTP statuses where sending the same request again later may succeed. Anthropic sends 529 when its
+# API is overloaded.
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 _REDACTED = "[redacted]"
 # Shorter values are too likely to match ordinary text to be worth replacing.
@@ -99,16 +100,28 @@ class LlmOutputError(LlmError):
     default_retryable = True
 
 
-def hint_for_status(status: int, *, output_schema_requested: bool) -> str | None:
+_NOT_FOUND_HINTS = {
+    "openai": "check the base URL (it usually ends in /v1) and the model name",
+    "anthropic": "check the base URL (the server root, such as https://api.anthropic.com) and the model name",
+    "ollama": "check the base URL (the Ollama server root, such as http://127.0.0.1:11434) "
+    "and that the model is pulled (ollama pull <model>)",
+}
+_SCHEMA_REQUEST_FIELDS = {"openai": "response_format json_schema", "anthropic": "tools", "ollama": "format"}
+
+
+def hint_for_status(status: int, *, output_schema_requested: bool, provider: str = "openai") -> str | None:
     """Return advice for an HTTP error status, or None when there is nothing useful to add."""
     if status in (401, 403):
         return "check the API key"
     if status == 404:
-        return "check the base URL (it usually ends in /v1) and the model name"
+        return _NOT_FOUND_HINTS.get(provider, _NOT_FOUND_HINTS["openai"])
     if status in (400, 422) and output_schema_requested:
-        return "the server may not support response_format json_schema; check the request settings"
+        request_field = _SCHEMA_REQUEST_FIELDS.get(provider, "the output schema")
+        return f"the server may not support {request_field} for JSON output; check the request settings"
     if status == 429:
         return "rate limited; retry later or lower the request rate"
+    if status == 529:
+        return "the API is overloaded; retry later"
     if status >= 500:
         return "server-side failure; retry later or check the server's log"
     return None

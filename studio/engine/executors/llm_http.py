@@ -31,7 +31,8 @@ from studio.engine.executors.llm_types import LlmEndpoint
 logger = logging.getLogger(__name__)
 
 # Statuses retried inside one call. Other retryable statuses are left to the engine's retry policy.
-RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+# 529 is Anthropic's "overloaded" status.
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 # Largest backoff delay in seconds when the server sends no Retry-After.
 _MAX_BACKOFF_S = 30.0
 # Bytes of an error body read for the excerpt; the rest is discarded.
@@ -45,9 +46,23 @@ def secrets_of(endpoint: LlmEndpoint) -> list[str | None]:
 
 
 def build_headers(endpoint: LlmEndpoint, *, stream: bool) -> dict[str, str]:
-    """Return the request headers: authorization, accepted media type, then the endpoint's extra headers."""
-    headers = {"Accept": "text/event-stream" if stream else "application/json"}
-    if endpoint.api_key:
+    """Return the request headers: authorization, accepted media type, then the endpoint's extra headers.
+
+    Anthropic takes the key in ``x-api-key`` and needs ``anthropic-version``; the other providers take
+    ``Authorization: Bearer``. Ollama streams newline-delimited JSON instead of server-sent events.
+    """
+    if not stream:
+        accept = "application/json"
+    elif endpoint.provider == "ollama":
+        accept = "application/x-ndjson"
+    else:
+        accept = "text/event-stream"
+    headers = {"Accept": accept}
+    if endpoint.provider == "anthropic":
+        headers["anthropic-version"] = endpoint.anthropic_version
+        if endpoint.api_key:
+            headers["x-api-key"] = endpoint.api_key
+    elif endpoint.api_key:
         headers["Authorization"] = f"Bearer {endpoint.api_key}"
     headers.update(endpoint.extra_headers)
     return headers
@@ -57,12 +72,16 @@ def build_headers(endpoint: LlmEndpoint, *, stream: bool) -> dict[str, str]:
 async def open_response(
     client: httpx.AsyncClient,
     endpoint: LlmEndpoint,
-    body: Mapping[str, Any],
+    body: Mapping[str, Any] | None,
     *,
     stream: bool,
     output_schema_requested: bool,
+    url: str | None = None,
+    params: Mapping[str, str] | None = None,
 ) -> AsyncIterator[httpx.Response]:
-    """POST ``body`` to the endpoint's Chat Completions URL and yield the first 2xx response, unread.
+    """POST ``body`` to ``url`` (default: the endpoint's chat URL) and yield the first 2xx response, unread.
+
+    A ``body`` of None sends a GET with ``params`` instead, as model listing needs.
 
     HTTP 429 and 5xx replies are retried up to ``endpoint.max_rate_limit_retries`` times, honouring
     Retry-After. Transport errors, also those raised while the caller reads the yielded response,
@@ -72,22 +91,28 @@ async def open_response(
         LlmRateLimitError: HTTP 429 after the retries, or a Retry-After longer than max_retry_wait_s.
         LlmHttpError: any other non-2xx status (after the retries for 5xx).
     """
-    url = endpoint.chat_completions_url
+    url = url or endpoint.chat_url
+    method = "GET" if body is None else "POST"
     headers = build_headers(endpoint, stream=stream)
     timeout = httpx.Timeout(endpoint.request_timeout_s)
     secrets = secrets_of(endpoint)
     retries_done = 0
     while True:
-        logger.debug("LLM request POST %s model=%s stream=%s retry=%d", url, body.get("model"), stream, retries_done)
+        model = None if body is None else body.get("model")
+        logger.debug("LLM request %s %s model=%s stream=%s retry=%d", method, url, model, stream, retries_done)
         error: LlmHttpError
         with _mapped_transport_errors(endpoint, secrets):
-            async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as response:
+            async with client.stream(
+                method, url, json=body, params=params, headers=headers, timeout=timeout
+            ) as response:
                 if response.is_success:
                     yield response
                     return
                 excerpt = await read_body_excerpt(response, secrets)
                 retry_after_s = parse_retry_after(response.headers)
-                error = _status_error(response.status_code, excerpt, url, retry_after_s, output_schema_requested)
+                error = _status_error(
+                    response.status_code, excerpt, url, retry_after_s, output_schema_requested, endpoint.provider
+                )
 
         delay_s = _retry_delay(endpoint, error, retry_after_s, retries_done)
         if delay_s is None:
@@ -104,10 +129,35 @@ async def open_response(
         await asyncio.sleep(delay_s)
 
 
+async def get_json(
+    client: httpx.AsyncClient, endpoint: LlmEndpoint, url: str, *, params: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """GET ``url`` with the endpoint's headers and retries, and return the reply's JSON object.
+
+    Raises:
+        LlmProtocolError: the reply is not a JSON object (an HTML page, for example).
+        LlmError: the request failed; see open_response.
+    """
+    async with open_response(
+        client, endpoint, None, stream=False, output_schema_requested=False, url=url, params=params
+    ) as response:
+        raw = await response.aread()
+    content_type = response.headers.get("content-type", "")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise LlmProtocolError(
+            f"LLM server at {url} sent {describe_body(raw, content_type)} instead of a JSON object; check the base URL"
+        )
+    return data
+
+
 def _status_error(
-    status: int, excerpt: str, url: str, retry_after_s: float | None, output_schema_requested: bool
+    status: int, excerpt: str, url: str, retry_after_s: float | None, output_schema_requested: bool, provider: str
 ) -> LlmHttpError:
-    hint = hint_for_status(status, output_schema_requested=output_schema_requested)
+    hint = hint_for_status(status, output_schema_requested=output_schema_requested, provider=provider)
     if status == 429:
         return LlmRateLimitError(status, excerpt, url=url, hint=hint, retry_after_s=retry_after_s)
     return LlmHttpError(status, excerpt, url=url, hint=hint)
@@ -193,7 +243,10 @@ def describe_body(raw: bytes, content_type: str) -> str:
 
 
 def _json_error_message(text: str) -> str | None:
-    """Return the message of an OpenAI-style ``{"error": {"message": ...}}`` body, or None."""
+    """Return the message of an error body, or None.
+
+    Reads OpenAI's and Anthropic's ``{"error": {"message": ...}}`` and Ollama's ``{"error": "..."}``.
+    """
     try:
         data = json.loads(text)
     except ValueError:

@@ -15,8 +15,11 @@ from studio.engine.executors.llm_errors import LlmConfigError
 
 __all__ = ["ChatRequest", "ChatResult", "JsonValue", "LlmEndpoint", "ProviderReply", "TokenUsage"]
 
-Provider: TypeAlias = Literal["openai"]
-SUPPORTED_PROVIDERS: tuple[Provider, ...] = ("openai",)
+Provider: TypeAlias = Literal["openai", "anthropic", "ollama"]
+SUPPORTED_PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "ollama")
+
+# Anthropic API version sent in the anthropic-version header; 2023-06-01 is the current stable version.
+DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,15 @@ class LlmEndpoint:
     """Connection settings of an LLM server.
 
     ``provider`` selects the wire protocol. ``"openai"`` is the OpenAI Chat Completions protocol, which
-    OpenAI and many local servers speak (Ollama under ``/v1``, for example).
+    OpenAI and many local servers speak (Ollama under ``/v1``, for example). ``"anthropic"`` is the
+    Anthropic Messages API and ``"ollama"`` is Ollama's native ``/api/chat``.
     """
 
     provider: Provider
-    # Root of the API, for example http://127.0.0.1:8000/v1; the client appends /chat/completions.
+    # Root of the API. For "openai" it includes the version, as in http://127.0.0.1:8000/v1, and the client
+    # appends /chat/completions. For "anthropic" it is the server root (https://api.anthropic.com) and the
+    # client appends /v1/messages. For "ollama" it is the server root (http://127.0.0.1:11434) and the
+    # client appends /api/chat.
     base_url: str
     # Secret: kept out of repr, logs and error messages.
     api_key: str | None = field(default=None, repr=False)
@@ -44,6 +51,8 @@ class LlmEndpoint:
     retry_backoff_base_s: float = 0.5
     # Sent with every request. Kept out of repr because gateways often put keys here.
     extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Value of the anthropic-version header; used only by the "anthropic" provider.
+    anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
 
     def __post_init__(self) -> None:
         if self.provider not in SUPPORTED_PROVIDERS:
@@ -56,11 +65,38 @@ class LlmEndpoint:
         _check_positive("retry_backoff_base_s", self.retry_backoff_base_s)
         if self.max_rate_limit_retries < 0:
             raise LlmConfigError(f"max_rate_limit_retries must be 0 or more, got {self.max_rate_limit_retries}")
+        if not self.anthropic_version.strip():
+            raise LlmConfigError(f"anthropic_version is empty; use {DEFAULT_ANTHROPIC_VERSION}")
 
     @property
     def chat_completions_url(self) -> str:
-        """Absolute URL of the Chat Completions resource."""
+        """Absolute URL of the Chat Completions resource (``"openai"`` provider)."""
         return self.base_url.rstrip("/") + "/chat/completions"
+
+    @property
+    def chat_url(self) -> str:
+        """Absolute URL that chat requests of this endpoint's provider are sent to."""
+        if self.provider == "anthropic":
+            return self._server_root("/v1") + "/v1/messages"
+        if self.provider == "ollama":
+            return self._server_root("/v1", "/api") + "/api/chat"
+        return self.chat_completions_url
+
+    @property
+    def models_url(self) -> str:
+        """Absolute URL of the provider's model list."""
+        if self.provider == "anthropic":
+            return self._server_root("/v1") + "/v1/models"
+        if self.provider == "ollama":
+            return self._server_root("/v1", "/api") + "/api/tags"
+        return self.base_url.rstrip("/") + "/models"
+
+    def _server_root(self, *api_suffixes: str) -> str:
+        """Return the base URL without a trailing slash or API path, which users often copy along."""
+        root = self.base_url.rstrip("/")
+        for suffix in api_suffixes:
+            root = root.removesuffix(suffix)
+        return root
 
 
 @dataclass(frozen=True)
@@ -130,7 +166,7 @@ def _check_base_url(base_url: str) -> None:
     if parts.query or parts.fragment:
         raise LlmConfigError(
             f"invalid LLM base URL {base_url!r}: remove the query or fragment, "
-            "because the client appends /chat/completions to the URL"
+            "because the client appends the API path to the URL"
         )
 
 
