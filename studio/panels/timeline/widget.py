@@ -101,7 +101,10 @@ class TimelineWidget(QWidget):
         if self.model.is_live():
             if not self._now_timer.isActive():
                 self._now_timer.start()
-        elif self._now_timer.isActive():
+                self.update()
+            # Otherwise the running "now" timer repaints within one interval, so changes need no paint of their own.
+            return
+        if self._now_timer.isActive():
             self._now_timer.stop()
         self.update()
 
