@@ -1,7 +1,16 @@
 """The ``studio`` command line: validate and run workflows, list runs, resolve human tasks, resume runs.
 
-With no arguments it opens the desktop window. Exit codes of commands that run workflows:
-0 completed, 1 failed, 2 invalid usage or input, 3 stopped, 4 waiting for a human task, 5 paused.
+With no arguments it opens the desktop window. Exit codes of commands that run workflows
+(``run``, ``task``, ``resume``, ``runs rerun``): 0 completed, 1 failed, 2 invalid usage or input,
+3 stopped, 4 waiting for a human task, 5 paused.
+
+``runs pause`` and ``runs stop`` exit 0 once the run is paused or stopped. A run that waits for a
+human task accepts a pause at once and pauses when the task is resolved. They exit 2 on invalid
+usage or when the run's status does not allow the action, and 6 when the action has not taken
+effect within ``--timeout``; a request to another process stays recorded and is applied later. ``runs resume``
+exits the same way when another process continues the run; when this process continues it, the
+command follows the run and exits like ``run``. ``runs compare`` exits 0 when every step has the
+same status and output in both runs, 1 when they differ, 2 on invalid usage.
 """
 
 from __future__ import annotations
@@ -14,12 +23,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import JsonValue
 
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 3, "waiting": 4, "paused": 5}
 EXIT_USAGE = 2
+EXIT_DIFFERENT = 1
+EXIT_TIMEOUT = 6
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +96,10 @@ def _event_detail(event: Any) -> str:
     if kind == "step_completed":
         duration = data.get("duration_s")
         text = _short_json(data.get("result"))
+        if data.get("pinned"):
+            text = f"pinned {text}"
+        elif data.get("reused_from"):
+            text = f"reused from run {str(data['reused_from'])[:8]} {text}"
         return f"  {duration:.3f}s  {text}" if isinstance(duration, float) else f"  {text}"
     if kind in ("step_failed", "run_failed"):
         error = data.get("error") or {}
@@ -105,6 +121,9 @@ def _event_detail(event: Any) -> str:
         return f"  {data.get('decision')} by {data.get('actor')}"
     if kind == "step_skipped":
         return f"  {data.get('reason')}"
+    if kind == "run_stopped":
+        cancelled = data.get("cancelled") or []
+        return f"  cancelled: {', '.join(cancelled)}" if cancelled else ""
     return ""
 
 
@@ -232,6 +251,18 @@ async def _resolve_task(engine: Any, store: Any, args: argparse.Namespace) -> st
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    if args.runs_command == "show":
+        return cmd_runs_show(args)
+    if args.runs_command == "compare":
+        return cmd_runs_compare(args)
+    if args.runs_command in ("pause", "resume", "stop"):
+        return asyncio.run(_control_command(args))
+    if args.runs_command == "rerun":
+        return asyncio.run(_rerun_command(args))
+    return cmd_runs_list(args)
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
     store = _open_store(args)
     try:
         runs = store.list_runs(statuses=args.status or None, limit=args.limit)
@@ -260,6 +291,190 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print(f"{run.id[:8]:<10}{run.status:<11}{created:<21}{duration:>10}  {names.get(run.workflow_id, '?')}")
         return 0
     finally:
+        store.close()
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        run = store.find_run(args.run_id)
+        version = store.get_version(run.version_id)
+        name = store.workflow_names([run.workflow_id]).get(run.workflow_id, run.workflow_id)
+        steps = sorted(store.step_runs(run.id).values(), key=lambda row: (row.started_at or 0.0, row.step_key))
+        events = store.events(run.id)
+        if args.json:
+            payload = {
+                "run": {**run.__dict__, "workflow": name, "version": version.number},
+                "steps": [{**row.__dict__, "duration_s": _row_duration(row)} for row in steps],
+                "events": events,
+            }
+            print(json.dumps(payload, indent=2, ensure_ascii=False))
+            return 0
+        _print_run_header(run, name, version.number)
+        _print_step_table(steps)
+        print("\nEvents:")
+        for event in events:
+            stored = SimpleNamespace(type=SimpleNamespace(value=event["type"]), data=event["data"])
+            subject = event["step_key"] or ""
+            print(f"  {_format_stamp(event['at'])}  {event['type']:<15} {subject}{_event_detail(stored)}")
+        return 0
+    finally:
+        store.close()
+
+
+def _row_duration(row: Any) -> float | None:
+    if row.started_at is None or row.finished_at is None:
+        return None
+    return float(round(row.finished_at - row.started_at, 6))
+
+
+def _print_run_header(run: Any, name: str, version_number: int) -> None:
+    kind = "test snapshot" if run.is_test else "version"
+    print(f"Run {run.id}  {run.status}")
+    print(f"  workflow {name}, {kind} {version_number}, created {_format_stamp(run.created_at)}")
+    if run.parent_run_id:
+        print(f"  re-run of {run.parent_run_id}")
+    if run.owner:
+        print(f"  executed by {run.owner}")
+    if run.requested_action:
+        print(f"  {run.requested_action} requested by {run.requested_by}, not applied yet")
+    if isinstance(run.error, dict):
+        print(f"  error in step {run.error.get('step_key')}: {run.error.get('message')}")
+
+
+def _print_step_table(steps: Sequence[Any]) -> None:
+    if not steps:
+        print("\nNo steps ran.")
+        return
+    width = max(12, *(len(row.step_key) for row in steps)) + 2
+    print(f"\n{'STEP':<{width}}{'STATUS':<11}{'ATTEMPT':>7}{'DURATION':>10}  NOTE")
+    for row in steps:
+        duration = _row_duration(row)
+        duration_text = "" if duration is None else f"{duration:.3f}s"
+        print(f"{row.step_key:<{width}}{row.status:<11}{row.attempt:>7}{duration_text:>10}  {_step_note(row)}")
+
+
+def _step_note(row: Any) -> str:
+    if row.pinned:
+        return "pinned output"
+    if row.reused_from:
+        return f"reused from run {row.reused_from[:8]}"
+    if isinstance(row.error, dict):
+        return str(row.error.get("message", ""))
+    return ""
+
+
+def _format_stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+
+
+def cmd_runs_compare(args: argparse.Namespace) -> int:
+    from studio.engine.compare import CompareError, compare_runs
+
+    store = _open_store(args)
+    try:
+        first = store.find_run(args.run_a)
+        second = store.find_run(args.run_b)
+        try:
+            comparison = compare_runs(store, first.id, second.id)
+        except CompareError as error:
+            raise CliError(str(error)) from None
+        if args.json:
+            print(json.dumps(comparison.to_json(), indent=2, ensure_ascii=False))
+        else:
+            _print_comparison(comparison, store.workflow_names([comparison.workflow_id]))
+        return EXIT_DIFFERENT if comparison.differing else 0
+    finally:
+        store.close()
+
+
+def _print_comparison(comparison: Any, names: dict[str, str]) -> None:
+    name = names.get(comparison.workflow_id, comparison.workflow_id)
+    print(f"A: run {comparison.run_a} ({comparison.status_a})")
+    print(f"B: run {comparison.run_b} ({comparison.status_b})")
+    print(f"workflow {name}\n")
+    width = max(12, *(len(step.step_key) for step in comparison.steps)) + 2 if comparison.steps else 14
+    print(f"{'STEP':<{width}}{'STATUS A':<11}{'STATUS B':<11}{'TIME A':>9}{'TIME B':>9}  OUTPUT")
+    for step in comparison.steps:
+        times = [" " if value is None else f"{value:.3f}s" for value in (step.duration_a, step.duration_b)]
+        output = "equal" if step.output_equal else f"{len(step.changes)} difference(s)"
+        status_a, status_b = step.status_a or "-", step.status_b or "-"
+        print(f"{step.step_key:<{width}}{status_a:<11}{status_b:<11}{times[0]:>9}{times[1]:>9}  {output}")
+        for change in step.changes[:20]:
+            detail = {
+                "added": f"added {_short_json(change.b)}",
+                "removed": f"removed {_short_json(change.a)}",
+                "changed": f"{_short_json(change.a, 45)} -> {_short_json(change.b, 45)}",
+            }[change.change]
+            print(f"    {change.path}: {detail}")
+        if len(step.changes) > 20:
+            print(f"    ... and {len(step.changes) - 20} more; see --json")
+    differing = len(comparison.differing)
+    print(f"\n{differing} of {len(comparison.steps)} step(s) differ.")
+
+
+async def _control_command(args: argparse.Namespace) -> int:
+    from studio.engine import Engine, EngineError
+    from studio.engine.control import ControlTimeout, control_run
+
+    store = _open_store(args)
+    engine = Engine(store)
+    engine.add_listener(EventPrinter(args.json))
+    try:
+        run = store.find_run(args.run_id)
+        try:
+            outcome = await control_run(engine, run.id, args.runs_command, actor=args.actor, timeout_s=args.timeout)
+        except ControlTimeout as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_TIMEOUT
+        except EngineError as error:
+            raise CliError(str(error)) from None
+        if outcome.action == "resume" and outcome.route == "adopted":
+            summary = await engine.wait(run.id)
+            _print_summary(summary, args.json)
+            return EXIT_CODES.get(summary.status, 1)
+        _print_control_outcome(outcome, args.json)
+        return 0
+    finally:
+        await engine.aclose()
+        store.close()
+
+
+def _print_control_outcome(outcome: Any, as_json: bool) -> None:
+    if as_json:
+        payload = {"type": "control", **outcome.__dict__}
+        print(json.dumps(payload, ensure_ascii=False), flush=True)
+        return
+    where = "by the process executing it" if outcome.route == "owner" else "in this process"
+    print(f"Run {outcome.run_id} is {outcome.status} ({outcome.action} applied {where}).")
+    if outcome.action == "stop" and outcome.status == "stopped":
+        cancelled = ", ".join(outcome.cancelled) if outcome.cancelled else "none (no step was running)"
+        print(f"Cancelled steps: {cancelled}")
+    elif outcome.action == "pause" and outcome.status == "waiting":
+        print("It waits for a human task and pauses once the task is resolved.")
+    elif outcome.action == "pause" and outcome.status == "paused":
+        print(f"Resume it with 'studio runs resume {outcome.run_id}'.")
+
+
+async def _rerun_command(args: argparse.Namespace) -> int:
+    from studio.engine import Engine, EngineError
+
+    store = _open_store(args)
+    engine = Engine(store)
+    engine.add_listener(EventPrinter(args.json))
+    try:
+        run = store.find_run(args.run_id)
+        try:
+            new_run_id = await engine.rerun_from(run.id, args.from_step)
+        except EngineError as error:
+            raise CliError(str(error)) from None
+        if not args.json:
+            print(f"Re-running run {run.id} from step '{args.from_step}' as run {new_run_id}", file=sys.stderr)
+        summary = await engine.wait(new_run_id)
+        _print_summary(summary, args.json)
+        return EXIT_CODES.get(summary.status, 1)
+    finally:
+        await engine.aclose()
         store.close()
 
 
@@ -348,10 +563,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print events and the summary as JSON lines")
 
-    runs = commands.add_parser("runs", help="list recent runs")
+    runs = commands.add_parser("runs", help="list recent runs, or show, steer, re-run or compare one")
     runs.add_argument("--status", action="append", help="only runs with this status (repeatable)")
     runs.add_argument("--limit", type=int, default=20, help="maximum number of runs listed (default 20)")
     runs.add_argument("--json", action="store_true")
+    _add_runs_commands(runs)
 
     tasks = commands.add_parser("tasks", help="list pending human tasks")
     tasks.add_argument("--json", action="store_true")
@@ -368,6 +584,38 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_id", nargs="?")
     resume.add_argument("--json", action="store_true")
     return parser
+
+
+def _add_runs_commands(runs: argparse.ArgumentParser) -> None:
+    id_help = "run id (a unique prefix of at least 4 characters is enough)"
+    commands = runs.add_subparsers(dest="runs_command")
+    show = commands.add_parser("show", help="show a run's steps (status, attempts, duration, error) and its events")
+    show.add_argument("run_id", help=id_help)
+    show.add_argument("--json", action="store_true", help="print the run, its steps and events as one JSON object")
+    for action, text in (
+        ("pause", "start no new steps; running steps finish, then the run is paused"),
+        ("resume", "continue a paused run"),
+        ("stop", "cancel the running steps and end the run as stopped"),
+    ):
+        control = commands.add_parser(action, help=f"{text}, wherever the run is executed")
+        control.add_argument("run_id", help=id_help)
+        control.add_argument(
+            "--timeout",
+            type=float,
+            default=30.0,
+            metavar="SECONDS",
+            help="how long to wait for the action to take effect (default 30)",
+        )
+        control.add_argument("--actor", default="cli user", help="who requests the action (recorded)")
+        control.add_argument("--json", action="store_true", help="print events and the outcome as JSON lines")
+    rerun = commands.add_parser("rerun", help="run again from a step, reusing the results of the other steps")
+    rerun.add_argument("run_id", help=id_help)
+    rerun.add_argument("--from", dest="from_step", required=True, metavar="STEP", help="id of the first step to run")
+    rerun.add_argument("--json", action="store_true", help="print events and the summary as JSON lines")
+    compare = commands.add_parser("compare", help="compare two runs of one workflow step by step")
+    compare.add_argument("run_a", help=id_help)
+    compare.add_argument("run_b", help=id_help)
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

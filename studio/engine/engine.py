@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import jsonschema
@@ -19,9 +19,10 @@ from pydantic import JsonValue
 from studio.engine.events import RUN_TERMINAL_EVENTS, EventType, RunEvent
 from studio.engine.executors_api import ExecutorServices
 from studio.engine.journal import Journal
+from studio.engine.rerun import RerunError, SeededStep, pinned_seeds, plan_rerun, reused_seeds
 from studio.engine.runner import RunExecution, TaskDecision
 from studio.model.workflow import FormField, Workflow
-from studio.store import RunRecord, Store, StoreError, new_id
+from studio.store import RunRecord, RunRequest, Store, StoreError, VersionRecord, new_id
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ SETTLED_STATUSES = frozenset({"completed", "failed", "stopped", "waiting", "paus
 HEARTBEAT_INTERVAL_S = 5.0
 STALE_OWNER_S = 30.0
 """A run whose owner has not written a heartbeat for this long counts as interrupted."""
+CONTROL_POLL_INTERVAL_S = 0.25
+"""How often an engine reads the pause, resume and stop requests other processes recorded on its runs."""
 
 
 class EngineError(Exception):
@@ -70,6 +73,7 @@ class Engine:
         max_concurrency: int = 16,
         services: ExecutorServices | None = None,
         heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S,
+        control_poll_interval_s: float = CONTROL_POLL_INTERVAL_S,
     ) -> None:
         self.store = store
         self.services = services or ExecutorServices(store)
@@ -78,7 +82,9 @@ class Engine:
         self._live: dict[str, _LiveRun] = {}
         self._listeners: list[tuple[Listener, str | None]] = []
         self._heartbeat_interval_s = heartbeat_interval_s
+        self._control_poll_interval_s = control_poll_interval_s
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._request_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # -- subscriptions ------------------------------------------------------------------------
@@ -154,10 +160,71 @@ class Engine:
         """Create a run of a published version and start it in the background; return its id."""
         self._check_open()
         version = self.store.get_version(version_id)
+        return await self._create_and_launch(version, inputs or {}, parent_run_id=parent_run_id)
+
+    async def start_test_run(
+        self,
+        workflow: Workflow,
+        inputs: Mapping[str, JsonValue] | None = None,
+        pins: Mapping[str, JsonValue] | None = None,
+    ) -> str:
+        """Run a draft as a test run, completing each pinned step with its pinned value; return the run id.
+
+        The draft is stored as a hidden test snapshot (never listed as a published version) and
+        the run is marked ``is_test``. ``pins`` maps top-level step ids to values; None uses the
+        pins stored for the workflow. A pinned step's ``step_completed`` event has ``pinned: true``.
+        Raises EngineError when a pin names no top-level step.
+        """
+        self._check_open()
+        if pins is None:
+            pins = {step_id: pin.value for step_id, pin in self.store.pins(workflow.id).items()}
+        try:
+            seeds = pinned_seeds(workflow, pins)
+        except RerunError as error:
+            raise EngineError(str(error)) from None
+        version = self.store.save_test_snapshot(workflow)
+        return await self._create_and_launch(version, inputs or {}, seeds=seeds)
+
+    async def rerun_from(self, run_id: str, step_id: str) -> str:
+        """Start a new run of ``run_id``'s version that executes ``step_id`` and its downstream steps again.
+
+        Every other step that completed in the recorded run is reused with its recorded result
+        (its row has ``reused_from`` set). The new run has the same inputs and ``parent_run_id``
+        set to ``run_id``. Raises EngineError for an unknown step, or one whose upstream steps
+        did not complete in the recorded run.
+        """
+        self._check_open()
+        run = self.store.get_run(run_id)
+        version = self.store.get_version(run.version_id)
+        try:
+            plan = plan_rerun(version.workflow, run.id, self.store.step_runs(run.id), step_id)
+        except RerunError as error:
+            raise EngineError(str(error)) from None
+        new_run_id = await self._create_and_launch(
+            version, run.inputs, parent_run_id=run.id, seeds=reused_seeds(plan, run.id)
+        )
+        logger.info(
+            "Re-running run %s from step %s as run %s (%d step rows reused)",
+            run.id,
+            plan.start_step_id,
+            new_run_id,
+            len(plan.reused),
+        )
+        return new_run_id
+
+    async def _create_and_launch(
+        self,
+        version: VersionRecord,
+        inputs: Mapping[str, JsonValue],
+        *,
+        parent_run_id: str | None = None,
+        seeds: Sequence[SeededStep] = (),
+    ) -> str:
+        """Create a run (with its seeded step rows) and start it in the background; return its id."""
         workflow = version.workflow
-        merged = self.validate_inputs(workflow, inputs or {})
+        merged = self.validate_inputs(workflow, inputs)
         run_id = new_id()
-        first_event = RunEvent(
+        created = RunEvent(
             run_id,
             1,
             EventType.RUN_CREATED,
@@ -167,24 +234,25 @@ class Engine:
                 "inputs": merged,
             },
         )
+        seeded = [
+            RunEvent(run_id, seq, EventType(seed.event_type), seed.step_key, seed.step_id, seed.event_data, created.at)
+            for seq, seed in enumerate(seeds, start=2)
+        ]
         run = self.store.create_run(
             version,
             merged,
             parent_run_id=parent_run_id,
-            first_event={
-                "run_id": run_id,
-                "seq": 1,
-                "type": first_event.type.value,
-                "step_key": None,
-                "at": first_event.at,
-                "data": first_event.data,
-            },
+            first_event=_event_row(created),
+            seed_steps=[seed.row for seed in seeds],
+            seed_events=[_event_row(event) for event in seeded],
         )
         if not self.store.claim_run(run_id, self.owner, expected_owner=None):
             raise EngineError(f"run {run_id} was claimed by another process")
         logger.info("Created run %s of workflow %s version %d", run_id, version.workflow_id, version.number)
-        self._announce(first_event)
-        self._launch(run, workflow, existing={}, resumed=False)
+        for event in [created, *seeded]:
+            self._announce(event)
+        existing = self.store.step_runs(run_id) if seeds else {}
+        self._launch(run, workflow, existing=existing, resumed=False)
         return run_id
 
     async def run_workflow(
@@ -254,6 +322,10 @@ class Engine:
     async def pause(self, run_id: str) -> None:
         """Start no new steps; running steps finish, then the run is paused."""
         live = self._require_live(run_id, "pause")
+        # A pause recorded before execute() begins would be overwritten by its 'running' status,
+        # so wait for the first commit of a just-launched (adopted) execution.
+        while not live.execution.started and not live.task.done():
+            await asyncio.sleep(0)
         live.settled.clear()
         live.execution.request_pause()
 
@@ -329,6 +401,23 @@ class Engine:
                     await self._adopt(run)
         return self.store.get_run(task.run_id)
 
+    async def adopt(self, run_id: str) -> None:
+        """Continue a run that no live process executes (paused, waiting or interrupted) in this process.
+
+        Raises EngineError when the run already ended or another live process executes it.
+        """
+        self._check_open()
+        if run_id in self._live:
+            return
+        run = self.store.get_run(run_id)
+        if run.status in ("completed", "failed", "stopped"):
+            raise EngineError(f"run {run_id} already ended ({run.status}); start a new run or re-run it instead")
+        await self._adopt(run)
+
+    def owner_alive(self, run: RunRecord) -> bool:
+        """Return whether the process recorded as the run's owner is alive (False when the run has no owner)."""
+        return self._owner_alive(run)
+
     def _require_live(self, run_id: str, action: str) -> _LiveRun:
         live = self._live.get(run_id)
         if live is None:
@@ -397,12 +486,39 @@ class Engine:
             self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="engine-heartbeat")
 
     async def _heartbeat_loop(self) -> None:
+        """Apply control requests every poll interval and write the heartbeat every heartbeat interval."""
+        interval = min(self._control_poll_interval_s, self._heartbeat_interval_s)
+        last_beat = time.monotonic()
         while self._live:
-            await asyncio.sleep(self._heartbeat_interval_s)
+            await asyncio.sleep(interval)
             try:
-                self.store.heartbeat(list(self._live), self.owner)
+                self._apply_requests()
+                if time.monotonic() - last_beat >= self._heartbeat_interval_s:
+                    last_beat = time.monotonic()
+                    self.store.heartbeat(list(self._live), self.owner)
             except StoreError:
-                logger.exception("Heartbeat write failed")
+                logger.exception("Heartbeat or control request read failed")
+
+    def _apply_requests(self) -> None:
+        """Start applying each pause, resume or stop another process recorded on a run of this engine."""
+        for request in self.store.run_requests(self.owner):
+            if request.run_id not in self._live or not self.store.clear_run_request(
+                request.run_id, request.requested_at
+            ):
+                continue
+            task = asyncio.create_task(self._apply_request(request), name=f"control-{request.run_id}")
+            self._request_tasks.add(task)
+            task.add_done_callback(self._request_tasks.discard)
+
+    async def _apply_request(self, request: RunRequest) -> None:
+        logger.info("Applying %s of run %s requested by %s", request.action, request.run_id, request.requested_by)
+        actions = {"pause": self.pause, "resume": self.resume, "stop": self.stop}
+        try:
+            await actions[request.action](request.run_id)
+        except EngineError as error:
+            logger.warning(
+                "Could not %s run %s as %s requested: %s", request.action, request.run_id, request.requested_by, error
+            )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -419,11 +535,25 @@ class Engine:
             live.execution.journal.flush_now()
             self.store.release_run(run_id, self.owner)
         self._live.clear()
+        for request_task in list(self._request_tasks):
+            request_task.cancel()
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
         await self.services.aclose()
+
+
+def _event_row(event: RunEvent) -> dict[str, object]:
+    """Return the journal row of an event written outside a Journal (at run creation)."""
+    return {
+        "run_id": event.run_id,
+        "seq": event.seq,
+        "type": event.type.value,
+        "step_key": event.step_key,
+        "at": event.at,
+        "data": event.data,
+    }
 
 
 def _pid_alive(pid: int) -> bool:

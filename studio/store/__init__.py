@@ -3,7 +3,9 @@
 from studio.store.store import (
     JournalBatch,
     NotFoundError,
+    PinRecord,
     RunRecord,
+    RunRequest,
     StepRunRecord,
     Store,
     StoreError,
@@ -17,7 +19,9 @@ from studio.store.store import (
 __all__ = [
     "JournalBatch",
     "NotFoundError",
+    "PinRecord",
     "RunRecord",
+    "RunRequest",
     "StepRunRecord",
     "Store",
     "StoreError",

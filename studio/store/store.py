@@ -13,7 +13,7 @@ from typing import Any
 
 import platformdirs
 from pydantic import JsonValue
-from sqlalchemy import Connection, Engine, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from studio.model.document import content_hash, workflow_from_data
@@ -38,6 +38,9 @@ DEFAULT_PROJECT_SLUG = "default"
 RUN_ACTIVE_STATUSES = ("created", "running")
 """Run statuses that mean some process should be executing the run right now."""
 RUN_FINAL_STATUSES = ("completed", "failed", "stopped")
+RUN_ACTIONS = ("pause", "resume", "stop")
+"""Actions another process may request on a run through :meth:`Store.request_run_action`."""
+PIN_SOURCES = ("recorded", "edited")
 
 
 class StoreError(Exception):
@@ -70,6 +73,8 @@ class VersionRecord:
     note: str
     created_at: float
     document: dict[str, Any] = field(repr=False)
+    kind: str = "published"
+    """'published', or 'test' for the hidden snapshot of a draft that a test run executes."""
 
     @property
     def workflow(self) -> Workflow:
@@ -93,6 +98,31 @@ class RunRecord:
     finished_at: float | None
     owner: str | None
     heartbeat_at: float | None
+    is_test: bool = False
+    requested_action: str | None = None
+    requested_at: float | None = None
+    requested_by: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A pause, resume or stop that another process recorded on a run, waiting for the run's owner."""
+
+    run_id: str
+    action: str
+    requested_at: float
+    requested_by: str
+
+
+@dataclass(frozen=True)
+class PinRecord:
+    """A step output that test runs of a draft use instead of executing the step."""
+
+    workflow_id: str
+    step_id: str
+    value: JsonValue
+    source: str
+    updated_at: float
 
 
 @dataclass(frozen=True)
@@ -108,6 +138,10 @@ class StepRunRecord:
     error: JsonValue
     started_at: float | None
     finished_at: float | None
+    reused_from: str | None = None
+    """The run whose recorded result a re-run copied, instead of executing the step again."""
+    pinned: bool = False
+    """Whether a test run completed the step with a pinned value instead of executing it."""
 
 
 @dataclass(frozen=True)
@@ -278,7 +312,7 @@ class Store:
                 return _record(VersionRecord, existing)  # type: ignore[no-any-return]
             number = connection.execute(
                 select(func.coalesce(func.max(t.workflow_versions.c.number), 0)).where(
-                    t.workflow_versions.c.workflow_id == workflow.id
+                    and_(t.workflow_versions.c.workflow_id == workflow.id, t.workflow_versions.c.kind == "published")
                 )
             ).scalar_one()
             record = VersionRecord(
@@ -305,6 +339,42 @@ class Store:
         logger.info("Published workflow %s version %d (%s)", workflow.id, record.number, digest)
         return record
 
+    def save_test_snapshot(self, workflow: Workflow) -> VersionRecord:
+        """Store ``workflow`` as a hidden test snapshot (kind 'test') for test runs of a draft.
+
+        Snapshots are numbered -1, -2, ... so published version numbers stay consecutive, and their
+        content hash is prefixed with ``test:`` so a snapshot is never returned as a published version.
+        Saving identical content again returns the existing snapshot.
+        """
+        digest = "test:" + content_hash(workflow)
+        document = workflow.model_dump(mode="json")
+        with self.engine.begin() as connection:
+            self._ensure_workflow_row(connection, workflow)
+            versions = t.workflow_versions
+            existing = connection.execute(
+                select(versions).where(and_(versions.c.workflow_id == workflow.id, versions.c.content_hash == digest))
+            ).first()
+            if existing is not None:
+                return _record(VersionRecord, existing)  # type: ignore[no-any-return]
+            lowest = connection.execute(
+                select(func.coalesce(func.min(versions.c.number), 0)).where(
+                    and_(versions.c.workflow_id == workflow.id, versions.c.kind == "test")
+                )
+            ).scalar_one()
+            record = VersionRecord(
+                id=new_id(),
+                workflow_id=workflow.id,
+                number=int(lowest) - 1,
+                content_hash=digest,
+                note="test snapshot of the draft",
+                created_at=time.time(),
+                document=document,
+                kind="test",
+            )
+            connection.execute(insert(versions).values(**record.__dict__, **self._scope()))
+        logger.info("Saved test snapshot %d of workflow %s", record.number, workflow.id)
+        return record
+
     def get_version(self, version_id: str) -> VersionRecord:
         with self.engine.connect() as connection:
             row = connection.execute(select(t.workflow_versions).where(t.workflow_versions.c.id == version_id)).first()
@@ -316,7 +386,9 @@ class Store:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(t.workflow_versions)
-                .where(t.workflow_versions.c.workflow_id == workflow_id)
+                .where(
+                    and_(t.workflow_versions.c.workflow_id == workflow_id, t.workflow_versions.c.kind == "published")
+                )
                 .order_by(t.workflow_versions.c.number)
             ).all()
         return [_record(VersionRecord, row) for row in rows]
@@ -340,8 +412,15 @@ class Store:
         *,
         first_event: dict[str, Any],
         parent_run_id: str | None = None,
+        seed_steps: Sequence[dict[str, Any]] = (),
+        seed_events: Sequence[dict[str, Any]] = (),
     ) -> RunRecord:
-        """Create a run in status ``created`` together with its first journal event."""
+        """Create a run in status ``created`` together with its first journal event.
+
+        ``seed_steps`` are step_runs rows (without ``run_id``) that exist before the run starts,
+        such as steps a re-run reuses or a test run pins. ``seed_events`` are their events, which
+        follow ``first_event``. Everything is written in one transaction.
+        """
         now = time.time()
         run_id = str(first_event["run_id"])
         values = {
@@ -358,11 +437,16 @@ class Store:
             "finished_at": None,
             "owner": None,
             "heartbeat_at": None,
+            "is_test": version.kind == "test",
             **self._scope(),
         }
         with self.engine.begin() as connection:
             connection.execute(insert(t.runs).values(**values))
             connection.execute(insert(t.events).values(**first_event))
+            if seed_steps:
+                connection.execute(insert(t.step_runs), [{**row, "run_id": run_id} for row in seed_steps])
+            if seed_events:
+                connection.execute(insert(t.events), list(seed_events))
         return self.get_run(run_id)
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -480,6 +564,94 @@ class Store:
                 .values(heartbeat_at=time.time())
             )
 
+    # -- control requests from other processes -------------------------------------------------
+
+    def request_run_action(self, run_id: str, action: str, actor: str) -> float:
+        """Record a pause, resume or stop for the run's owner to apply; return the request time.
+
+        A newer request replaces one that was not applied yet.
+        """
+        if action not in RUN_ACTIONS:
+            raise StoreError(f"run action '{action}' is invalid; use one of {', '.join(RUN_ACTIONS)}")
+        now = time.time()
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(requested_action=action, requested_at=now, requested_by=actor)
+            )
+        if result.rowcount != 1:
+            raise NotFoundError(f"run '{run_id}' was not found; list runs with 'studio runs'")
+        return now
+
+    def run_requests(self, owner: str) -> list[RunRequest]:
+        """Return the requests recorded on runs that ``owner`` executes."""
+        runs = t.runs
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(runs.c.id, runs.c.requested_action, runs.c.requested_at, runs.c.requested_by).where(
+                    and_(runs.c.owner == owner, runs.c.requested_action.is_not(None))
+                )
+            ).all()
+        return [RunRequest(row.id, row.requested_action, row.requested_at, row.requested_by or "") for row in rows]
+
+    def clear_run_request(self, run_id: str, requested_at: float) -> bool:
+        """Remove the request made at ``requested_at``; False if it was replaced or removed meanwhile."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(t.runs)
+                .where(and_(t.runs.c.id == run_id, t.runs.c.requested_at == requested_at))
+                .values(requested_action=None, requested_at=None, requested_by=None)
+            )
+        return bool(result.rowcount == 1)
+
+    # -- step pins ------------------------------------------------------------------------------
+
+    def set_pin(self, workflow_id: str, step_id: str, value: JsonValue, *, source: str = "edited") -> PinRecord:
+        """Pin ``value`` as the output of ``step_id`` in test runs of the workflow, replacing an older pin."""
+        if source not in PIN_SOURCES:
+            raise StoreError(f"pin source '{source}' is invalid; use one of {', '.join(PIN_SOURCES)}")
+        record = PinRecord(workflow_id, step_id, value, source, time.time())
+        with self.engine.begin() as connection:
+            known = connection.execute(select(t.workflows.c.id).where(t.workflows.c.id == workflow_id)).scalar()
+            if known is None:
+                raise NotFoundError(f"workflow '{workflow_id}' was not found; save or publish it before pinning")
+            statement = sqlite_insert(t.step_pins).values(**record.__dict__, **self._scope())
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["workflow_id", "step_id"],
+                    set_={"value": statement.excluded.value, "source": source, "updated_at": record.updated_at},
+                )
+            )
+        return record
+
+    def clear_pin(self, workflow_id: str, step_id: str) -> bool:
+        """Remove the pin of ``step_id``; return False when there was none."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                delete(t.step_pins).where(
+                    and_(t.step_pins.c.workflow_id == workflow_id, t.step_pins.c.step_id == step_id)
+                )
+            )
+        return bool(result.rowcount == 1)
+
+    def pins(self, workflow_id: str) -> dict[str, PinRecord]:
+        """Return the workflow's pins by step id."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(t.step_pins).where(t.step_pins.c.workflow_id == workflow_id)).all()
+        return {row.step_id: _record(PinRecord, row) for row in rows}
+
+    def pin_from_run(self, run_id: str, step_id: str) -> PinRecord:
+        """Pin the result that ``step_id`` recorded in a run (source 'recorded')."""
+        run = self.get_run(run_id)
+        record = self.step_runs(run_id).get(step_id)
+        if record is None or record.status != "completed":
+            state = "did not run" if record is None else f"is {record.status}"
+            raise StoreError(
+                f"step '{step_id}' {state} in run {run_id}; pin a step that completed, or set the value by hand"
+            )
+        return self.set_pin(run.workflow_id, step_id, record.result, source="recorded")
+
     # -- human tasks ----------------------------------------------------------------------------
 
     def list_tasks(self, *, statuses: Sequence[str] = ("pending",), run_id: str | None = None) -> list[TaskRecord]:
@@ -541,6 +713,75 @@ class Store:
         with self.engine.connect() as connection:
             row = connection.execute(select(t.connections).where(t.connections.c.id == connection_id)).first()
         return None if row is None else dict(row._mapping)
+
+    def list_connections(self) -> list[dict[str, Any]]:
+        """Return the connection records of this store's workspace, ordered by name."""
+        query = select(t.connections).where(t.connections.c.workspace_id == self.workspace_id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(t.connections.c.name)).all()
+        return [dict(row._mapping) for row in rows]
+
+    def add_connection(self, **values: Any) -> str:
+        """Create a connection record and return its id; secrets stay out, ``secret_ref`` points to them."""
+        connection_id = str(values.pop("id", None) or new_id())
+        row = {"settings": {}, "created_at": time.time(), **values, "id": connection_id, **self._scope()}
+        with self.engine.begin() as connection:
+            connection.execute(insert(t.connections).values(**row))
+        return connection_id
+
+    def update_connection(self, connection_id: str, **values: Any) -> None:
+        """Change fields of a connection record (name, kind, provider, base_url, secret_ref, settings)."""
+        allowed = {"name", "kind", "provider", "base_url", "secret_ref", "settings"}
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise StoreError(f"cannot update connection fields {unknown}; updatable: {sorted(allowed)}")
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(t.connections).where(t.connections.c.id == connection_id).values(**values)
+            )
+        if result.rowcount != 1:
+            raise NotFoundError(f"connection '{connection_id}' was not found")
+
+    def delete_connection(self, connection_id: str) -> bool:
+        """Delete a connection record; return False when it did not exist."""
+        with self.engine.begin() as connection:
+            result = connection.execute(t.connections.delete().where(t.connections.c.id == connection_id))
+        return bool(result.rowcount == 1)
+
+    def workspace_slug(self) -> str:
+        """Return the slug of this store's workspace (the keychain service name contains it)."""
+        with self.engine.connect() as connection:
+            slug = connection.execute(
+                select(t.workspaces.c.slug).where(t.workspaces.c.id == self.workspace_id)
+            ).scalar_one()
+        return str(slug)
+
+    def workflow_documents(self) -> list[dict[str, Any]]:
+        """Return every draft and version document with ``workflow_id``, ``workflow_name`` and ``version``.
+
+        ``version`` is None for a draft, else the version number (test snapshots have negative numbers).
+        """
+        with self.engine.connect() as connection:
+            drafts = connection.execute(
+                select(t.drafts.c.workflow_id, t.workflows.c.name, t.drafts.c.document).join(
+                    t.workflows, t.workflows.c.id == t.drafts.c.workflow_id
+                )
+            ).all()
+            versions = connection.execute(
+                select(
+                    t.workflow_versions.c.workflow_id,
+                    t.workflows.c.name,
+                    t.workflow_versions.c.document,
+                    t.workflow_versions.c.number,
+                ).join(t.workflows, t.workflows.c.id == t.workflow_versions.c.workflow_id)
+            ).all()
+        documents = [
+            {"workflow_id": row[0], "workflow_name": row[1], "version": None, "document": row[2]} for row in drafts
+        ]
+        documents += [
+            {"workflow_id": row[0], "workflow_name": row[1], "version": row[3], "document": row[2]} for row in versions
+        ]
+        return documents
 
     # -- usage ----------------------------------------------------------------------------------
 

@@ -96,6 +96,8 @@ workflow_versions = Table(
     Column("document", JSON, nullable=False),
     Column("note", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False),
+    # 'published', or 'test' for the hidden snapshot of a draft that a test run executes.
+    Column("kind", String(16), nullable=False, server_default="published"),
     UniqueConstraint("workflow_id", "number", name="uq_workflow_versions_number"),
     UniqueConstraint("workflow_id", "content_hash", name="uq_workflow_versions_hash"),
 )
@@ -117,6 +119,11 @@ runs = Table(
     Column("finished_at", Float, nullable=True),
     Column("owner", String(200), nullable=True),
     Column("heartbeat_at", Float, nullable=True),
+    Column("is_test", Boolean, nullable=False, server_default="0"),
+    # A pause, resume or stop requested by another process; the owning engine applies and clears it.
+    Column("requested_action", String(16), nullable=True),
+    Column("requested_at", Float, nullable=True),
+    Column("requested_by", String(200), nullable=True),
     Index("ix_runs_status", "status"),
     Index("ix_runs_workflow", "workflow_id", "created_at"),
 )
@@ -135,6 +142,9 @@ step_runs = Table(
     Column("error", JSON(none_as_null=True), nullable=True),
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
+    # The run whose recorded result a re-run copied instead of executing the step again.
+    Column("reused_from", String(36), nullable=True),
+    Column("pinned", Boolean, nullable=False, server_default="0"),
 )
 
 events = Table(
@@ -204,6 +214,18 @@ connections = Table(
     Column("settings", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+step_pins = Table(
+    "step_pins",
+    metadata,
+    *_scope(),
+    Column("workflow_id", String(36), ForeignKey("workflows.id"), primary_key=True),
+    Column("step_id", String(64), primary_key=True),
+    Column("value", JSON(none_as_null=True), nullable=True),
+    Column("source", String(16), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+"""Output values that test runs of a draft use instead of executing the step ('recorded' or 'edited')."""
 
 usage_records = Table(
     "usage_records",
