@@ -583,10 +583,22 @@ class MainWindow(QMainWindow):
             self.show_command_center()
 
     def show_command_center(self) -> None:
-        """Show and raise the Command Center dock."""
-        self._command_center_dock.show()
-        self._command_center_dock.raise_()
-        self.resizeDocks([self._command_center_dock], [max(560, self.width() // 2)], Qt.Orientation.Horizontal)
+        """Show and raise the Command Center dock, as a tab over another right-hand dock if there is one."""
+        dock = self._command_center_dock
+        if dock.isHidden() and not self.tabifiedDockWidgets(dock):
+            neighbours = [
+                other
+                for other in self.findChildren(QDockWidget)
+                if other is not dock and not other.isHidden() and not other.isFloating()
+                and self.dockWidgetArea(other) == Qt.DockWidgetArea.RightDockWidgetArea
+            ]
+            if neighbours:
+                self.tabifyDockWidget(neighbours[0], dock)
+        dock.show()
+        dock.raise_()
+        # A dock tabified before the window is first laid out only comes to the front after that layout.
+        QTimer.singleShot(0, dock.raise_)
+        self.resizeDocks([dock], [max(560, self.width() // 2)], Qt.Orientation.Horizontal)
 
     def _on_command_center_count_changed(self, count: int) -> None:
         self.action_command_center.setText(badge_text(count))

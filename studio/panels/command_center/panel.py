@@ -48,6 +48,11 @@ ENGINE_POLL_INTERVAL_MS = 500
 """How often the engine provider is asked for an engine until it returns one."""
 WIDE_LAYOUT_PX = 900
 """Panel width from which the inbox and the task view sit side by side instead of one above the other."""
+MIN_SPLIT_PX = 300
+"""Smallest splitter length, in pixels, at which the initial split between inbox and task view is set."""
+STACKED_INBOX_MIN_PX = 150
+STACKED_INBOX_MAX_PX = 260
+"""Height range of the inbox when it sits above the task view: room for a filter box and a few rows."""
 TICK_INTERVAL_MS = 1000
 NOTIFY_DELAY_MS = 300
 """Tasks that arrive within this many milliseconds share one desktop notification."""
@@ -98,6 +103,7 @@ class CommandCenterPanel(QWidget):
         self._arrivals: list[str] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh_interval_ms = refresh_interval_ms
+        self._split_pending = True
         self._hidden_refresh_interval_ms = hidden_refresh_interval_ms
 
         self.model = InboxModel(self)
@@ -134,9 +140,10 @@ class CommandCenterPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        header.resizeSection(0, 220)
+        # The title takes the room the short columns leave; those fit their contents.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(60)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
         self.status_label = QLabel("", self)
         self.status_label.setEnabled(False)
@@ -152,8 +159,7 @@ class CommandCenterPanel(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.addWidget(inbox)
         self.splitter.addWidget(self.task_view)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.splitter)
@@ -442,6 +448,8 @@ class CommandCenterPanel(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
+        if self._split_pending:
+            self._apply_split()
         self._tick_timer.start()
         if self._engine is not None:
             self._refresh_timer.setInterval(self._refresh_interval_ms)
@@ -459,6 +467,31 @@ class CommandCenterPanel(QWidget):
         orientation = Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical
         if self.splitter.orientation() != orientation:
             self.splitter.setOrientation(orientation)
+            self._split_pending = True
+        if self._split_pending and self.isVisible():
+            self._apply_split()
+
+    def _apply_split(self) -> None:
+        """Give the inbox 3 : 2 of the width side by side; stacked, a few rows while the task view takes the rest.
+
+        Waits for a splitter of a usable size, because sizes set while the dock is still being laid
+        out would squeeze the task view.
+        """
+        wide = self.splitter.orientation() == Qt.Orientation.Horizontal
+        if (self.splitter.width() if wide else self.splitter.height()) < MIN_SPLIT_PX:
+            return
+        self._split_pending = False
+        if wide:
+            self.splitter.setStretchFactor(0, 3)
+            self.splitter.setStretchFactor(1, 2)
+            total = self.splitter.width()
+            inbox_size = total * 3 // 5
+        else:
+            self.splitter.setStretchFactor(0, 0)
+            self.splitter.setStretchFactor(1, 1)
+            total = self.splitter.height()
+            inbox_size = min(max(total // 3, STACKED_INBOX_MIN_PX), STACKED_INBOX_MAX_PX)
+        self.splitter.setSizes([inbox_size, total - inbox_size])
 
     def close_panel(self) -> None:
         """Stop the timers, detach from the engine and remove the tray icon. Call it before closing the window."""

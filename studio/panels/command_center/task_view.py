@@ -179,7 +179,8 @@ class TaskView(QWidget):
         ]
         if not self._settled:
             parts.append(f"Time left: {format_time_left(task.due_at, now)}")
-        self.meta_label.setText("   ·   ".join(parts))
+        # Non-breaking spaces inside each part make the line wrap only between parts.
+        self.meta_label.setText("   ·   ".join(part.replace(" ", "\u00a0") for part in parts))
 
     # -- decisions -------------------------------------------------------------------------
 
