@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
 
 from studio.app.event_batcher import EventBatcher
@@ -145,8 +145,7 @@ class MainWindow(QMainWindow):
         self.step_details = StepDetailsPanel(self)
         self._details_dock = self._add_dock("Step details", "step-details-dock", self.step_details,
                                             Qt.DockWidgetArea.RightDockWidgetArea)
-        self.resizeDocks([self._timeline_dock], [300], Qt.Orientation.Vertical)
-        self.resizeDocks([self._runs_dock, self._details_dock], [420, 380], Qt.Orientation.Horizontal)
+        self._docks_sized = False
         self.scene.selectionChanged.connect(self._on_scene_selection_changed)
 
     def _add_dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -401,7 +400,7 @@ class MainWindow(QMainWindow):
         self._clear_run_display()
         self.shown_run_id = run_id
         self._tracker = RunStatusTracker(workflow)
-        self._run_started_at = record.started_at or record.created_at
+        self._run_started_at = record.created_at
         self._run_finished_at = record.finished_at
         events = [event for event in map(run_event_from_row, self.store.events(run_id)) if event is not None]
         self.timeline.set_model(TimelineModel(run_id))
@@ -441,6 +440,8 @@ class MainWindow(QMainWindow):
                 del lines[:-MAX_PROGRESS_LINES]
             touched_details = touched_details or event.step_key == self._details_key or event.step_key is None
             self.timeline.model.apply(event)
+            if event.type == EventType.RUN_CREATED:
+                self._run_started_at = event.at
             if event.type == EventType.RUN_STOPPED:
                 self._on_run_stopped(event)
         if following:
@@ -656,6 +657,14 @@ class MainWindow(QMainWindow):
         self.runs_panel.stop_polling()
         self.command_center.close_panel()
         await self.controller.aclose()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._docks_sized:
+            # Dock sizes only stick once the window has its real size, so the first show sets them.
+            self._docks_sized = True
+            self.resizeDocks([self._timeline_dock], [max(300, int(self.height() * 0.4))], Qt.Orientation.Vertical)
+            self.resizeDocks([self._runs_dock, self._details_dock], [440, 380], Qt.Orientation.Horizontal)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         super().closeEvent(event)

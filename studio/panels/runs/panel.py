@@ -49,7 +49,7 @@ from studio.store import Store
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("Run", "Workflow", "Version", "Status", "Started", "Duration")
+COLUMNS = ("Run", "Workflow", "Ver.", "Status", "Started", "Duration")
 LOAD_LIMIT = 2000
 """Runs read from the store when the list opens. NOTE: older runs are not listed; there is no paging yet."""
 POLL_INTERVAL_MS = 2000
@@ -90,7 +90,8 @@ class RunsTableModel(QAbstractTableModel):
             return row.run_id
         if role == Qt.ItemDataRole.ToolTipRole:
             owner = f"\nexecuted by {row.owner}" if row.owner else ""
-            return f"run {row.run_id}\nworkflow {row.workflow_name} version {row.version_number}{owner}"
+            created = datetime.datetime.fromtimestamp(row.created_at).strftime("%Y-%m-%d %H:%M:%S")
+            return f"run {row.run_id}, created {created}\nworkflow {row.workflow_name} version {row.version_number}{owner}"
         if column == 3 and role == Qt.ItemDataRole.DecorationRole:
             return QColor(STATUS_COLORS.get(row.status, STATUS_COLORS["pending"]))
         if column == 3 and role == Qt.ItemDataRole.ForegroundRole:
@@ -107,8 +108,9 @@ class RunsTableModel(QAbstractTableModel):
         if column == 3:
             return row.status
         if column == 4:
-            started = row.started_at if row.started_at is not None else row.created_at
-            return datetime.datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M:%S")
+            started = datetime.datetime.fromtimestamp(row.started_at if row.started_at is not None else row.created_at)
+            # Today's runs show the time only, which keeps the column narrow; the tooltip has the full date.
+            return started.strftime("%H:%M:%S" if started.date() == datetime.date.today() else "%Y-%m-%d %H:%M")
         duration = row.duration(time.time())
         return "" if duration is None else format_duration(duration)
 
@@ -262,7 +264,7 @@ class RunsPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         header = self.table.horizontalHeader()
         character = self.table.fontMetrics().horizontalAdvance("0")
-        for column, characters in enumerate((10, 18, 6, 11, 19)):
+        for column, characters in enumerate((9, 15, 4, 13, 9)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, character * characters)
         header.setStretchLastSection(True)
