@@ -154,7 +154,7 @@ class TaskForm(QWidget):
         return self.error_labels[name].text()
 
     def is_valid(self) -> bool:
-        """Whether every number and json field's text currently converts; required fields are not checked."""
+        """Return whether every number and json field's text currently converts; required fields are not checked."""
         return all(not self.error_labels[f.name].text() for f in self.fields if f.type in ("number", "json"))
 
     def _check_live(self, form_field: FormField) -> None:

@@ -69,14 +69,14 @@ class InboxModel(QAbstractTableModel):
 
     def set_rows(self, rows: list[InboxRow]) -> list[str]:
         """Replace the rows with ``rows``; return the ids of the tasks that were not shown before."""
-        wanted = {row.task_id: row for row in rows}
+        incoming = {row.task_id: row for row in rows}
         for position in range(len(self._rows) - 1, -1, -1):
-            if self._rows[position].task_id not in wanted:
+            if self._rows[position].task_id not in incoming:
                 self.beginRemoveRows(QModelIndex(), position, position)
                 del self._rows[position]
                 self.endRemoveRows()
-        shown = set(self.task_ids())
-        added = [row for row in rows if row.task_id not in shown]
+        listed = set(self.task_ids())
+        added = [row for row in rows if row.task_id not in listed]
         if added:
             start = len(self._rows)
             self.beginInsertRows(QModelIndex(), start, start + len(added) - 1)

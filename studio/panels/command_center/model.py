@@ -25,7 +25,7 @@ COMMENT_KEY = "comment"
 
 
 class FieldValueError(ValueError):
-    """A form value that cannot be converted to its field's type; the message says how to fix it."""
+    """A form value that cannot be converted to its field's type; the message explains the fix."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class InboxRow:
         return self.text(column, now).casefold()
 
     def matches(self, text: str) -> bool:
-        """Whether every word of ``text`` occurs (case-insensitively) in the title, workflow, run, step or role."""
+        """Return whether every word of ``text`` occurs (case-insensitively) in the title, workflow, run, step or role."""
         haystack = " ".join(
             (self.title, self.workflow_name, self.run_id, self.step_key, self.assignee_role or "", self.task_id)
         ).casefold()

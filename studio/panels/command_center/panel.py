@@ -304,9 +304,9 @@ class CommandCenterPanel(QWidget):
         elif event.type in RUN_TERMINAL_EVENTS:
             for task_id in self.model.remove_run(event.run_id):
                 self._on_task_gone(task_id)
-            shown = self.task_view.task
-            if shown is not None and shown.run_id == event.run_id:
-                self._show_task_ended(shown.id)
+            displayed = self.task_view.task
+            if displayed is not None and displayed.run_id == event.run_id:
+                self._show_task_ended(displayed.id)
             self._update_count()
 
     def _on_task_gone(self, task_id: str) -> None:
@@ -315,8 +315,8 @@ class CommandCenterPanel(QWidget):
 
     def _show_task_ended(self, task_id: str) -> None:
         """Say in the task view how ``task_id`` ended, if it is shown and this panel did not resolve it."""
-        shown = self.task_view.task
-        if shown is None or shown.id != task_id or self.task_view.settled or self._engine is None:
+        displayed = self.task_view.task
+        if displayed is None or displayed.id != task_id or self.task_view.settled or self._engine is None:
             return
         try:
             task = self._engine.store.get_task(task_id)
@@ -332,8 +332,8 @@ class CommandCenterPanel(QWidget):
         if not indexes:
             return
         task_id = indexes[0].data(TASK_ID_ROLE)
-        shown = self.task_view.task
-        if isinstance(task_id, str) and (shown is None or shown.id != task_id):
+        displayed = self.task_view.task
+        if isinstance(task_id, str) and (displayed is None or displayed.id != task_id):
             self.open_task(task_id)
 
     # -- resolving -------------------------------------------------------------------------
