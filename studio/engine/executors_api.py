@@ -21,8 +21,21 @@ from pydantic import JsonValue
 
 from studio.engine.errors import StepError
 from studio.engine.events import EventType
-from studio.engine.executors.llm import ChatRequest, LlmEndpoint, chat_completion, endpoint_from_env
-from studio.engine.executors.llm_errors import LlmError, LlmOutputError, LlmProtocolError, LlmTimeoutError
+from studio.engine.executors.llm import (
+    ChatRequest,
+    LlmEndpoint,
+    chat_completion,
+    endpoint_from_env_for,
+    missing_endpoint_hint,
+    parse_provider,
+)
+from studio.engine.executors.llm_errors import (
+    LlmConfigError,
+    LlmError,
+    LlmOutputError,
+    LlmProtocolError,
+    LlmTimeoutError,
+)
 from studio.engine.executors.lua import LuaLimits, run_lua
 from studio.engine.executors.lua_errors import (
     LuaConversionError,
@@ -114,7 +127,15 @@ class ExecutorServices:
         return spec_from_server_url(str(server_url), self.environ)
 
     def llm_endpoint(self, config: Mapping[str, Any]) -> LlmEndpoint:
-        """Resolve an ``llm_call`` config to an endpoint: a stored connection, else the environment."""
+        """Resolve an ``llm_call`` config to an endpoint: a stored connection, else the environment.
+
+        The step's ``provider`` ("openai", "anthropic" or "ollama") selects the wire protocol, and without a
+        connection also the environment variables that are read (see ``endpoint_from_env_for``).
+        """
+        try:
+            provider = parse_provider(config.get("provider"))
+        except LlmConfigError as error:
+            raise StepError("invalid_input", f"{error.message}; fix the step's provider field") from None
         connection_id = config.get("connection_id")
         if connection_id and self.store is not None:
             connection = self.store.get_connection(str(connection_id))
@@ -124,14 +145,22 @@ class ExecutorServices:
                 )
             if not connection.get("base_url"):
                 raise StepError("invalid_input", f"connection '{connection['name']}' has no base URL; set one")
+            connection_provider = connection.get("provider")
+            if connection_provider in ("openai", "anthropic", "ollama") and connection_provider != provider:
+                raise StepError(
+                    "invalid_input",
+                    f"connection '{connection['name']}' is for provider '{connection_provider}' but the step "
+                    f"uses provider '{provider}'; set the step's provider to '{connection_provider}' "
+                    "or choose another connection",
+                )
             # NOTE: connection secrets are not stored yet (they will live in the OS keychain). So a
             # stored connection carries no API key, and only keyless endpoints such as Ollama work.
-            return LlmEndpoint(provider="openai", base_url=str(connection["base_url"]))
-        endpoint = endpoint_from_env(self.environ)
+            return LlmEndpoint(provider=provider, base_url=str(connection["base_url"]))
+        endpoint = endpoint_from_env_for(provider, self.environ)
         if endpoint is None:
             raise StepError(
                 "invalid_input",
-                "no LLM endpoint is configured; set OPENAI_BASE_URL (and OPENAI_API_KEY) or OLLAMA_HOST, "
+                f"no LLM endpoint is configured for provider '{provider}'; {missing_endpoint_hint(provider)}, "
                 "or give the step a connection_id",
             )
         return endpoint
