@@ -21,6 +21,7 @@ from studio.app.run_status import TERMINAL_RUN_STATES, RunStatusTracker, StatusU
 from studio.canvas import CanvasView, WorkflowScene
 from studio.canvas.icons import RESOURCES_DIR
 from studio.canvas.node_item import NodeItem
+from studio.engine.control import ControlTimeout, control_run
 from studio.engine.events import EventType, RunEvent
 from studio.model.document import DocumentError, load_workflow
 from studio.model.workflow import JsonValue, Workflow
@@ -43,6 +44,12 @@ FILE_FILTER = "Workflow files (*.workflow.json *.json);;All files (*)"
 ACTIVE_RUN_STATES = frozenset({"starting", "running", "paused", "waiting"})
 SHOW_COMMAND_CENTER_ENV = "STUDIO_SHOW_COMMAND_CENTER"
 """When ``1``, the window opens with the Command Center dock shown."""
+STEER_TIMEOUT_S = 60.0
+"""Seconds a pause, resume or stop from the window waits to take effect before it reports the request as pending."""
+FOREIGN_RUN_POLL_MS = 1000
+"""How often the store is read for new events of a shown run that another process executes.
+
+NOTE: each read loads all events of the run, which gets slow for runs with very long journals."""
 MAX_PROGRESS_LINES = 500
 """Live progress messages kept per step for the details panel (the journal does not keep them)."""
 
@@ -71,7 +78,7 @@ class MainWindow(QMainWindow):
     sig_run_shown = Signal(str)
     """Emitted with the run id after a run's view was rebuilt from the store."""
     sig_run_stopped = Signal(str, list)
-    """Emitted with the run id and the cancelled step keys when a stop asked for here took effect."""
+    """Emitted with the run id and the cancelled step keys when a stop asked for here has taken effect."""
     sig_error_shown = Signal(str)
     """Emitted with the message each time an error is shown to the user."""
     sig_window_closed = Signal()
@@ -93,7 +100,6 @@ class MainWindow(QMainWindow):
         self._shown_last_seq = 0
         self._progress: dict[str, list[LogLine]] = {}
         self._details_key: str | None = None
-        self._stop_requested: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._error_box: QMessageBox | None = None
         self._stop_box: QMessageBox | None = None
@@ -124,6 +130,11 @@ class MainWindow(QMainWindow):
         self._elapsed_timer = QTimer(self)
         self._elapsed_timer.setInterval(250)
         self._elapsed_timer.timeout.connect(self._on_elapsed_timer_timeout)
+        # Events of runs that another process executes reach this window only through the store.
+        self._foreign_run_timer = QTimer(self)
+        self._foreign_run_timer.setInterval(FOREIGN_RUN_POLL_MS)
+        self._foreign_run_timer.timeout.connect(self._poll_shown_run)
+        self._foreign_run_timer.start()
         self._update_title()
         self._update_actions()
 
@@ -333,18 +344,32 @@ class MainWindow(QMainWindow):
         return box
 
     async def _steer(self, verb: str) -> None:
+        """Pause, resume or stop the shown run wherever it executes, and wait until that took effect.
+
+        A run of another live process gets a request that its owner applies; a run nobody executes
+        is adopted by this window's engine.
+        """
         run_id = self.shown_run_id
         if run_id is None:
             return
-        commands = {"pause": self.engine.pause, "resume": self.engine.resume, "stop": self.engine.stop}
-        if verb == "stop":
-            self._stop_requested.add(run_id)
+        self.statusBar().showMessage(f"Requested {verb} of run {run_id[:8]}…", 10000)
         try:
-            await commands[verb](run_id)
+            outcome = await control_run(self.engine, run_id, verb, actor="studio window", timeout_s=STEER_TIMEOUT_S)
+        except ControlTimeout as error:
+            # Not a failure: the request stays recorded and takes effect when the running steps finish.
+            logger.info("%s of run %s is still pending: %s", verb, run_id, error)
+            self.statusBar().showMessage(str(error), 30000)
+            return
         except Exception as error:  # shown to the user: pausing an already finished run, for example
-            self._stop_requested.discard(run_id)
             logger.warning("cannot %s run %s: %s", verb, run_id, error)
             self.show_error(f"Cannot {verb} the run", str(error))
+            return
+        if verb == "stop":
+            self._on_run_stopped(run_id, outcome.cancelled)
+        else:
+            self.statusBar().showMessage(f"Run {run_id[:8]} is {outcome.status}", 10000)
+        if not self.engine.is_live(run_id):
+            self._poll_shown_run()
 
     def _foreign_owner(self) -> str | None:
         """Return the owner of the shown run when another live process executes it, else None."""
@@ -353,7 +378,17 @@ class MainWindow(QMainWindow):
         record = self._run_record(self.shown_run_id)
         if record is None or record.owner is None or record.owner == self.engine.owner:
             return None
-        return record.owner if self.engine._owner_alive(record) else None
+        return record.owner if self.engine.owner_alive(record) else None
+
+    def _poll_shown_run(self) -> None:
+        """Show the new journaled events of a shown run that another process executes."""
+        run_id = self.shown_run_id
+        if run_id is None or self.run_state not in ACTIVE_RUN_STATES or self.engine.is_live(run_id):
+            return
+        rows = [row for row in self.store.events(run_id) if int(row["seq"]) > self._shown_last_seq]
+        events = [event for event in map(run_event_from_row, rows) if event is not None]
+        if events:
+            self._apply_shown_events(events)
 
     def _run_record(self, run_id: str) -> RunRecord | None:
         from studio.store import StoreError
@@ -442,8 +477,6 @@ class MainWindow(QMainWindow):
             self.timeline.model.apply(event)
             if event.type == EventType.RUN_CREATED:
                 self._run_started_at = event.at
-            if event.type == EventType.RUN_STOPPED:
-                self._on_run_stopped(event)
         if following:
             self.event_log.table.scrollToBottom()
         for update in latest.values():
@@ -457,16 +490,11 @@ class MainWindow(QMainWindow):
         if self._tracker is not None and self._tracker.run_state != self.run_state:
             self._set_run_state(self._tracker.run_state)
 
-    def _on_run_stopped(self, event: RunEvent) -> None:
-        cancelled = event.data.get("cancelled")
-        keys = [str(key) for key in cancelled] if isinstance(cancelled, list) else []
-        if event.run_id not in self._stop_requested:
-            return
-        self._stop_requested.discard(event.run_id)
-        self.last_stop_cancelled = keys
-        text = ", ".join(keys) if keys else "none (no step was running)"
-        self.statusBar().showMessage(f"Run {event.run_id[:8]} stopped. Cancelled steps: {text}", 30000)
-        self.sig_run_stopped.emit(event.run_id, keys)
+    def _on_run_stopped(self, run_id: str, cancelled: list[str]) -> None:
+        self.last_stop_cancelled = list(cancelled)
+        text = ", ".join(cancelled) if cancelled else "none (no step was running)"
+        self.statusBar().showMessage(f"Run {run_id[:8]} stopped. Cancelled steps: {text}", 30000)
+        self.sig_run_stopped.emit(run_id, list(cancelled))
 
     # -- step selection and details --------------------------------------------------------
 
@@ -540,17 +568,14 @@ class MainWindow(QMainWindow):
         self.action_run.setEnabled(self.workflow is not None and state not in ACTIVE_RUN_STATES)
         owner = self._foreign_owner() if state in ACTIVE_RUN_STATES else None
         has_run = self.shown_run_id is not None
-        self.action_pause.setEnabled(owner is None and has_run and state in ("starting", "running", "waiting"))
-        self.action_resume.setEnabled(owner is None and state == "paused")
-        self.action_stop.setEnabled(owner is None and has_run and state in ACTIVE_RUN_STATES)
+        self.action_pause.setEnabled(has_run and state in ("starting", "running", "waiting"))
+        self.action_resume.setEnabled(has_run and state == "paused")
+        self.action_stop.setEnabled(has_run and state in ACTIVE_RUN_STATES)
         for action, verb in ((self.action_pause, "Pause"), (self.action_resume, "Resume"), (self.action_stop, "Stop")):
             if owner is None:
                 action.setToolTip(f"{verb} the shown run")
             else:
-                action.setToolTip(
-                    f"{verb} is not available here: another studio process ({owner}) executes this run. "
-                    f"Use that window, or 'studio runs {verb.lower()}' once it is available"
-                )
+                action.setToolTip(f"{verb} the shown run: another studio process ({owner}) executes it and applies the request")
 
     def _update_title(self) -> None:
         name = self.workflow.name if self.workflow is not None else "No workflow"
@@ -654,6 +679,7 @@ class MainWindow(QMainWindow):
             self._unsubscribe()
             self._unsubscribe = None
         self.event_batcher.clear()
+        self._foreign_run_timer.stop()
         self.runs_panel.stop_polling()
         self.command_center.close_panel()
         await self.controller.aclose()

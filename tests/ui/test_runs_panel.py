@@ -280,6 +280,10 @@ def test_stop_asks_and_lists_cancelled_steps(
         assert box is not None and box.isVisible()
         box.button(QMessageBox.StandardButton.Yes).click()
         keys = await asyncio.wait_for(stopped, RUN_TIMEOUT_S)
+        if window.run_state != "stopped":
+            ended = asyncio.Event()
+            window.sig_run_state_changed.connect(lambda state: ended.set() if state == "stopped" else None)
+            await asyncio.wait_for(ended.wait(), RUN_TIMEOUT_S)
         return run_id, keys
 
     run_id, cancelled = qasync_loop.run_until_complete(run_and_stop())
@@ -348,12 +352,12 @@ def test_pause_and_resume_selected_run(
     assert window.runs_panel.model.row_of(run_id).status == "completed"  # type: ignore[union-attr]
 
 
-def test_buttons_disabled_for_run_of_other_process(
+def test_stop_run_of_other_engine(
     qtbot: QtBot, database: Path, windows: list[MainWindow], qasync_loop: qasync.QEventLoop
 ) -> None:
     window = open_window(qtbot, database, windows)
 
-    async def check() -> None:
+    async def stop_elsewhere() -> tuple[str, list[str], str]:
         store = open_store(database)
         other = Engine(store)
         started = asyncio.Event()
@@ -364,12 +368,24 @@ def test_buttons_disabled_for_run_of_other_process(
             window.runs_panel.poll_store()
             assert window.show_run(run_id)
             assert window.run_state == "running"
-            assert not window.action_pause.isEnabled()
-            assert not window.action_stop.isEnabled()
-            assert other.owner in window.action_stop.toolTip()
-            assert "another studio process" in window.action_stop.toolTip()
+            assert window.action_stop.isEnabled()
+            tooltip = window.action_stop.toolTip()
+            stopped: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+            window.sig_run_stopped.connect(lambda _run, keys: stopped.done() or stopped.set_result(keys))
+            box = window.confirm_stop()
+            assert box is not None
+            box.button(QMessageBox.StandardButton.Yes).click()
+            cancelled = await asyncio.wait_for(stopped, RUN_TIMEOUT_S)
+            assert not window.engine.is_live(run_id)
+            return run_id, cancelled, tooltip
         finally:
             await other.aclose()
             store.close()
 
-    qasync_loop.run_until_complete(check())
+    run_id, cancelled, tooltip = qasync_loop.run_until_complete(stop_elsewhere())
+
+    assert "another studio process" in tooltip
+    assert cancelled == ["slow"]
+    assert window.store.get_run(run_id).status == "stopped"
+    assert window.run_state == "stopped"
+    assert [s.status for s in window.timeline.model.segments["slow"]] == ["cancelled"]
