@@ -52,6 +52,7 @@ from studio.engine.executors.mcp_errors import (
     McpToolError,
 )
 from studio.model.workflow import AnyStep
+from studio.secrets import SecretsError, connection_credentials
 from studio.store import Store
 
 logger = logging.getLogger(__name__)
@@ -153,9 +154,13 @@ class ExecutorServices:
                     f"uses provider '{provider}'; set the step's provider to '{connection_provider}' "
                     "or choose another connection",
                 )
-            # NOTE: connection secrets are not stored yet (they will live in the OS keychain). So a
-            # stored connection carries no API key, and only keyless endpoints such as Ollama work.
-            return LlmEndpoint(provider=provider, base_url=str(connection["base_url"]))
+            try:
+                api_key, headers = connection_credentials(self.store, connection, self.environ)
+            except SecretsError as error:
+                raise StepError("invalid_input", str(error)) from None
+            return LlmEndpoint(
+                provider=provider, base_url=str(connection["base_url"]), api_key=api_key, extra_headers=headers
+            )
         endpoint = endpoint_from_env_for(provider, self.environ)
         if endpoint is None:
             raise StepError(
