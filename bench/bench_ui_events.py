@@ -2,9 +2,9 @@
 
 Run with ``QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_ui_events.py [--seconds S] [--rate N]``.
 Synthetic events of one run (step starts, progress, logs and completions of for_each items) are fed
-at ``--rate`` events per second into the callable the window registers with the engine, first
-through the per-frame batcher and then with the batcher in immediate mode (each event delivered on
-its own), in the same process. The table shows events delivered per second, deliveries and repaints
+at ``--rate`` events per second into the callable the window registers with the engine. The first
+pass goes through the per-frame batcher. The second, in the same process, puts the batcher in
+immediate mode, which delivers each event on its own. The table shows events delivered per second, deliveries and repaints
 per second of the timeline, canvas and event log, and event-loop latency measured by a 5 ms QTimer
 probe (how late each tick fired).
 """

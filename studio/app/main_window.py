@@ -115,8 +115,8 @@ class MainWindow(QMainWindow):
         self.controller.sig_run_started.connect(self._on_controller_run_started)
         self.event_batcher = EventBatcher(self)
         self.event_batcher.sig_events_delivered.connect(self._on_event_batcher_delivered)
-        # NOTE: RunController has no public way to open its store and engine before a run, so the
-        # window calls its private _ensure_engine(); the runs list needs the store from the start.
+        # NOTE: the runs list needs the store from the start. RunController has no public way to open
+        # its store and engine before a run, so the window calls its private _ensure_engine().
         self.engine: Engine = self.controller._ensure_engine()
         self.store: Store = self.engine.store
         self._unsubscribe: Callable[[], None] | None = self.engine.add_listener(self.event_batcher.push)
@@ -319,7 +319,7 @@ class MainWindow(QMainWindow):
         await self._steer("resume")
 
     async def stop_run(self) -> None:
-        """Stop the shown run at once (the Stop action asks for confirmation first, see :meth:`confirm_stop`)."""
+        """Stop the shown run at once (the Stop action shows a confirmation first, see :meth:`confirm_stop`)."""
         await self._steer("stop")
 
     def confirm_stop(self) -> QMessageBox | None:
@@ -346,8 +346,8 @@ class MainWindow(QMainWindow):
     async def _steer(self, verb: str) -> None:
         """Pause, resume or stop the shown run wherever it executes, and wait until that took effect.
 
-        A run of another live process gets a request that its owner applies; a run nobody executes
-        is adopted by this window's engine.
+        A run of another live process gets a request that its owner applies. A run that no live
+        process executes is adopted by this window's engine.
         """
         run_id = self.shown_run_id
         if run_id is None:
@@ -460,6 +460,7 @@ class MainWindow(QMainWindow):
         following = self.event_log.is_following()
         latest: dict[str, StatusUpdate] = {}
         touched_details = False
+
         for event in events:
             self._shown_last_seq = max(self._shown_last_seq, event.seq)
             if not event.is_ephemeral:
@@ -477,6 +478,7 @@ class MainWindow(QMainWindow):
             self.timeline.model.apply(event)
             if event.type == EventType.RUN_CREATED:
                 self._run_started_at = event.at
+
         if following:
             self.event_log.table.scrollToBottom()
         for update in latest.values():
@@ -484,6 +486,7 @@ class MainWindow(QMainWindow):
         self.timeline.refresh()
         if touched_details and self._details_key is not None:
             self.show_step_details(self._details_key)
+
         last = events[-1]
         if last.type in (EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_STOPPED):
             self._run_finished_at = last.at

@@ -225,6 +225,7 @@ class RunsPanel(QWidget):
         for status in RUN_STATUSES:
             self.status_combo.addItem(status, status)
         self.status_combo.currentIndexChanged.connect(self._on_filters_changed)
+
         self.workflow_combo = QComboBox(self)
         self.workflow_combo.addItem("All workflows", None)
         self.workflow_combo.currentIndexChanged.connect(self._on_workflow_combo_changed)
@@ -232,6 +233,7 @@ class RunsPanel(QWidget):
         self.version_combo.addItem("All versions", None)
         self.version_combo.setEnabled(False)
         self.version_combo.currentIndexChanged.connect(self._on_filters_changed)
+
         self.dates_check = QCheckBox("From", self)
         self.dates_check.setToolTip("Show only runs created between these two days (inclusive)")
         self.dates_check.toggled.connect(self._on_filters_changed)
@@ -242,6 +244,7 @@ class RunsPanel(QWidget):
             edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
             edit.dateChanged.connect(self._on_filters_changed)
+
         self._filter_row_1 = QHBoxLayout()
         self._filter_row_1.addWidget(self.search_edit, 2)
         self._filter_row_1.addWidget(self.status_combo, 1)

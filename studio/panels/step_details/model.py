@@ -110,7 +110,7 @@ def build_step_details(
     """Collect the details of ``step_key`` from its store row, the run's events and usage rows.
 
     ``events`` are the run's journaled event dicts (or live :class:`RunEvent` objects), in order;
-    events of other steps are skipped. ``progress`` holds live progress lines, which the journal
+    events of other steps are skipped. ``progress`` contains live progress lines, which the journal
     does not keep.
     """
     details = StepDetails(run_id, step_key, record.step_id if record else step_id_of(step_key))
@@ -140,7 +140,12 @@ def build_step_details(
 
 def _apply(details: StepDetails, kind: str, at: float, data: Mapping[str, Any]) -> None:
     attempt = data.get("attempt")
-    number = attempt if isinstance(attempt, int) else (details.attempts[-1].number if details.attempts else 1)
+    if isinstance(attempt, int):
+        number = attempt
+    elif details.attempts:
+        number = details.attempts[-1].number
+    else:
+        number = 1
     if kind == "step_started":
         if isinstance(data.get("step_type"), str) and not details.step_type:
             details.step_type = str(data["step_type"])

@@ -107,7 +107,7 @@ class TimelineModel:
     """Folds the events of one run into lanes of segments.
 
     Feed it journaled events from the store (a finished run) and then live events, in ``seq``
-    order; events it has seen already (by ``seq``) are ignored, so overlaps are harmless.
+    order. Events it has seen already (by ``seq``) are ignored, so overlaps are harmless.
     Times are Unix seconds.
     """
 
@@ -334,8 +334,9 @@ MIN_BAR_PX = 3.0
 class TimelineGeometry:
     """Maps times and lanes to pixels.
 
-    ``origin`` is the time drawn at the left edge of the bar area (``label_width`` pixels from the
-    widget's left edge); ``pixels_per_second`` is the zoom; ``scroll_y`` scrolls the lanes.
+    ``origin`` is the time drawn at the left edge of the bar area, which starts ``label_width``
+    pixels from the widget's left edge. ``pixels_per_second`` is the zoom, and ``scroll_y`` scrolls
+    the lanes.
     """
 
     origin: float

@@ -389,7 +389,9 @@ class TimelineWidget(QWidget):
                 continue
             indent = 8 + visible.depth * 14
             lane = visible.lane
-            marker = ("▸ " if visible.collapsed else "▾ ") if lane.children else "  "
+            marker = "  "
+            if lane.children:
+                marker = "▸ " if visible.collapsed else "▾ "
             suffix = f"  ({len(lane.children)})" if lane.children and visible.collapsed else ""
             area = QRectF(indent, top, geometry.label_width - indent - 4, geometry.lane_height)
             text = painter.fontMetrics().elidedText(marker + lane.label + suffix, Qt.TextElideMode.ElideRight,
