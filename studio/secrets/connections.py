@@ -341,6 +341,10 @@ def connection_credentials(
 ) -> tuple[str | None, dict[str, str]]:
     """Open the workspace's vault when the connection has a secret; return (API key, extra headers).
 
+    NOTE: this call blocks. With the encrypted file, the first call per file and passphrase unlocks it
+    and decrypts the value (about 2 s of Argon2id on a 2-core machine); later calls read a cache
+    until the file changes. An async caller on an event loop stalls the loop for that time.
+
     Raises:
         SecretsError: no usable vault, or the secret is missing or unreadable.
     """
