@@ -389,3 +389,22 @@ def test_stop_run_of_other_engine(
     assert window.store.get_run(run_id).status == "stopped"
     assert window.run_state == "stopped"
     assert [s.status for s in window.timeline.model.segments["slow"]] == ["cancelled"]
+
+
+def test_test_runs_marked_in_version_column(
+    qtbot: QtBot, database: Path, windows: list[MainWindow], qasync_loop: qasync.QEventLoop
+) -> None:
+    window = open_window(qtbot, database, windows)
+
+    async def test_run() -> str:
+        run_id = await window.engine.start_test_run(pipeline(), {"count": 2}, pins={})
+        await window.engine.wait(run_id)
+        return run_id
+
+    run_id = qasync_loop.run_until_complete(test_run())
+    qtbot.waitUntil(lambda: window.runs_panel.model.row_of(run_id) is not None)
+
+    position = window.runs_panel.model.position(run_id)
+    assert position is not None
+    assert window.runs_panel.model.index(position, 2).data() == "test"
+    assert window.runs_panel.model.row_of(run_id).is_test  # type: ignore[union-attr]

@@ -41,6 +41,8 @@ class RunRow:
     started_at: float | None
     finished_at: float | None
     owner: str | None
+    is_test: bool = False
+    """A test run of a draft, whose version is a hidden snapshot with no published number."""
 
     def duration(self, now: float) -> float | None:
         """Return the run time in seconds: until it finished, or until ``now`` while it is active."""
@@ -145,4 +147,5 @@ class RunCatalog:
             started_at=record.started_at,
             finished_at=record.finished_at,
             owner=record.owner,
+            is_test=record.is_test,
         )

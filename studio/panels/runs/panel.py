@@ -104,6 +104,8 @@ class RunsTableModel(QAbstractTableModel):
         if column == 1:
             return row.workflow_name
         if column == 2:
+            if row.is_test:
+                return "test"
             return f"v{row.version_number}" if row.version_number else "?"
         if column == 3:
             return row.status
