@@ -101,7 +101,10 @@ def test_details_list_failed_attempts(window: MainWindow, qasync_loop: qasync.QE
     table = window.step_details.attempts_table
     assert table.rowCount() == 3
     assert table.item(1, 1).text() == "failed"
-    assert "boom 20" in table.item(2, 5).text()
+    assert table.item(0, 4).text() == "0.02 s"
+    errors = window.step_details.attempt_errors_text.toPlainText()
+    assert errors.count("boom 20") == 3
+    assert errors.startswith("Attempt 1: ")
     assert "boom 20" in window.step_details.error_text.toPlainText()
     assert window.step_details.tabs.currentWidget() is window.step_details.error_text
 

@@ -23,7 +23,7 @@ from studio.panels.timeline.model import format_duration
 
 logger = logging.getLogger(__name__)
 
-ATTEMPT_COLUMNS = ("Attempt", "Status", "Started", "Duration", "Retry delay", "Error")
+ATTEMPT_COLUMNS = ("Attempt", "Status", "Started", "Duration", "Retry delay")
 
 
 def _clock(at: float | None) -> str:
@@ -47,8 +47,20 @@ class StepDetailsPanel(QWidget):
         self.attempts_table.setHorizontalHeaderLabels(list(ATTEMPT_COLUMNS))
         self.attempts_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.attempts_table.verticalHeader().setVisible(False)
-        self.attempts_table.horizontalHeader().setStretchLastSection(True)
-        self.attempts_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.attempts_table.setWordWrap(False)
+        self.attempts_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        header = self.attempts_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        # Errors are long (an MCP error carries the server's stderr tail), so they get their own text box.
+        self.attempt_errors_text = QPlainTextEdit(self)
+        self.attempt_errors_text.setReadOnly(True)
+        self.attempts_page = QWidget(self)
+        attempts_layout = QVBoxLayout(self.attempts_page)
+        attempts_layout.setContentsMargins(0, 0, 0, 0)
+        attempts_layout.addWidget(self.attempts_table, 1)
+        attempts_layout.addWidget(QLabel("Errors", self.attempts_page))
+        attempts_layout.addWidget(self.attempt_errors_text, 2)
         self.error_text = QPlainTextEdit(self)
         self.error_text.setReadOnly(True)
         self.llm_page = QWidget(self)
@@ -68,7 +80,7 @@ class StepDetailsPanel(QWidget):
         self.tabs.addTab(self.output_view, "Output")
         self.tabs.addTab(self.inputs_view, "Inputs")
         self.tabs.addTab(self.logs_text, "Logs")
-        self.tabs.addTab(self.attempts_table, "Attempts")
+        self.tabs.addTab(self.attempts_page, "Attempts")
         self.tabs.addTab(self.error_text, "Error")
         self.tabs.addTab(self.llm_page, "LLM")
         layout = QVBoxLayout(self)
@@ -82,7 +94,7 @@ class StepDetailsPanel(QWidget):
         self.header_label.setText("Click a step on the timeline to see its details")
         for view in (self.output_view, self.inputs_view):
             view.set_value(None)
-        for text in (self.logs_text, self.error_text, self.prompt_text, self.response_text):
+        for text in (self.logs_text, self.error_text, self.prompt_text, self.response_text, self.attempt_errors_text):
             text.clear()
         self.attempts_table.setRowCount(0)
         self.tokens_label.clear()
@@ -138,13 +150,14 @@ class StepDetailsPanel(QWidget):
                 _clock(attempt.started_at),
                 "" if duration is None else format_duration(duration),
                 "" if delay is None else f"{delay:.2f} s",
-                attempt.error,
             )
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                if column == len(cells) - 1:
-                    item.setToolTip(text)
+                if attempt.error:
+                    item.setToolTip(attempt.error)
                 self.attempts_table.setItem(row, column, item)
+        errors = [f"Attempt {attempt.number}: {attempt.error}" for attempt in details.attempts if attempt.error]
+        self.attempt_errors_text.setPlainText("\n\n".join(errors))
 
     def _set_llm_visible(self, visible: bool) -> None:
         self.tabs.setTabVisible(self.tabs.indexOf(self.llm_page), visible)

@@ -345,9 +345,12 @@ class TimelineWidget(QWidget):
         else:
             painter.setBrush(color)
             painter.setPen(Qt.PenStyle.NoPen)
-        if segment.step_key == self.selected_key:
-            painter.setPen(QPen(palette().highlight().color(), 2.0))
         painter.drawRoundedRect(area, 2.0, 2.0)
+        if segment.step_key == self.selected_key:
+            # An outline around the bar, so the bar keeps its status colour.
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(palette().highlight().color(), 2.0))
+            painter.drawRoundedRect(area.adjusted(-2.0, -2.0, 2.0, 2.0), 3.0, 3.0)
         if segment.kind == "attempt" and rect.width > 60:
             painter.setPen(QColor("white"))
             label = segment.step_id if segment.attempt <= 1 else f"{segment.step_id} #{segment.attempt}"
