@@ -341,3 +341,30 @@ def test_now_line_timer_only_while_live(window: MainWindow, qasync_loop: qasync.
 
     qasync_loop.run_until_complete(run())
     assert animating == [True, False]
+
+
+def test_scroll_bar_follows_lanes(qtbot: QtBot) -> None:
+    from studio.panels.timeline.widget import TimelineWidget
+
+    widget = TimelineWidget()
+    qtbot.addWidget(widget)
+    widget.resize(600, 200)
+    widget.show()
+    model = TimelineModel("r1")
+    events = [event(1, "run_created", 0.0), event(2, "step_started", 0.0, "loop", attempt=1)]
+    for index in range(30):
+        events.append(event(3 + index, "step_started", 0.1 * index, f"loop[{index}].work", attempt=1))
+    model.apply_all(events)
+    widget.set_model(model)
+
+    bar = widget.scroll_bar
+    assert bar.isVisible()
+    assert bar.maximum() == 31 * 22 - (200 - 26)
+    bar.setValue(100)
+    assert widget.view_geometry.scroll_y == 100.0
+    assert widget.view_geometry.row_at(26.0) == 4
+
+    model.toggle("loop")
+    widget.refresh()
+    assert not bar.isVisible()
+    assert widget.view_geometry.scroll_y == 0.0

@@ -18,7 +18,7 @@ from PySide6.QtGui import (
     QPen,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
+from PySide6.QtWidgets import QScrollBar, QSizePolicy, QToolTip, QWidget
 
 from studio.panels.timeline.model import (
     STATUS_COLORS,
@@ -79,6 +79,9 @@ class TimelineWidget(QWidget):
         self._now_timer = QTimer(self)
         self._now_timer.setInterval(NOW_LINE_INTERVAL_MS)
         self._now_timer.timeout.connect(self.update)
+        self.scroll_bar = QScrollBar(Qt.Orientation.Vertical, self)
+        self.scroll_bar.valueChanged.connect(self._on_scroll_bar_value_changed)
+        self.scroll_bar.hide()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(False)
         self.setMinimumHeight(80)
@@ -98,6 +101,7 @@ class TimelineWidget(QWidget):
         """Repaint after the model changed; start or stop the "now" timer to match the run."""
         if self.auto_fit:
             self._fit()
+        self._sync_scroll_bar()
         if self.model.is_live():
             if not self._now_timer.isActive():
                 self._now_timer.start()
@@ -177,6 +181,29 @@ class TimelineWidget(QWidget):
             **changes,
         }
         self.view_geometry = TimelineGeometry(**values)
+        self._sync_scroll_bar()
+
+    def _sync_scroll_bar(self) -> None:
+        """Match the lane scroll bar to the lanes shown; hide it when they all fit."""
+        geometry = self.view_geometry
+        room = max(self.height() - geometry.axis_height, 0.0)
+        maximum = max(len(self.model.visible_lanes()) * geometry.lane_height - room, 0.0)
+        if geometry.scroll_y > maximum:
+            self.view_geometry = TimelineGeometry(geometry.origin, geometry.pixels_per_second, scroll_y=maximum)
+        self.scroll_bar.blockSignals(True)
+        self.scroll_bar.setRange(0, int(maximum))
+        self.scroll_bar.setPageStep(int(room))
+        self.scroll_bar.setSingleStep(int(geometry.lane_height))
+        self.scroll_bar.setValue(int(self.view_geometry.scroll_y))
+        self.scroll_bar.blockSignals(False)
+        width = self.scroll_bar.sizeHint().width()
+        self.scroll_bar.setGeometry(self.width() - width, int(geometry.axis_height), width, int(room))
+        self.scroll_bar.setVisible(maximum > 0)
+
+    def _on_scroll_bar_value_changed(self, value: int) -> None:
+        geometry = self.view_geometry
+        self.view_geometry = TimelineGeometry(geometry.origin, geometry.pixels_per_second, scroll_y=float(value))
+        self.update()
 
     # -- input ------------------------------------------------------------------------------
 
@@ -248,6 +275,7 @@ class TimelineWidget(QWidget):
             lane = rows[row].lane
             if lane.children:
                 self.model.toggle(lane.key)
+                self._sync_scroll_bar()
                 self.update()
             return None
         segment = self.view_geometry.hit(rows, self.model, x, y, self._now())
@@ -276,6 +304,7 @@ class TimelineWidget(QWidget):
     def resizeEvent(self, event: object) -> None:
         if self.auto_fit:
             self._fit()
+        self._sync_scroll_bar()
 
     # -- painting ---------------------------------------------------------------------------
 
