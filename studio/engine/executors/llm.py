@@ -93,7 +93,7 @@ _TOKENS_PER_MESSAGE = 4
 _OLLAMA_DEFAULT_PORT = 11434
 _OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
-# What to set when endpoint_from_env_for finds nothing, per provider.
+# Environment variables to set, per provider, when endpoint_from_env_for finds none.
 _MISSING_ENDPOINT_HINTS: Mapping[str, str] = {
     "openai": "set OPENAI_BASE_URL (and OPENAI_API_KEY) or OLLAMA_HOST",
     "anthropic": "set ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL for a server other than https://api.anthropic.com)",

@@ -307,7 +307,7 @@ def parse_json_reply(raw: bytes, content_type: str, *, url: str, output_tool: st
         data = json.loads(raw)
     except ValueError:
         raise LlmProtocolError(
-            f"LLM server at {url} sent {describe_body(raw, content_type)} instead of a JSON reply; "
+            f"LLM server at {url} did not send a JSON reply ({describe_body(raw, content_type)}); "
             "check that the base URL is the API's root, such as https://api.anthropic.com"
         ) from None
     content = data.get("content") if isinstance(data, dict) else None

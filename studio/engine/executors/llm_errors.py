@@ -88,7 +88,7 @@ class LlmConnectError(LlmError):
 
 
 class LlmProtocolError(LlmError):
-    """The reply is not valid Chat Completions output: HTML, non-JSON, malformed SSE or missing fields."""
+    """The reply breaks the provider's protocol: HTML, non-JSON, a malformed stream or missing fields."""
 
 
 class LlmOutputError(LlmError):

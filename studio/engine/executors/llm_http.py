@@ -149,7 +149,7 @@ async def get_json(
         data = None
     if not isinstance(data, dict):
         raise LlmProtocolError(
-            f"LLM server at {url} sent {describe_body(raw, content_type)} instead of a JSON object; check the base URL"
+            f"LLM server at {url} did not send a JSON object ({describe_body(raw, content_type)}); check the base URL"
         )
     return data
 

@@ -128,7 +128,7 @@ def _apply_chunk(
 ) -> None:
     if "error" in chunk:
         excerpt = redact(describe_body(json.dumps(chunk).encode(), "application/json"), secrets)
-        # Errors inside a stream are mostly a crashed or unloaded model runner, so another try may succeed.
+        # An error after the stream started (a stopped model runner, for example) may not recur on another try.
         hint = "the server reported an error inside the stream"
         raise LlmHttpError(status, excerpt, url=url, hint=hint, retryable=True)
     if isinstance(chunk.get("model"), str):
@@ -151,8 +151,8 @@ def _apply_chunk(
 def parse_usage(chunk: Mapping[str, Any]) -> TokenUsage | None:
     """Return the token counts of a final object, or None when ``prompt_eval_count`` or ``eval_count`` is missing.
 
-    Ollama leaves out ``prompt_eval_count`` when the whole prompt came from its cache, so the caller then
-    estimates the usage.
+    Ollama releases of 2024 left out ``prompt_eval_count`` when the prompt came from the cache. The caller
+    then estimates the usage.
     """
     prompt = chunk.get("prompt_eval_count")
     completion = chunk.get("eval_count")
@@ -173,7 +173,7 @@ def parse_json_reply(raw: bytes, content_type: str, *, url: str, secrets: list[s
         data = None
     if not isinstance(data, dict):
         raise LlmProtocolError(
-            f"LLM server at {url} sent {describe_body(raw, content_type)} instead of a JSON reply; "
+            f"LLM server at {url} did not send a JSON reply ({describe_body(raw, content_type)}); "
             "check that the base URL is the Ollama server root, such as http://127.0.0.1:11434"
         )
     state = _ReplyState()

@@ -13,12 +13,12 @@ from pydantic import JsonValue
 
 from studio.engine.executors.llm_errors import LlmConfigError
 
-__all__ = ["ChatRequest", "ChatResult", "JsonValue", "LlmEndpoint", "ProviderReply", "TokenUsage"]
+__all__ = ["ChatRequest", "ChatResult", "JsonValue", "LlmEndpoint", "Provider", "ProviderReply", "TokenUsage"]
 
 Provider: TypeAlias = Literal["openai", "anthropic", "ollama"]
 SUPPORTED_PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "ollama")
 
-# Anthropic API version sent in the anthropic-version header; 2023-06-01 is the current stable version.
+# Default value of the anthropic-version header, which every Anthropic API request must carry.
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 
 
@@ -108,8 +108,8 @@ class ChatRequest:
     prompt: str
     temperature: float | None = None
     max_tokens: int | None = None
-    # JSON Schema the reply must match. When set, the server is asked for JSON output
-    # (response_format json_schema) and the reply is parsed and validated.
+    # JSON Schema the reply must match. When set, the server is asked for JSON output (OpenAI's
+    # response_format, a forced tool call for Anthropic, Ollama's format) and the reply is parsed and validated.
     output_schema: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
