@@ -275,6 +275,8 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
                     "status": run.status,
                     "created_at": run.created_at,
                     "finished_at": run.finished_at,
+                    "parent_run_id": run.parent_run_id,
+                    "is_test": run.is_test,
                 }
                 for run in runs
             ]
@@ -288,7 +290,9 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at))
             end = run.finished_at or time.time()
             duration = f"{end - (run.started_at or run.created_at):.1f}s"
-            print(f"{run.id[:8]:<10}{run.status:<11}{created:<21}{duration:>10}  {names.get(run.workflow_id, '?')}")
+            note = " (test run)" if run.is_test else ""
+            name = names.get(run.workflow_id, "?")
+            print(f"{run.id[:8]:<10}{run.status:<11}{created:<21}{duration:>10}  {name}{note}")
         return 0
     finally:
         store.close()

@@ -161,7 +161,7 @@ async def test_pause_timeout_when_owner_busy(make_engine: EngineFactory, store: 
 
 
 async def test_request_stays_when_owner_not_polling(make_engine: EngineFactory, store: Store) -> None:
-    owner, owner_log = await make_engine(control_poll_interval_s=60)
+    owner, owner_log = await make_engine(control_poll_interval_s=60, heartbeat_interval_s=60)
     other, _other_log = await make_engine()
     run_id = await start_slow(owner, owner_log, 30)
 
