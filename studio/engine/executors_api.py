@@ -7,6 +7,7 @@ token deltas and usage through the context and return the step's JSON result or 
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import os
@@ -236,7 +237,8 @@ async def execute_mcp_call(config: dict[str, Any], context: StepContext) -> Json
 
 
 async def execute_llm_call(config: dict[str, Any], context: StepContext) -> JsonValue:
-    endpoint = context.services.llm_endpoint(config)
+    # A thread, because reading a secret from the encrypted-file vault can block for seconds.
+    endpoint = await asyncio.to_thread(context.services.llm_endpoint, config)
     request = ChatRequest(
         model=str(config.get("model") or ""),
         system_prompt=_text(config.get("system_prompt")) or None,
