@@ -354,6 +354,8 @@ def test_two_panels_one_wins(qtbot: Any, store: Store, qasync_loop: qasync.QEven
     summary, message = qasync_loop.run_until_complete(scenario())
 
     assert summary.status == "completed", summary.error
+    decisions = [event["data"] for event in store.events(summary.run_id) if event["type"] == "task_resolved"]
+    assert [(data["decision"], data["actor"]) for data in decisions] == [("approve", "alice")]
     assert message == "This task was already resolved by alice (approve)."
     assert second.task_view.banner_text() == message
     assert not second.task_view.approve_button.isEnabled()

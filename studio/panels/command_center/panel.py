@@ -241,13 +241,13 @@ class CommandCenterPanel(QWidget):
         store = self._engine.store
         try:
             task = store.get_task(task_id)
+            if task.workflow_id not in self._workflow_names:
+                self._workflow_names.update(store.workflow_names([task.workflow_id]))
         except StoreError as error:
             logger.warning("Cannot read new task %s: %s", task_id, error)
             return
         if task.status != "pending":
             return
-        if task.workflow_id not in self._workflow_names:
-            self._workflow_names.update(store.workflow_names([task.workflow_id]))
         row = inbox_row(task, self._workflow_names.get(task.workflow_id, task.workflow_id))
         if self.model.add_row(row):
             self.model.tick()
