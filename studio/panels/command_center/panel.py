@@ -54,6 +54,7 @@ STACKED_INBOX_MIN_PX = 150
 STACKED_INBOX_MAX_PX = 260
 """Height range of the inbox when it sits above the task view: room for a filter box and a few rows."""
 TICK_INTERVAL_MS = 1000
+WORKFLOW_COLUMN_PX = 120
 NOTIFY_DELAY_MS = 300
 """Tasks that arrive within this many milliseconds share one desktop notification."""
 
@@ -140,9 +141,12 @@ class CommandCenterPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        # The title takes the room the short columns leave; those fit their contents.
+        # The title takes the room the other columns leave. Short columns fit their contents, and the
+        # workflow name starts narrow so a long one cannot squeeze the title.
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(1, WORKFLOW_COLUMN_PX)
         header.setMinimumSectionSize(60)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
         self.status_label = QLabel("", self)
