@@ -94,6 +94,12 @@ def workflow_from_json(text: str, source: str = "<workflow>") -> Workflow:
         raise DocumentError(
             source, [("", f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}")]
         ) from None
+    except RecursionError:
+        # The json module recurses once per nesting level, so nesting deeper than the recursion limit
+        # (1,000 by default in CPython) raises RecursionError.
+        raise DocumentError(
+            source, [("", "invalid JSON: objects or lists are nested too deeply; flatten the document")]
+        ) from None
     return workflow_from_data(data, source)
 
 
