@@ -364,7 +364,8 @@ def test_scroll_bar_follows_lanes(qtbot: QtBot) -> None:
     assert widget.view_geometry.scroll_y == 100.0
     assert widget.view_geometry.row_at(26.0) == 4
 
-    model.toggle("loop")
-    widget.refresh()
+    bar.setValue(0)
+    assert widget.click_at(20.0, 26.0 + 11.0) is None
+    assert model.collapsed == {"loop"}
     assert not bar.isVisible()
     assert widget.view_geometry.scroll_y == 0.0

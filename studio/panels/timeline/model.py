@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -126,6 +127,9 @@ class TimelineModel:
         self.revision = 0
         """Increases on every change, so views can skip work when nothing changed."""
         self._last_seq = 0
+        self._layout_revision = 0
+        """Increases when lanes are added, collapsed or expanded; keys the cache of visible lanes."""
+        self._visible_cache: tuple[int, list[VisibleLane]] = (-1, [])
 
     # -- folding events ---------------------------------------------------------------------
 
@@ -238,6 +242,7 @@ class TimelineModel:
                 lane = Lane(key, key, "step")
                 self.lanes[key] = lane
                 self.roots.append(key)
+                self._layout_revision += 1
             if key not in lane.step_keys:
                 lane.step_keys.append(key)
             return
@@ -247,8 +252,8 @@ class TimelineModel:
         if lane is None:
             lane = Lane(item_key, f"[{index}]", "item", parent=container_key, index=index)
             self.lanes[item_key] = lane
-            container.children.append(item_key)
-            container.children.sort(key=lambda child: self.lanes[child].index)
+            bisect.insort(container.children, item_key, key=lambda child: self.lanes[child].index)
+            self._layout_revision += 1
         if key not in lane.step_keys:
             lane.step_keys.append(key)
 
@@ -270,6 +275,7 @@ class TimelineModel:
         lane.step_keys.append(container_key)
         self.lanes[container_key] = lane
         parent_item.children.append(container_key)
+        self._layout_revision += 1
         return lane
 
     def toggle(self, container_key: str) -> None:
@@ -279,9 +285,16 @@ class TimelineModel:
         else:
             self.collapsed.add(container_key)
         self.revision += 1
+        self._layout_revision += 1
 
     def visible_lanes(self) -> list[VisibleLane]:
-        """Return the lanes to draw, top to bottom: each for_each followed by its items unless collapsed."""
+        """Return the lanes to draw, top to bottom: each for_each followed by its items unless collapsed.
+
+        The list is cached until lanes are added, collapsed or expanded, so callers must not change it.
+        """
+        revision, cached = self._visible_cache
+        if revision == self._layout_revision:
+            return cached
         rows: list[VisibleLane] = []
 
         def visit(key: str, depth: int) -> None:
@@ -294,6 +307,7 @@ class TimelineModel:
 
         for root in self.roots:
             visit(root, 0)
+        self._visible_cache = (self._layout_revision, rows)
         return rows
 
     def lane_segments(self, lane: Lane) -> list[Segment]:

@@ -78,7 +78,8 @@ class TimelineWidget(QWidget):
         self._drag_geometry = self.view_geometry
         self._now_timer = QTimer(self)
         self._now_timer.setInterval(NOW_LINE_INTERVAL_MS)
-        self._now_timer.timeout.connect(self.update)
+        self._now_timer.timeout.connect(self._on_now_timer_timeout)
+        self._scroll_state: tuple[float, float, float, int, int] | None = None
         self.scroll_bar = QScrollBar(Qt.Orientation.Vertical, self)
         self.scroll_bar.valueChanged.connect(self._on_scroll_bar_value_changed)
         self.scroll_bar.hide()
@@ -95,13 +96,13 @@ class TimelineWidget(QWidget):
         self.auto_fit = True
         self.selected_key = None
         self.view_geometry = TimelineGeometry(origin=0.0, pixels_per_second=100.0)
+        self._sync_scroll_bar()
         self.refresh()
 
     def refresh(self) -> None:
         """Repaint after the model changed; start or stop the "now" timer to match the run."""
         if self.auto_fit:
             self._fit()
-        self._sync_scroll_bar()
         if self.model.is_live():
             if not self._now_timer.isActive():
                 self._now_timer.start()
@@ -110,6 +111,11 @@ class TimelineWidget(QWidget):
             return
         if self._now_timer.isActive():
             self._now_timer.stop()
+        self._sync_scroll_bar()
+        self.update()
+
+    def _on_now_timer_timeout(self) -> None:
+        self._sync_scroll_bar()
         self.update()
 
     def is_animating(self) -> bool:
@@ -165,6 +171,7 @@ class TimelineWidget(QWidget):
         origin = geometry.origin - dx / geometry.pixels_per_second
         self.auto_fit = False
         self._set_geometry(origin=origin, scroll_y=self._clamped_scroll(geometry.scroll_y - dy))
+        self._sync_scroll_bar()
         self.update()
 
     def _clamped_scroll(self, scroll_y: float) -> float:
@@ -181,13 +188,17 @@ class TimelineWidget(QWidget):
             **changes,
         }
         self.view_geometry = TimelineGeometry(**values)
-        self._sync_scroll_bar()
 
     def _sync_scroll_bar(self) -> None:
         """Match the lane scroll bar to the lanes shown; hide it when they all fit."""
         geometry = self.view_geometry
         room = max(self.height() - geometry.axis_height, 0.0)
         maximum = max(len(self.model.visible_lanes()) * geometry.lane_height - room, 0.0)
+        state = (room, maximum, geometry.scroll_y, self.width(), self.height())
+        if state == self._scroll_state:
+            # Changing the scroll bar repaints the widget under it, so unchanged values are not set again.
+            return
+        self._scroll_state = state
         if geometry.scroll_y > maximum:
             self.view_geometry = TimelineGeometry(geometry.origin, geometry.pixels_per_second, scroll_y=maximum)
         self.scroll_bar.blockSignals(True)
