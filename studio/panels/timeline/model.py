@@ -125,7 +125,7 @@ class TimelineModel:
         self.roots: list[str] = []
         self.collapsed: set[str] = set()
         self.revision = 0
-        """Increases on every change, so views can skip work when nothing changed."""
+        """Increases on every applied event and every collapse or expand."""
         self._last_seq = 0
         self._layout_revision = 0
         """Increases when lanes are added, collapsed or expanded; keys the cache of visible lanes."""
