@@ -92,6 +92,12 @@ def _entry(sandbox: FileSandbox, path: Path) -> FileEntry:
     return FileEntry(path=sandbox.relative(path), type="other", size=0)
 
 
+def _reject_special_file(target: Path, path: str) -> None:
+    # Opening a FIFO for writing blocks until a reader appears, which would hang the server.
+    if target.exists() and not target.is_file():
+        raise ToolError(f"path {path!r} is not a regular file (a FIFO, socket or device); pass a file path")
+
+
 def register(server: MCPServer, sandbox: FileSandbox) -> None:
     """Add files_list, file_read, file_write and file_append_line to a server."""
 
@@ -150,6 +156,7 @@ def register(server: MCPServer, sandbox: FileSandbox) -> None:
         target = sandbox.resolve(path)
         if target.is_dir():
             raise ToolError(f"path {path!r} is a directory; pass a file path")
+        _reject_special_file(target, path)
         if target.exists() and not overwrite:
             raise ToolError(f"file {path!r} already exists; pass overwrite=true to replace it")
         if create_dirs:
@@ -171,6 +178,7 @@ def register(server: MCPServer, sandbox: FileSandbox) -> None:
         target = sandbox.resolve(path)
         if target.is_dir():
             raise ToolError(f"path {path!r} is a directory; pass a file path")
+        _reject_special_file(target, path)
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("a", encoding="utf-8") as stream:
             stream.write(line + "\n")

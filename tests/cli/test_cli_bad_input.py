@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import cli_env, mcp_step, run_cli, workflow_document
 
 pytestmark = pytest.mark.slow
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
 
 
 @pytest.mark.parametrize("command", ["validate", "run"])
@@ -25,3 +28,23 @@ def test_deeply_nested_json_rejected(tmp_path: Path, command: str, text: str) ->
     assert "Traceback" not in result.stderr
     assert "nested too deeply" in result.stderr
     assert str(path) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [("file_append_line", {"path": "pipe", "line": "x"}), ("file_write", {"path": "pipe", "content": "x"})],
+)
+def test_file_tool_rejects_fifo(tmp_path: Path, tool: str, arguments: dict[str, str]) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    os.mkfifo(root / "pipe")
+    # Without the check the tool blocks on the FIFO until the step times out.
+    step = mcp_step("write", tool, arguments, timeout_s=30)
+    path = tmp_path / "fifo.workflow.json"
+    path.write_text(json.dumps(workflow_document([step])), encoding="utf-8")
+
+    result = run_cli(tmp_path / "studio.db", "run", str(path), env=cli_env(STUDIO_TOOLS_ROOT=str(root)))
+
+    assert result.returncode == EXIT_FAILED, result.stderr
+    assert "'pipe' is not a regular file" in result.stdout
+    assert "timed out" not in result.stdout
