@@ -441,6 +441,33 @@ def test_step_unknown_provider_rejected() -> None:
     assert "fix the step's provider field" in str(caught.value)
 
 
+def test_step_connection_uses_step_provider(store: Store) -> None:
+    connection_id = store.add_connection(
+        name="Local Ollama", kind="none", provider="ollama", base_url="http://127.0.0.1:11434"
+    )
+    services = ExecutorServices(store, environ={})
+
+    endpoint = services.llm_endpoint({"provider": "ollama", "connection_id": connection_id})
+
+    assert endpoint.provider == "ollama"
+    assert endpoint.chat_url == "http://127.0.0.1:11434/api/chat"
+
+
+def test_step_connection_provider_mismatch(store: Store) -> None:
+    connection_id = store.add_connection(
+        name="Local Ollama", kind="none", provider="ollama", base_url="http://127.0.0.1:11434"
+    )
+    services = ExecutorServices(store, environ={})
+
+    with pytest.raises(StepError) as caught:
+        services.llm_endpoint({"provider": "anthropic", "connection_id": connection_id})
+
+    assert caught.value.kind == "invalid_input"
+    assert "connection 'Local Ollama' is for provider 'ollama' but the step uses provider 'anthropic'" in str(
+        caught.value
+    )
+
+
 # --- engine ---------------------------------------------------------------------------------------------
 
 
