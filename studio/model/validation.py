@@ -6,7 +6,8 @@ Rules checked (the ``code`` of each finding in brackets):
 - Each step type has its required config [missing-config]. An mcp_call needs a tool name and an
   ``instance_id`` or ``server_url``, an llm_call a model and a prompt, a human_task a title and a
   lua_script a source. A for_each needs items, which are a list or one template [invalid-items],
-  and at least one body step.
+  and at least one body step. An mcp_call ``server_url`` is ``http(s)://…`` or ``stdio:`` followed
+  by a command line that parses [invalid-server-url].
 - A for_each ``output`` names a step of its own body [unknown-output-step]. Without it, the body
   must end in exactly one step [ambiguous-output].
 - Templates parse [template-syntax]; ``steps.<id>`` names an existing step [unknown-step-ref];

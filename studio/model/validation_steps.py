@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +105,30 @@ def _check_mcp_call(step: McpCallStep) -> list[Finding]:
                 "config.instance_id",
             )
         )
+    problem = _server_url_problem(step.config.server_url or "")
+    if problem is not None:
+        findings.append(error("invalid-server-url", f"step '{step.id}': {problem}", step.id, "config.server_url"))
     return findings
+
+
+def _server_url_problem(server_url: str) -> str | None:
+    # Mirrors how the engine parses server_url. The value is not repeated in full, because a
+    # stdio command line or a URL may carry a token.
+    if not server_url.strip() or server_url.startswith(("http://", "https://")):
+        return None
+    if not server_url.startswith("stdio:"):
+        scheme = server_url.partition(":")[0][:20]
+        return (
+            f"config.server_url starting with '{scheme}' is not supported; "
+            "use http(s)://host/path or stdio:<command> <args>"
+        )
+    try:
+        words = shlex.split(server_url[len("stdio:") :])
+    except ValueError as parse_error:
+        return f"config.server_url is not a valid command line ({parse_error}); check its quotes"
+    if not words:
+        return "config.server_url 'stdio:' names no command; write stdio:<command> <args>"
+    return None
 
 
 def _check_llm_call(step: LlmCallStep) -> list[Finding]:

@@ -48,3 +48,29 @@ def test_file_tool_rejects_fifo(tmp_path: Path, tool: str, arguments: dict[str, 
     assert result.returncode == EXIT_FAILED, result.stderr
     assert "'pipe' is not a regular file" in result.stdout
     assert "timed out" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("server_url", "expected"),
+    [
+        ("ftp://127.0.0.1/mcp", "starting with 'ftp' is not supported"),
+        ("stdio:", "names no command"),
+        ('stdio:"unterminated --token=abc123', "is not a valid command line (No closing quotation)"),
+    ],
+)
+def test_invalid_server_url_found_before_run(tmp_path: Path, server_url: str, expected: str) -> None:
+    path = tmp_path / "server.workflow.json"
+    path.write_text(json.dumps(workflow_document([mcp_step("call", "text_stats", server=server_url)])), "utf-8")
+    db = tmp_path / "studio.db"
+
+    validated = run_cli(db, "validate", str(path))
+    ran = run_cli(db, "run", str(path))
+    listed = run_cli(db, "runs", "--json")
+
+    assert validated.returncode == 1, validated.stdout
+    assert expected in validated.stdout
+    assert "[invalid-server-url]" in validated.stdout
+    assert "abc123" not in validated.stdout
+    assert ran.returncode == EXIT_USAGE, ran.stderr
+    assert expected in ran.stderr
+    assert listed.stdout.strip() in ("", "[]")
