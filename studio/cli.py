@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -41,17 +42,27 @@ class CliError(Exception):
 
 
 def _parse_assignments(pairs: Sequence[str], option: str) -> dict[str, JsonValue]:
-    """Parse ``name=value`` pairs; values that are valid JSON keep their type, others are text."""
+    """Parse ``name=value`` pairs; values that are valid JSON keep their type, others are text.
+
+    NaN, Infinity and numbers too large for a float are not JSON numbers, so they stay text.
+    """
     values: dict[str, JsonValue] = {}
     for pair in pairs:
         name, separator, text = pair.partition("=")
         if not separator or not name:
             raise CliError(f"{option} '{pair}' is invalid; write {option} name=value")
         try:
-            values[name] = json.loads(text)
-        except json.JSONDecodeError:
+            values[name] = json.loads(text, parse_constant=_finite_float, parse_float=_finite_float)
+        except (ValueError, RecursionError):
             values[name] = text
     return values
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is not a finite number")
+    return number
 
 
 def _open_store(args: argparse.Namespace) -> Any:

@@ -74,3 +74,22 @@ def test_invalid_server_url_found_before_run(tmp_path: Path, server_url: str, ex
     assert ran.returncode == EXIT_USAGE, ran.stderr
     assert expected in ran.stderr
     assert listed.stdout.strip() in ("", "[]")
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", "[" * 50_000 + "]" * 50_000])
+def test_input_not_json_number_stays_text(tmp_path: Path, value: str) -> None:
+    step = {"id": "echo", "type": "lua_script", "config": {"source": "return n", "inputs": {"n": "{{input.n}}"}}}
+    document = workflow_document([step], inputs={"n": {"type": "number"}})
+    document["input_schema"]["required"] = ["n"]
+    path = tmp_path / "number.workflow.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    db = tmp_path / "studio.db"
+
+    result = run_cli(db, "run", str(path), "--input", f"n={value}")
+    listed = run_cli(db, "runs", "--json")
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"n: '{value[:20]}" in result.stderr
+    assert "is not of type 'number'" in result.stderr
+    assert listed.stdout.strip() in ("", "[]")
