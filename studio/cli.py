@@ -66,9 +66,22 @@ def _finite_float(text: str) -> float:
 
 
 def _open_store(args: argparse.Namespace) -> Any:
-    from studio.store import open_store
+    from sqlalchemy.exc import DatabaseError
 
-    return open_store(Path(args.db) if args.db else None)
+    from studio.store import default_database_path, open_store
+
+    path = Path(args.db) if args.db else default_database_path()
+    try:
+        return open_store(path)
+    except (OSError, DatabaseError) as error:
+        if isinstance(error, DatabaseError):
+            reason = str(error.orig)
+        else:
+            reason = f"{error.strerror} ('{error.filename}')" if error.filename else str(error)
+        raise CliError(
+            f"cannot open the database '{path}': {reason}; pass --db with the path of a writable SQLite "
+            "file, or set STUDIO_DATA_DIR to a writable directory"
+        ) from None
 
 
 # -- output -------------------------------------------------------------------------------------

@@ -93,3 +93,32 @@ def test_input_not_json_number_stays_text(tmp_path: Path, value: str) -> None:
     assert f"n: '{value[:20]}" in result.stderr
     assert "is not of type 'number'" in result.stderr
     assert listed.stdout.strip() in ("", "[]")
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("directory", "unable to open database file"),
+        ("garbage", "file is not a database"),
+        ("under-file", "Not a directory"),
+    ],
+)
+@pytest.mark.parametrize("command", [["runs"], ["tasks"], ["resume"]])
+def test_unusable_database_path_rejected(tmp_path: Path, kind: str, reason: str, command: list[str]) -> None:
+    db = tmp_path / "studio.db"
+    if kind == "directory":
+        db.mkdir()
+    elif kind == "garbage":
+        db.write_bytes(bytes(range(256)) * 16)
+    else:
+        blocker = tmp_path / "blocker"
+        blocker.write_text("a file, not a directory", encoding="utf-8")
+        db = blocker / "missing" / "studio.db"
+
+    result = run_cli(db, *command)
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"cannot open the database '{db}'" in result.stderr
+    assert reason in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
