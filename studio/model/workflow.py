@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal, TypeAlias
@@ -118,7 +119,25 @@ class FormField(_Strict):
     def _check_choices(self) -> FormField:
         if self.type == "choice" and not self.choices:
             raise ValueError(f"form field '{self.name}' has type 'choice' but no choices; add at least one")
+        problem = self._default_problem()
+        if problem is not None:
+            raise ValueError(f"form field '{self.name}' has default {self.default!r}, {problem}")
         return self
+
+    def _default_problem(self) -> str | None:
+        # An approval without a value uses the default unconverted, so it must already fit the type.
+        # A default that contains a template is rendered at run time and cannot be checked here.
+        default = self.default
+        if default is None or (isinstance(default, str) and "{{" in default):
+            return None
+        if self.type == "number":
+            if isinstance(default, bool) or not isinstance(default, int | float) or not math.isfinite(default):
+                return "which is not a number; give a JSON number or remove the default"
+        elif self.type == "boolean" and not isinstance(default, bool):
+            return "which is not a boolean; give true or false or remove the default"
+        elif self.type == "choice" and default not in self.choices:
+            return "which is not one of its choices; give one of the choices or remove the default"
+        return None
 
 
 class HumanTaskConfig(_Strict):

@@ -122,3 +122,35 @@ def test_unusable_database_path_rejected(tmp_path: Path, kind: str, reason: str,
     assert f"cannot open the database '{db}'" in result.stderr
     assert reason in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ({"name": "copies", "type": "number", "default": "abc"}, "which is not a number"),
+        ({"name": "urgent", "type": "boolean", "default": "maybe"}, "which is not a boolean"),
+        ({"name": "tone", "type": "choice", "choices": ["formal"], "default": "rude"}, "not one of its choices"),
+    ],
+)
+def test_form_default_of_wrong_type_rejected(tmp_path: Path, field: dict[str, object], expected: str) -> None:
+    # Approving without a value used to return such a default unchanged, for example "abc" for a number.
+    step = {"id": "review", "type": "human_task", "config": {"title": "Check", "fields": [field]}}
+    path = tmp_path / "form.workflow.json"
+    path.write_text(json.dumps(workflow_document([step])), encoding="utf-8")
+
+    result = run_cli(tmp_path / "studio.db", "run", str(path))
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "steps[0].config.fields[0]" in result.stderr
+    assert expected in result.stderr
+
+
+def test_form_default_template_accepted(tmp_path: Path) -> None:
+    field = {"name": "copies", "type": "number", "default": "{{input.copies}}"}
+    step = {"id": "review", "type": "human_task", "config": {"title": "Check", "fields": [field]}}
+    path = tmp_path / "form.workflow.json"
+    path.write_text(json.dumps(workflow_document([step], inputs={"copies": {"type": "integer"}})), encoding="utf-8")
+
+    result = run_cli(tmp_path / "studio.db", "validate", str(path))
+
+    assert result.returncode == 0, result.stdout + result.stderr
