@@ -17,7 +17,8 @@ Rules checked (the ``code`` of each finding in brackets):
 - Edges join existing steps of the same level [dangling-edge], never a step to itself [self-edge],
   and appear once [duplicate-edge, a warning].
 - The input schema is a JSON Schema of ``"type": "object"`` [invalid-input-schema]; an llm_call
-  output schema is a valid JSON Schema [invalid-output-schema]. Lua input names are Lua identifiers
+  output schema is a valid JSON Schema [invalid-output-schema]. Both are self-contained: a ``$ref``
+  starts with '#'. Lua input names are Lua identifiers
   [lua-input-name].
 - With a :class:`ToolCatalog`, mcp_call tools exist on their server [unknown-tool] and literal
   arguments match the tool's input schema [tool-arguments]; template values are skipped because their

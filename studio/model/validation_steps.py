@@ -240,4 +240,35 @@ def schema_problem(schema_json: str) -> tuple[str, str] | None:
     except jsonschema.SchemaError as problem:
         location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem.absolute_path)
         return problem.message, location
+    external = _external_reference(schema, "")
+    if external is not None:
+        reference, location = external
+        # jsonschema 4.26 fetches an unknown http(s) $ref with urllib while validating.
+        return (
+            f"$ref {shorten(reference)} points outside the schema; make the schema self-contained and use "
+            "a local reference such as '#/$defs/name'",
+            location,
+        )
+    return None
+
+
+_DATA_KEYWORDS = frozenset({"const", "default", "enum", "examples"})
+"""Keywords whose values are instance data, where a "$ref" key is not a reference."""
+
+
+def _external_reference(value: Any, location: str) -> tuple[str, str] | None:
+    """Return ``(reference, location)`` of the first ``$ref`` that does not start with '#', else None."""
+    if isinstance(value, list):
+        items: list[tuple[str, Any]] = [(f"{location}[{index}]", item) for index, item in enumerate(value)]
+    elif isinstance(value, dict):
+        reference = value.get("$ref")
+        if isinstance(reference, str) and not reference.startswith("#"):
+            return reference, f"{location}.$ref"
+        items = [(f"{location}.{key}", item) for key, item in value.items() if key not in _DATA_KEYWORDS]
+    else:
+        return None
+    for item_location, item in items:
+        found = _external_reference(item, item_location)
+        if found is not None:
+            return found
     return None

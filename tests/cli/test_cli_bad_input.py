@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -154,3 +158,55 @@ def test_form_default_template_accepted(tmp_path: Path) -> None:
     result = run_cli(tmp_path / "studio.db", "validate", str(path))
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+class _RecordingHandler(http.server.BaseHTTPRequestHandler):
+    paths: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.paths.append(self.path)
+        body = b'{"type": "integer"}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def schema_server() -> Iterator[tuple[str, list[str]]]:
+    """Yield the base URL of a loopback HTTP server that serves a schema, and the paths it was asked for."""
+    requested: list[str] = []
+    handler = type("Handler", (_RecordingHandler,), {"paths": requested})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_remote_schema_ref_rejected_unfetched(tmp_path: Path, schema_server: tuple[str, list[str]]) -> None:
+    base_url, requested = schema_server
+    step = {"id": "echo", "type": "lua_script", "config": {"source": "return x", "inputs": {"x": "{{input.x}}"}}}
+    path = tmp_path / "ref.workflow.json"
+    path.write_text(
+        json.dumps(workflow_document([step], inputs={"x": {"$ref": f"{base_url}/count.json"}})), encoding="utf-8"
+    )
+    db = tmp_path / "studio.db"
+
+    validated = run_cli(db, "validate", str(path))
+    ran = run_cli(db, "run", str(path), "--input", "x=1")
+
+    assert validated.returncode == 1, validated.stdout
+    assert "input_schema.properties.x.$ref" in validated.stdout
+    assert "points outside the schema" in validated.stdout
+    assert ran.returncode == EXIT_USAGE, ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert requested == []
