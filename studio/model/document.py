@@ -107,10 +107,14 @@ def load_workflow(path: str | Path) -> Workflow:
     """Read a workflow file; raise DocumentError for unreadable, malformed or invalid files."""
     file_path = Path(path)
     try:
-        text = file_path.read_text(encoding="utf-8")
+        # utf-8-sig also accepts the byte order mark that some Windows editors write.
+        text = file_path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DocumentError(str(file_path), [("", "file not found; check the path")]) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        message = f"the file is not UTF-8 text (invalid byte at offset {error.start}); save it as UTF-8 JSON"
+        raise DocumentError(str(file_path), [("", message)]) from None
+    except OSError as error:
         raise DocumentError(str(file_path), [("", f"cannot read the file: {error}")]) from None
     return workflow_from_json(text, str(file_path))
 

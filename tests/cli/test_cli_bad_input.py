@@ -210,3 +210,24 @@ def test_remote_schema_ref_rejected_unfetched(tmp_path: Path, schema_server: tup
     assert ran.returncode == EXIT_USAGE, ran.stderr
     assert "Traceback" not in ran.stderr
     assert requested == []
+
+
+def test_workflow_file_with_bom_accepted(tmp_path: Path) -> None:
+    document = workflow_document([{"id": "one", "type": "lua_script", "config": {"source": "return 1"}}])
+    path = tmp_path / "bom.workflow.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(document).encode("utf-8"))
+
+    result = run_cli(tmp_path / "studio.db", "validate", str(path))
+
+    assert result.returncode == 0, result.stderr
+    assert "0 error(s)" in result.stdout
+
+
+def test_workflow_file_not_utf8_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "utf16.workflow.json"
+    path.write_text(json.dumps(workflow_document([])), encoding="utf-16")
+
+    result = run_cli(tmp_path / "studio.db", "validate", str(path))
+
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "is not UTF-8 text (invalid byte at offset 0); save it as UTF-8 JSON" in result.stderr
