@@ -369,3 +369,19 @@ def test_scroll_bar_follows_lanes(qtbot: QtBot) -> None:
     assert model.collapsed == {"loop"}
     assert not bar.isVisible()
     assert widget.view_geometry.scroll_y == 0.0
+
+
+def test_canvas_selection_opens_details(window: MainWindow, qasync_loop: qasync.QEventLoop) -> None:
+    window.set_workflow(fan_out_workflow())
+    qasync_loop.run_until_complete(run_to_end(window))
+
+    node = window.scene.node_item("square")
+    assert node is not None
+    node.setSelected(True)
+
+    details = window.step_details.details
+    assert details is not None
+    # A body step has one execution per item; the details show one of them and the timeline marks it.
+    assert details.step_key in {"loop[0].square", "loop[1].square", "loop[2].square"}
+    assert window.timeline.selected_key == details.step_key
+    assert details.result == {"loop[0].square": 1, "loop[1].square": 4, "loop[2].square": 9}[details.step_key]
