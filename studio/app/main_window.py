@@ -692,8 +692,11 @@ class MainWindow(QMainWindow):
         if not self._docks_sized:
             # Dock sizes only stick once the window has its real size, so the first show sets them.
             self._docks_sized = True
-            self.resizeDocks([self._timeline_dock], [max(300, int(self.height() * 0.4))], Qt.Orientation.Vertical)
-            self.resizeDocks([self._runs_dock, self._details_dock], [440, 380], Qt.Orientation.Horizontal)
+            self.resizeDocks([self._timeline_dock], [max(260, int(self.height() * 0.35))], Qt.Orientation.Vertical)
+            # The canvas is the main work area, so the side docks start narrow.
+            side = max(300, self.width() // 5)
+            self.resizeDocks([self._runs_dock, self._details_dock], [side, side], Qt.Orientation.Horizontal)
+            QTimer.singleShot(0, self.view.zoom_to_fit)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         super().closeEvent(event)
