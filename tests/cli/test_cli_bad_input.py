@@ -1,4 +1,4 @@
-"""Bad input given to the ``studio`` command line: each case gets a one-line error and exit code 2, no traceback."""
+"""Bad input given to the ``studio`` command line: malformed files, values, databases and tool paths."""
 
 from __future__ import annotations
 
