@@ -197,6 +197,8 @@ def json_query(
             data = json.loads(json_text)
         except json.JSONDecodeError as exc:
             raise ToolError(f"'json_text' is not valid JSON: {exc}; check the quoting and commas") from None
+        except RecursionError:
+            raise ToolError("'json_text' is nested too deeply to parse; flatten the document") from None
     current = data
     for token in parse_json_path(path):
         found, current = _step_into(current, token)

@@ -231,3 +231,14 @@ def test_workflow_file_not_utf8_rejected(tmp_path: Path) -> None:
 
     assert result.returncode == EXIT_USAGE, result.stderr
     assert "is not UTF-8 text (invalid byte at offset 0); save it as UTF-8 JSON" in result.stderr
+
+
+def test_json_query_deep_text_rejected(tmp_path: Path) -> None:
+    step = mcp_step("query", "json_query", {"path": "a", "json_text": "[" * 100_000})
+    path = tmp_path / "query.workflow.json"
+    path.write_text(json.dumps(workflow_document([step])), encoding="utf-8")
+
+    result = run_cli(tmp_path / "studio.db", "run", str(path))
+
+    assert result.returncode == EXIT_FAILED, result.stderr
+    assert "'json_text' is nested too deeply to parse; flatten the document" in result.stdout
