@@ -235,8 +235,9 @@ async def _run_engine_command(args: argparse.Namespace, action: str) -> int:
             _print_summary(summary, args.json)
         if not summaries and not args.json:
             print("No interrupted runs to resume.")
-        worst = max((EXIT_CODES.get(s.status, 1) for s in summaries.values()), default=0)
-        return 0 if worst in (0, 4, 5) else worst
+        # A run left waiting or paused is no error here, so its higher code must not hide a failed run.
+        codes = [EXIT_CODES.get(summary.status, 1) for summary in summaries.values()]
+        return max((code for code in codes if code not in (0, 4, 5)), default=0)
     finally:
         await engine.aclose()
         store.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 
-from tests.conftest import cli_env, mcp_step, run_cli, workflow_document
+from tests.conftest import REPO_ROOT, cli_env, mcp_step, run_cli, workflow_document
 
 pytestmark = pytest.mark.slow
 
@@ -242,3 +244,47 @@ def test_json_query_deep_text_rejected(tmp_path: Path) -> None:
 
     assert result.returncode == EXIT_FAILED, result.stderr
     assert "'json_text' is nested too deeply to parse; flatten the document" in result.stdout
+
+
+def _run_until_killed(db: Path, path: Path, markers: list[str]) -> None:
+    """Run ``studio run PATH`` and kill -9 it once its output has contained every marker."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "studio", "--db", str(db), "run", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=cli_env(),
+        cwd=REPO_ROOT,
+    )
+    assert process.stdout is not None
+    remaining = set(markers)
+    for line in process.stdout:
+        remaining = {marker for marker in remaining if marker not in line}
+        if not remaining:
+            break
+    process.kill()
+    process.wait(timeout=30)
+    process.stdout.close()
+
+
+def test_resume_failure_not_hidden_by_waiting(tmp_path: Path) -> None:
+    db = tmp_path / "studio.db"
+    retry = {"max_attempts": 2, "backoff_base_s": 0.1, "retry_on": ["any"]}
+    slow = mcp_step("slow", "wait", {"seconds": 60}, retry=retry)
+    slow_path = tmp_path / "slow.workflow.json"
+    slow_path.write_text(json.dumps(workflow_document([slow])), encoding="utf-8")
+    first = {"id": "first", "type": "human_task", "config": {"title": "One", "timeout_s": 0.2, "on_timeout": "default"}}
+    second = {"id": "second", "type": "human_task", "config": {"title": "Two"}}
+    waiting_path = tmp_path / "waiting.workflow.json"
+    waiting_path.write_text(json.dumps(workflow_document([first, second], [("first", "second")])), encoding="utf-8")
+
+    _run_until_killed(db, slow_path, ["step_progress"])
+    # This process resumes the slow run (attempt 2 of 2) and is killed during it, so resuming again
+    # fails that run. The first task is past its timeout by then, so the other run moves on and
+    # waits for the second task.
+    _run_until_killed(db, waiting_path, ["(attempt 2)", "step_waiting"])
+    result = run_cli(db, "resume")
+
+    assert "waiting" in result.stdout
+    assert "failed" in result.stdout
+    assert result.returncode == EXIT_FAILED, result.stdout
