@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -15,12 +16,15 @@ from dataclasses import dataclass
 
 import jsonschema
 from pydantic import JsonValue
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from studio.engine.events import RUN_TERMINAL_EVENTS, EventType, RunEvent
 from studio.engine.executors_api import ExecutorServices
 from studio.engine.journal import Journal
 from studio.engine.rerun import RerunError, SeededStep, pinned_seeds, plan_rerun, reused_seeds
 from studio.engine.runner import RunExecution, TaskDecision
+from studio.model.validation import validate_workflow
 from studio.model.workflow import FormField, Workflow
 from studio.store import RunRecord, RunRequest, Store, StoreError, VersionRecord, new_id
 
@@ -63,7 +67,9 @@ class Engine:
 
     Create it inside a running event loop. Every run's state changes are committed to the store
     before listeners hear of them; a run interrupted by a crash is picked up again by
-    :meth:`resume_interrupted`.
+    :meth:`resume_interrupted`. Every ``control_poll_interval_s`` seconds the engine applies the
+    pause, resume and stop requests that other processes stored on its runs (see
+    :mod:`studio.engine.control`).
     """
 
     def __init__(
@@ -140,8 +146,15 @@ class Engine:
     def validate_inputs(self, workflow: Workflow, inputs: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
         """Apply input defaults and check the result against the input schema; raise InputError."""
         merged: dict[str, JsonValue] = {**workflow.input_defaults(), **inputs}
-        validator = jsonschema.Draft202012Validator(workflow.input_schema)
-        problems = sorted(validator.iter_errors(merged), key=lambda error: list(error.path))
+        # An empty registry: a "$ref" is resolved only inside the schema, never fetched from a URL.
+        validator = jsonschema.Draft202012Validator(workflow.input_schema, registry=Registry())
+        try:
+            problems = sorted(validator.iter_errors(merged), key=lambda error: list(error.path))
+        except Unresolvable as error:
+            raise InputError(
+                f"the workflow's input schema has a $ref that cannot be resolved ({error}); "
+                "use only references inside the schema, such as #/$defs/name"
+            ) from None
         if problems:
             lines = []
             for problem in problems[:10]:
@@ -222,6 +235,7 @@ class Engine:
     ) -> str:
         """Create a run (with its seeded step rows) and start it in the background; return its id."""
         workflow = version.workflow
+        check_runnable(workflow)
         merged = self.validate_inputs(workflow, inputs)
         run_id = new_id()
         created = RunEvent(
@@ -258,7 +272,11 @@ class Engine:
     async def run_workflow(
         self, workflow: Workflow, inputs: Mapping[str, JsonValue] | None = None, *, note: str = ""
     ) -> str:
-        """Publish ``workflow`` (or reuse its identical published version) and start a run of it."""
+        """Publish ``workflow`` (or reuse its identical published version) and start a run of it.
+
+        A workflow with validation errors is neither published nor run (EngineError).
+        """
+        check_runnable(workflow)
         version = self.store.publish_workflow(workflow, note=note)
         return await self.start_run(version.id, inputs)
 
@@ -556,6 +574,23 @@ def _event_row(event: RunEvent) -> dict[str, object]:
     }
 
 
+def check_runnable(workflow: Workflow) -> None:
+    """Raise EngineError listing the validation errors that would make ``workflow`` run wrongly.
+
+    Cycles, duplicate ids and dangling edges would otherwise run silently wrong, so no run starts
+    while the document has errors, whatever started it (CLI, window, API).
+    """
+    errors = [finding for finding in validate_workflow(workflow) if finding.severity == "error"]
+    if not errors:
+        return
+    lines = [f"{finding.step_id or 'workflow'}: {finding.message}" for finding in errors[:10]]
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    raise EngineError(
+        f"workflow '{workflow.name}' has {len(errors)} validation error(s){more}; fix them before running: "
+        + "; ".join(lines)
+    )
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -602,12 +637,14 @@ def name_missing(form_field: FormField, values: Mapping[str, JsonValue]) -> bool
 def _convert_field(form_field: FormField, value: JsonValue) -> JsonValue:
     name = form_field.name
     if form_field.type == "number":
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             return value
         try:
             number = float(str(value))
         except ValueError:
             raise EngineError(f"field '{name}' needs a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise EngineError(f"field '{name}' needs a finite number, got {value!r}")
         return int(number) if number.is_integer() else number
     if form_field.type == "boolean":
         if isinstance(value, bool):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,23 @@ async def test_request_stays_when_owner_not_polling(make_engine: EngineFactory, 
     assert (run.requested_action, run.requested_by) == ("stop", "local user")
     assert [request.action for request in store.run_requests(owner.owner)] == ["stop"]
     await owner.stop(run_id)
+
+
+async def test_owner_gone_before_reading_request(make_engine: EngineFactory, store: Store) -> None:
+    owner, owner_log = await make_engine(control_poll_interval_s=60, heartbeat_interval_s=60)
+    other, _other_log = await make_engine()
+    run_id = await start_slow(owner, owner_log, 30)
+    stopping = asyncio.create_task(control_run(other, run_id, "stop", timeout_s=10))
+    # One loop pass runs control_run up to its first wait, after it recorded the request.
+    await asyncio.sleep(0)
+    assert store.get_run(run_id).requested_action == "stop"
+
+    await owner.aclose()
+    outcome = await stopping
+
+    assert (outcome.status, outcome.route) == ("stopped", "adopted")
+    assert outcome.cancelled == ["slow"]
+    assert store.get_run(run_id).requested_action is None
 
 
 async def test_upgrade_from_first_schema(tmp_path: Path) -> None:
