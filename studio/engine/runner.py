@@ -431,6 +431,14 @@ class RunExecution:
         except (asyncio.CancelledError, RunStopped):
             await self._cancel(running)
             raise
+        if failure is None and len(finished) < len(steps):
+            # Only a dependency cycle leaves steps that never become ready; validation rejects
+            # cycles before a run starts, so this guards against a gap in validation.
+            stuck = sorted(set(steps) - finished)
+            failure = ScopeFailed(
+                scope.key(stuck[0]),
+                StepError("invalid_input", f"steps {', '.join(stuck)} can never start: their dependencies form a cycle"),
+            )
         if failure is not None:
             self._skip_unstarted(scope, finished)
             await self.journal.flush()
@@ -473,6 +481,11 @@ class RunExecution:
 
     async def _run_step(self, scope: Scope, step: AnyStep) -> StepState:
         key = scope.key(step.id)
+        recorded = self.states.get(key)
+        if recorded is not None and recorded.status in ("failed", "cancelled", "skipped"):
+            # A final failure journaled before a crash stands: the resumed run fails the same way
+            # instead of running the step again.
+            return recorded
         try:
             if isinstance(step, ForEachStep):
                 return await self._run_for_each(scope, step)

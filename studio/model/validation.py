@@ -30,11 +30,11 @@ Dependencies and scopes. The top level and each for_each body are separate *leve
 whose nodes are its steps. An explicit edge joins two steps of one level. A reference
 ``{{steps.X.result}}`` in step S is an implied edge X → S when X and S are on the same level, so
 such a reference never needs its own edge; it can create a cycle, which is reported with the steps
-in order [cycle]. A reference across levels implies no edge:
+in order [cycle]. Across levels:
 
-- A body step may read a step X of an enclosing level only if X is upstream (an ancestor through
-  edges and references) of the for_each on X's level that contains the reader, because the body
-  starts only after that for_each's dependencies have finished [not-upstream].
+- A body step that reads a step X of an enclosing level implies the edge X → F on X's level, where
+  F is the for_each on that level containing the reader, because the body starts only after F's
+  dependencies have finished. Such an edge can close a cycle too [cycle].
 - No step may read a step inside a body that does not contain it, including its own body for a
   for_each's items: the body's results leave it only as the for_each's result
   ``{{steps.F.result.items}}`` [for-each-scope]. A body step may not read the result of a for_each
@@ -58,7 +58,6 @@ from studio.model.validation_graph import (
     analyse_scope_graph,
     build_layout,
     check_body,
-    check_pending_reads,
 )
 from studio.model.validation_steps import StepAnalysis, analyse_step, schema_problem
 from studio.model.validation_tools import ToolCatalog, check_tool_call
@@ -225,7 +224,6 @@ def _graph_findings(
             analysis = analyse_scope_graph(scope)
         scope.analysis = analysis
         scope_cache[signature] = analysis
-    findings.extend(check_pending_reads(context))
     for scope in layout.scopes:
         assert scope.analysis is not None
         findings.extend(scope.analysis.findings)

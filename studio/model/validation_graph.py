@@ -169,29 +169,17 @@ def _link(scope: Scope, source: str, target: str, origin: tuple[str, str]) -> No
 
 
 @dataclass
-class PendingRead:
-    """A body step's read of a step in an enclosing scope, checked once all graphs are built."""
-
-    reader: Site
-    field_reference: FieldReference
-    target: Site
-    gate: ForEachStep
-    """The for_each, in the target's scope, whose body contains the reader."""
-
-
-@dataclass
 class ReferenceContext:
-    """Input names and queued reads across levels, used by the reference checks besides the layout."""
+    """Input names, used by the reference checks besides the layout."""
 
     input_names: frozenset[str]
     extra_inputs_allowed: bool
-    pending: list[PendingRead] = field(default_factory=list)
 
 
 def add_references(
     layout: Layout, analyses: Mapping[str, StepAnalysis], context: ReferenceContext
 ) -> list[Finding]:
-    """Check every reference, add same-scope references as graph edges and queue reads across scopes."""
+    """Check every reference and add the edges it implies to the graphs."""
     findings: list[Finding] = []
     for site in layout.sites.values():  # insertion order is document order
         for field_reference in analyses[site.step.id].references:
@@ -257,7 +245,10 @@ def _check_step_read(
                 "after every item is done. Use {{item}} and {{index}} for the current item.",
             )
         if scope.parent is target.scope:
-            context.pending.append(PendingRead(site, field_reference, target, scope.owner))
+            # A body reading an outer step makes the enclosing for_each depend on that step, as any
+            # reference does; the engine schedules it the same way.
+            path = f"its body step '{site.step.id}' ({field_reference.field_path})"
+            _link(target.scope, target.step.id, scope.owner.id, ("reference", path))
             return None
         scope = scope.parent
     gate = _outermost_hidden_owner(site, target)
@@ -333,28 +324,6 @@ def analyse_scope_graph(scope: Scope) -> ScopeGraph:
     result.findings.extend(check_cycles(scope, order))
     result.findings.extend(check_disconnected(scope, order))
     return result
-
-
-def check_pending_reads(context: ReferenceContext) -> list[Finding]:
-    """Report reads of outer steps that are not upstream of the for_each containing the reader."""
-    findings: list[Finding] = []
-    for read in context.pending:
-        gate_id = read.gate.id
-        analysis = read.target.scope.analysis
-        assert analysis is not None, "analyse_scope_graph() must run first"
-        if read.target.step.id in analysis.ancestors_of(gate_id):
-            continue
-        findings.append(
-            _reference_error(
-                "not-upstream",
-                read.reader,
-                read.field_reference,
-                f"'{read.target.step.id}' is not upstream of for_each '{gate_id}', whose body contains "
-                f"'{read.reader.step.id}', so it may not have finished when the body runs. Add an edge from "
-                f"'{read.target.step.id}' to '{gate_id}'.",
-            )
-        )
-    return findings
 
 
 def check_cycles(scope: Scope, order: Callable[[str], int]) -> list[Finding]:

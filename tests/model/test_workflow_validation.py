@@ -238,15 +238,21 @@ def test_item_in_for_each_items_needs_outer_body() -> None:
     assert finding.field_path == "config.items"
 
 
-def test_body_read_of_outer_step_must_be_upstream() -> None:
+def test_body_read_of_downstream_step_is_cycle() -> None:
+    # The body's read implies late -> loop, which closes a cycle with the edge loop -> late.
     body = [llm("inner", "{{item}} with {{steps.late.result}}")]
     document = workflow([llm("early"), for_each("loop", "{{steps.early.result}}", body), llm("late")],
                         [("loop", "late")])
-    finding = single(check(document), "not-upstream")
-    assert finding.step_id == "inner"
-    assert finding.field_path == "config.prompt"
+    finding = single(check(document), "cycle")
+    assert "'loop'" in finding.message
     assert "'late'" in finding.message
-    assert "Add an edge from 'late' to 'loop'" in finding.message
+    assert "'inner'" in finding.message
+
+
+def test_body_read_implies_edge_to_for_each() -> None:
+    body = [llm("inner", "{{item}} with {{steps.side.result}}")]
+    document = workflow([llm("rows"), llm("side"), for_each("loop", "{{steps.rows.result}}", body)])
+    assert check(document) == []
 
 
 def test_body_read_of_upstream_outer_step_is_valid() -> None:
