@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -182,6 +183,18 @@ class JournalBatch:
 
     def __bool__(self) -> bool:
         return bool(self.step_rows or self.run_changes or self.event_rows or self.task_rows or self.usage_rows)
+
+
+_ID_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
+
+
+def _check_id_prefix(prefix: str, kind: str) -> None:
+    """Raise StoreError unless ``prefix`` can be the start of a UUID (so it holds no LIKE wildcards)."""
+    if not _ID_PREFIX.fullmatch(prefix):
+        raise StoreError(
+            f"{kind} id '{prefix}' is invalid; give at least 4 characters of the id "
+            "(lower-case hexadecimal digits and '-')"
+        )
 
 
 def _record(cls: type[Any], row: Row[Any]) -> Any:
@@ -458,10 +471,9 @@ class Store:
 
     def find_run(self, prefix: str) -> RunRecord:
         """Return the run whose id is ``prefix`` or starts with it (at least 4 characters)."""
-        if len(prefix) < 4:
-            raise StoreError(f"run id '{prefix}' is too short; give at least 4 characters of the id")
+        _check_id_prefix(prefix, "run")
         with self.engine.connect() as connection:
-            rows = connection.execute(select(t.runs).where(t.runs.c.id.like(prefix + "%")).limit(2)).all()
+            rows = connection.execute(select(t.runs).where(t.runs.c.id.startswith(prefix)).limit(2)).all()
         if not rows:
             raise NotFoundError(f"run '{prefix}' was not found; list runs with 'studio runs'")
         if len(rows) > 1:
@@ -663,11 +675,13 @@ class Store:
         return [_record(TaskRecord, row) for row in rows]
 
     def get_task(self, task_id: str) -> TaskRecord:
+        """Return the task whose id is ``task_id`` or starts with it (at least 4 characters)."""
+        _check_id_prefix(task_id, "task")
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(t.human_tasks).where(t.human_tasks.c.id.like(task_id + "%")).limit(2)
+                select(t.human_tasks).where(t.human_tasks.c.id.startswith(task_id)).limit(2)
             ).all()
-        if not rows or len(task_id) < 4:
+        if not rows:
             raise NotFoundError(f"human task '{task_id}' was not found; list pending tasks with 'studio tasks'")
         if len(rows) > 1:
             raise StoreError(f"task id '{task_id}' is ambiguous; give more characters of the id")

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from studio.model.document import content_hash
-from studio.store import NotFoundError, Store, open_store
+from studio.store import NotFoundError, Store, StoreError, open_store
 from tests.conftest import build_workflow, lua_step
 
 
@@ -172,8 +172,8 @@ def test_unknown_ids_raise_not_found(store: Store) -> None:
         store.get_run("nope")
     with pytest.raises(NotFoundError, match="workflow version 'nope' was not found"):
         store.get_version("nope")
-    with pytest.raises(NotFoundError, match="human task 'nope' was not found"):
-        store.get_task("nope")
+    with pytest.raises(NotFoundError, match="human task 'beef' was not found"):
+        store.get_task("beef")
 
 
 def test_claim_run_compare_and_set(tmp_path: Path) -> None:
@@ -191,3 +191,12 @@ def test_claim_run_compare_and_set(tmp_path: Path) -> None:
     finally:
         one.close()
         two.close()
+
+
+@pytest.mark.parametrize("prefix", ["____", "%%%%", "ab", "ABCD", "a' OR 1"])
+def test_id_prefix_rejects_wildcards(store: Store, prefix: str) -> None:
+    with pytest.raises(StoreError) as raised:
+        store.get_task(prefix)
+    assert prefix in str(raised.value)
+    with pytest.raises(StoreError):
+        store.find_run(prefix)
