@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QToolBar,
+    QWidget,
+)
 
 from studio.app.event_batcher import EventBatcher
 from studio.app.input_dialog import RunInputDialog, required_inputs_missing
@@ -21,11 +31,13 @@ from studio.app.run_status import TERMINAL_RUN_STATES, RunStatusTracker, StatusU
 from studio.canvas import CanvasView, WorkflowScene
 from studio.canvas.icons import RESOURCES_DIR
 from studio.canvas.node_item import NodeItem
+from studio.engine.compare import CompareError, compare_runs
 from studio.engine.control import ControlTimeout, control_run
 from studio.engine.events import EventType, RunEvent
 from studio.model.document import DocumentError, load_workflow
-from studio.model.workflow import JsonValue, Workflow
+from studio.model.workflow import ForEachStep, JsonValue, Workflow
 from studio.panels.command_center.panel import CommandCenterPanel, badge_text
+from studio.panels.compare.panel import CompareDialog
 from studio.panels.event_log import EventLogPanel
 from studio.panels.runs.panel import RunsPanel
 from studio.panels.step_details.model import LogLine, build_step_details, progress_line
@@ -59,6 +71,14 @@ def example_paths(directory: Path = EXAMPLES_DIR) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(path for path in directory.iterdir() if path.is_file() and path.name.endswith(".json"))
+
+
+def _seeded_step_detail(data: dict[str, Any]) -> str:
+    """Return the node detail of a step that a run took from a record instead of executing, else ''."""
+    if data.get("pinned") is True:
+        return "pinned output"
+    source = data.get("reused_from")
+    return f"reused from {source[:8]}" if isinstance(source, str) and source else ""
 
 
 class MainWindow(QMainWindow):
@@ -127,6 +147,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._build_command_center()
+        self._connect_rerun_pins_compare()
         self._elapsed_timer = QTimer(self)
         self._elapsed_timer.setInterval(250)
         self._elapsed_timer.timeout.connect(self._on_elapsed_timer_timeout)
@@ -179,6 +200,9 @@ class MainWindow(QMainWindow):
         self.action_resume.triggered.connect(lambda: self._spawn(self.resume_run()))
         self.action_stop = QAction("&Stop", self)
         self.action_stop.triggered.connect(self.confirm_stop)
+        self.action_test_run = QAction("&Test run (with pins)", self)
+        self.action_test_run.setToolTip("Run the open workflow as a test run in which pinned steps return their pinned output")
+        self.action_test_run.triggered.connect(self._on_test_run_triggered)
         self.action_fit = QAction("Zoom to &fit", self)
         self.action_fit.setToolTip("Zoom to fit (F)")
         self.action_fit.triggered.connect(self.view.zoom_to_fit)
@@ -198,6 +222,8 @@ class MainWindow(QMainWindow):
         run_menu = self.menuBar().addMenu("&Run")
         for action in (self.action_run, self.action_pause, self.action_resume, self.action_stop):
             run_menu.addAction(action)
+        run_menu.addSeparator()
+        run_menu.addAction(self.action_test_run)
         view_menu = self.menuBar().addMenu("&View")
         for action in (self.action_fit, self.action_zoom_in, self.action_zoom_out):
             view_menu.addAction(action)
@@ -459,6 +485,7 @@ class MainWindow(QMainWindow):
         """Show a batch of the shown run's events on every panel, repainting each panel once."""
         following = self.event_log.is_following()
         latest: dict[str, StatusUpdate] = {}
+        seeded: dict[str, str] = {}
         touched_details = False
 
         for event in events:
@@ -470,6 +497,10 @@ class MainWindow(QMainWindow):
             if self._tracker is not None:
                 for update in self._tracker.apply(event):
                     latest[update.step_id] = update
+            if event.type == EventType.STEP_COMPLETED and event.step_key is not None and event.step_key == event.step_id:
+                mark = _seeded_step_detail(event.data)
+                if mark:
+                    seeded[event.step_key] = mark
             if event.type == EventType.STEP_PROGRESS and event.step_key is not None:
                 lines = self._progress.setdefault(event.step_key, [])
                 lines.append(progress_line(event.at, event.data))
@@ -483,6 +514,8 @@ class MainWindow(QMainWindow):
             self.event_log.table.scrollToBottom()
         for update in latest.values():
             self.scene.set_step_status(update.step_id, update.status, update.detail)
+        for step_id, mark in seeded.items():
+            self.scene.set_step_status(step_id, "completed", mark)
         self.timeline.refresh()
         if touched_details and self._details_key is not None:
             self.show_step_details(self._details_key)
@@ -539,7 +572,146 @@ class MainWindow(QMainWindow):
             run_id, step_key, record, self._shown_events, usage, self._progress.get(step_key, ())
         )
         self.step_details.show_details(details)
+        self._update_step_actions(step_key, details.step_id, record is not None and record.status == "completed")
         self._details_dock.raise_()
+
+    # -- re-runs, pins and run comparison --------------------------------------------------
+
+    def _connect_rerun_pins_compare(self) -> None:
+        self.step_details.sig_rerun_requested.connect(
+            lambda run_id, step_id: self._spawn(self.rerun_from_step(run_id, step_id))
+        )
+        self.step_details.sig_pin_requested.connect(self.pin_step_output)
+        self.step_details.sig_unpin_requested.connect(self.unpin_step)
+        self.runs_panel.sig_rerun_requested.connect(self.ask_rerun_step)
+        self.runs_panel.sig_compare_requested.connect(self.show_comparison)
+        self.sig_workflow_opened.connect(lambda _workflow: self._refresh_pin_markers())
+        self.compare_dialog: CompareDialog | None = None
+        self._rerun_dialog: QInputDialog | None = None
+
+    def _update_step_actions(self, step_key: str, step_id: str, completed: bool) -> None:
+        # Pins replace whole top-level steps, so steps inside a for_each body cannot be pinned.
+        top_level = step_key == step_id
+        pinned = top_level and step_id in self.scene.pinned_steps()
+        finished = self.run_state in TERMINAL_RUN_STATES
+        self.step_details.set_step_actions(rerun=finished, pin=top_level and completed, unpin=pinned)
+
+    async def rerun_from_step(self, run_id: str, step_id: str) -> str | None:
+        """Start a re-run of ``run_id`` from ``step_id``, show it live and return its id, or None on error."""
+        try:
+            new_run_id = await self.engine.rerun_from(run_id, step_id)
+        except Exception as error:  # EngineError and StoreError messages name the step and the fix
+            logger.warning("cannot re-run run %s from step %s: %s", run_id, step_id, error)
+            self.show_error("Cannot re-run from this step", str(error))
+            return None
+        self.show_run(new_run_id)
+        self.statusBar().showMessage(f"Re-running run {run_id[:8]} from step {step_id} as run {new_run_id[:8]}", 10000)
+        return new_run_id
+
+    def ask_rerun_step(self, run_id: str) -> QInputDialog | None:
+        """Ask which step to re-run ``run_id`` from (a non-blocking dialog) and start the re-run on OK."""
+        record = self._run_record(run_id)
+        if record is None:
+            self.show_error("Cannot re-run the run", f"run {run_id} is not in the store; it may have been deleted")
+            return None
+        step_ids: list[str] = []
+        for step in self.store.get_version(record.version_id).workflow.steps:
+            step_ids.append(step.id)
+            if isinstance(step, ForEachStep):
+                step_ids.extend(body.id for body in step.config.steps)
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Re-run from a step")
+        dialog.setLabelText(f"Re-run run {run_id[:8]} from this step (upstream results are reused):")
+        dialog.setComboBoxItems(step_ids)
+        dialog.setComboBoxEditable(False)
+        dialog.textValueSelected.connect(lambda step_id: self._spawn(self.rerun_from_step(run_id, step_id)))
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        self._rerun_dialog = dialog
+        return dialog
+
+    def _on_test_run_triggered(self) -> None:
+        if self.workflow is None or self.run_state in ACTIVE_RUN_STATES:
+            return
+        if not required_inputs_missing(self.workflow):
+            self._spawn(self.start_test_run())
+            return
+        dialog = RunInputDialog(self.workflow, self)
+        dialog.accepted.connect(lambda: self._spawn(self.start_test_run(dialog.values())))
+        dialog.finished.connect(dialog.deleteLater)
+        self._input_dialog = dialog
+        dialog.open()
+
+    async def start_test_run(self, inputs: dict[str, JsonValue] | None = None) -> str | None:
+        """Run the open workflow as a test run with its stored pins; show it and return its id, or None on error."""
+        if self.workflow is None:
+            self.show_error("Nothing to run", "Open a workflow first.")
+            return None
+        if self.run_state in ACTIVE_RUN_STATES:
+            self.show_error("A run is in progress", "Wait for the current run to finish, or stop it.")
+            return None
+        try:
+            run_id = await self.engine.start_test_run(self.workflow, inputs)
+        except Exception as error:  # the engine and store raise many kinds, and the user must see each one
+            logger.warning("cannot start a test run of workflow %s: %s", self.workflow.id, error)
+            self.show_error("The test run could not start", str(error))
+            return None
+        self.show_run(run_id)
+        return run_id
+
+    def pin_step_output(self, run_id: str, step_id: str) -> bool:
+        """Pin the output ``step_id`` recorded in ``run_id`` for test runs of its workflow; return success."""
+        try:
+            self.store.pin_from_run(run_id, step_id)
+        except Exception as error:  # StoreError and NotFoundError messages name the step and the fix
+            logger.warning("cannot pin step %s of run %s: %s", step_id, run_id, error)
+            self.show_error("Cannot pin the output", str(error))
+            return False
+        self._after_pins_changed(f"Pinned the output of step {step_id} from run {run_id[:8]}")
+        return True
+
+    def unpin_step(self, step_id: str) -> bool:
+        """Remove the pin of ``step_id`` in the open workflow; return False when it had none."""
+        if self.workflow is None:
+            return False
+        removed = self.store.clear_pin(self.workflow.id, step_id)
+        self._after_pins_changed(f"Removed the pin of step {step_id}" if removed else f"Step {step_id} had no pin")
+        return removed
+
+    def _after_pins_changed(self, message: str) -> None:
+        self._refresh_pin_markers()
+        self.statusBar().showMessage(message, 10000)
+        if self._details_key is not None:
+            self.show_step_details(self._details_key)
+
+    def _refresh_pin_markers(self) -> None:
+        if self.workflow is None:
+            return
+        try:
+            pinned = set(self.store.pins(self.workflow.id))
+        except Exception as error:  # a store that cannot be read must not break showing the workflow
+            logger.warning("cannot read the pins of workflow %s: %s", self.workflow.id, error)
+            pinned = set()
+        self.scene.set_pinned_steps(pinned)
+
+    def show_comparison(self, run_a: str, run_b: str) -> CompareDialog | None:
+        """Open a view that compares ``run_a`` with ``run_b`` step by step; None (and an error shown) on failure."""
+        from studio.store import StoreError
+
+        try:
+            comparison = compare_runs(self.store, run_a, run_b)
+        except (CompareError, StoreError) as error:
+            logger.info("cannot compare runs %s and %s: %s", run_a, run_b, error)
+            self.show_error("Cannot compare the runs", str(error))
+            return None
+        if self.compare_dialog is not None:
+            self.compare_dialog.close()
+        dialog = CompareDialog(comparison, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.destroyed.connect(lambda: setattr(self, "compare_dialog", None))
+        dialog.show()
+        self.compare_dialog = dialog
+        return dialog
 
     # -- run state -------------------------------------------------------------------------
 
@@ -569,6 +741,7 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         state = self.run_state
         self.action_run.setEnabled(self.workflow is not None and state not in ACTIVE_RUN_STATES)
+        self.action_test_run.setEnabled(self.action_run.isEnabled())
         owner = self._foreign_owner() if state in ACTIVE_RUN_STATES else None
         has_run = self.shown_run_id is not None
         self.action_pause.setEnabled(has_run and state in ("starting", "running", "waiting"))

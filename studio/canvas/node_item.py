@@ -15,6 +15,8 @@ from studio.model.workflow import AnyStep
 if TYPE_CHECKING:
     from studio.canvas.edge_item import EdgeItem
 
+PIN_TOOLTIP = "output pinned: test runs use it instead of running the step"
+PIN_BADGE_TEXT = "📌 pinned"
 DETAIL_ZOOM = 0.4
 """Below this zoom factor items paint plain boxes without text or icons, which keeps large graphs fast."""
 
@@ -40,6 +42,8 @@ class NodeItem(QGraphicsObject):
         self._title = step.title
         self._status = "pending"
         self._detail = ""
+        self._pinned = False
+        self._base_tooltip = ""
         self._size = (self.WIDTH, self.HEIGHT)
         self._edges: list[EdgeItem] = []
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
@@ -81,8 +85,26 @@ class NodeItem(QGraphicsObject):
         tooltip = f"{step.title}\nid: {step.id}\ntype: {step.type}"
         if step.description:
             tooltip += f"\n\n{step.description}"
-        self.setToolTip(tooltip)
+        self._base_tooltip = tooltip
+        self._update_tooltip()
         self.update()
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the workflow stores a pinned output for this step, which test runs use."""
+        return self._pinned
+
+    def set_pinned(self, pinned: bool) -> None:
+        """Show or hide the pin badge and its tooltip line."""
+        if pinned == self._pinned:
+            return
+        self._pinned = pinned
+        self._update_tooltip()
+        self.update()
+
+    def _update_tooltip(self) -> None:
+        pin_line = f"\n\n{PIN_BADGE_TEXT}: {PIN_TOOLTIP}" if self._pinned else ""
+        self.setToolTip(self._base_tooltip + pin_line)
 
     def set_status(self, status: str, detail: str = "") -> None:
         """Show ``status`` (one of :data:`theme.STEP_STATUSES`) with an optional detail text."""
@@ -197,6 +219,20 @@ class NodeItem(QGraphicsObject):
                          self._step_type)
 
         self._paint_badge(painter, palette, small_font, QPointF(area.left() + margin, area.bottom() - margin - 18.0))
+        if self._pinned:
+            self._paint_pin(painter, palette, small_font, area)
+
+    def _paint_pin(self, painter: QPainter, palette: QPalette, font: QFont, area: QRectF) -> None:
+        """Draw the pin badge at the right end of the type label's line, clear of the title."""
+        metrics = QFontMetricsF(font)
+        width = metrics.horizontalAdvance(PIN_BADGE_TEXT) + 12.0
+        badge = QRectF(area.right() - self.MARGIN - width, area.top() + self.MARGIN + 16.0, width, 16.0)
+        painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), 1.2))
+        painter.setBrush(palette.color(QPalette.ColorRole.Base))
+        painter.drawRoundedRect(badge, 8.0, 8.0)
+        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        painter.setFont(font)
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, PIN_BADGE_TEXT)
 
     def _paint_badge(self, painter: QPainter, palette: QPalette, font: QFont, top_left: QPointF) -> None:
         metrics = QFontMetricsF(font)

@@ -73,6 +73,15 @@ class WorkflowScene(QGraphicsScene):
             return
         item.set_status(status, detail)
 
+    def set_pinned_steps(self, step_ids: set[str]) -> None:
+        """Show the pin badge on exactly the nodes of ``step_ids``; ids without a node are ignored."""
+        for step_id, item in self._nodes.items():
+            item.set_pinned(step_id in step_ids)
+
+    def pinned_steps(self) -> set[str]:
+        """Return the ids of the nodes that show the pin badge."""
+        return {step_id for step_id, item in self._nodes.items() if item.pinned}
+
     def reset_statuses(self) -> None:
         """Set every node back to ``pending`` with no detail, as before a run."""
         for item in self._nodes.values():

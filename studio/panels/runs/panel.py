@@ -15,6 +15,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QPoint,
     QSortFilterProxyModel,
     Qt,
     QTimer,
@@ -29,6 +30,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
+    QMenu,
+    QPushButton,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -192,6 +195,10 @@ class RunsPanel(QWidget):
 
     sig_run_selected = Signal(str)
     """Emitted with the run id when the user selects a run (not when the selection is cleared)."""
+    sig_rerun_requested = Signal(str)
+    """Emitted with the run id when the user asks to re-run a run from one of its steps."""
+    sig_compare_requested = Signal(str, str)
+    """Emitted with two run ids, A then B, when the user asks to compare the two selected runs."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -208,6 +215,14 @@ class RunsPanel(QWidget):
         layout.addLayout(self._filter_row_1)
         layout.addLayout(self._filter_row_2)
         layout.addWidget(self.table)
+        self.compare_button = QPushButton("Compare", self)
+        self.compare_button.setToolTip("Compare the two selected runs step by step (select two with Ctrl+click)")
+        self.compare_button.clicked.connect(self.request_compare)
+        self.compare_button.setEnabled(False)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.compare_button)
+        layout.addLayout(buttons)
         self._duration_timer = QTimer(self)
         self._duration_timer.setInterval(1000)
         self._duration_timer.timeout.connect(self._on_duration_timer_timeout)
@@ -261,7 +276,9 @@ class RunsPanel(QWidget):
         self.table = QTableView(self)
         self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._on_table_context_menu_requested)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
@@ -274,6 +291,7 @@ class RunsPanel(QWidget):
             header.resizeSection(column, character * characters)
         header.setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_table_current_changed)
+        self.table.selectionModel().selectionChanged.connect(self._on_table_selection_changed)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -369,7 +387,58 @@ class RunsPanel(QWidget):
         finally:
             self.table.selectionModel().blockSignals(False)
         self.table.scrollTo(index)
+        self._on_table_selection_changed()
         return True
+
+    def selected_run_ids(self) -> list[str]:
+        """Return the ids of the selected runs, top to bottom."""
+        rows = sorted(index.row() for index in self.table.selectionModel().selectedRows())
+        return [str(self.proxy.index(row, 0).data(RUN_ID_ROLE)) for row in rows]
+
+    def select_runs(self, run_ids: list[str]) -> None:
+        """Select the shown rows of ``run_ids`` (others are skipped) without announcing a run selection."""
+        selection = self.table.selectionModel()
+        selection.blockSignals(True)
+        try:
+            selection.clearSelection()
+            flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+            for run_id in run_ids:
+                position = self.model.position(run_id)
+                index = self.proxy.mapFromSource(self.model.index(position, 0)) if position is not None else None
+                if index is not None and index.isValid():
+                    selection.select(index, flags)
+        finally:
+            selection.blockSignals(False)
+        self._on_table_selection_changed()
+
+    def request_compare(self) -> bool:
+        """Emit :attr:`sig_compare_requested` for the two selected runs, older first; False unless two are selected."""
+        run_ids = self.selected_run_ids()
+        if len(run_ids) != 2:
+            return False
+        # The table lists the newest run first, so the lower row is run A.
+        self.sig_compare_requested.emit(run_ids[1], run_ids[0])
+        return True
+
+    def context_menu(self) -> QMenu:
+        """Build the context menu for the current selection: re-run for one run, compare for two."""
+        menu = QMenu(self)
+        run_ids = self.selected_run_ids()
+        rerun = menu.addAction("Re-run from a step…")
+        rerun.setEnabled(len(run_ids) == 1)
+        rerun.triggered.connect(lambda: self.sig_rerun_requested.emit(run_ids[0]))
+        compare = menu.addAction("Compare")
+        compare.setEnabled(len(run_ids) == 2)
+        compare.triggered.connect(self.request_compare)
+        return menu
+
+    def _on_table_context_menu_requested(self, position: QPoint) -> None:
+        menu = self.context_menu()
+        menu.aboutToHide.connect(menu.deleteLater)
+        menu.popup(self.table.viewport().mapToGlobal(position))
+
+    def _on_table_selection_changed(self, *_args: object) -> None:
+        self.compare_button.setEnabled(len(self.selected_run_ids()) == 2)
 
     def visible_run_ids(self) -> list[str]:
         """Return the run ids the table shows, top to bottom."""

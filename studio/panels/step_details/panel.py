@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime
 import logging
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QPlainTextEdit,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -31,11 +34,22 @@ def _clock(at: float | None) -> str:
 
 
 class StepDetailsPanel(QWidget):
-    """Shows one :class:`StepDetails`. Call :meth:`show_details` again to refresh it."""
+    """Shows one :class:`StepDetails`. Call :meth:`show_details` again to refresh it.
+
+    The re-run and pin buttons only emit requests; the window enables them with :meth:`set_step_actions`.
+    """
+
+    sig_rerun_requested = Signal(str, str)
+    """Emitted with the run id and step id when the user asks to re-run the shown run from the shown step."""
+    sig_pin_requested = Signal(str, str)
+    """Emitted with the run id and step id when the user asks to pin the shown step's output."""
+    sig_unpin_requested = Signal(str)
+    """Emitted with the step id when the user asks to remove the shown step's pin."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.details: StepDetails | None = None
+        self._build_action_buttons()
         self.header_label = QLabel("Click a step on the timeline to see its details", self)
         self.header_label.setWordWrap(True)
         self.output_view = JsonTreeView("result", self)
@@ -86,11 +100,49 @@ class StepDetailsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.header_label)
+        layout.addLayout(self._actions_row)
         layout.addWidget(self.tabs)
         self._set_llm_visible(False)
 
+    def _build_action_buttons(self) -> None:
+        self.rerun_button = QPushButton("Re-run from this step", self)
+        self.rerun_button.setToolTip(
+            "Start a new run that reuses the recorded upstream results and runs this step and its downstream steps"
+        )
+        self.rerun_button.clicked.connect(self._on_rerun_button_clicked)
+        self.pin_button = QPushButton("Pin this output", self)
+        self.pin_button.setToolTip("Test runs of this workflow use this output instead of running the step")
+        self.pin_button.clicked.connect(self._on_pin_button_clicked)
+        self.unpin_button = QPushButton("Unpin", self)
+        self.unpin_button.setToolTip("Remove the pinned output, so test runs run the step again")
+        self.unpin_button.clicked.connect(self._on_unpin_button_clicked)
+        self._actions_row = QHBoxLayout()
+        for button in (self.rerun_button, self.pin_button, self.unpin_button):
+            self._actions_row.addWidget(button)
+        self._actions_row.addStretch(1)
+        self.set_step_actions(rerun=False, pin=False, unpin=False)
+
+    def set_step_actions(self, *, rerun: bool, pin: bool, unpin: bool) -> None:
+        """Enable the re-run, pin and unpin buttons for the shown step."""
+        self.rerun_button.setEnabled(rerun)
+        self.pin_button.setEnabled(pin)
+        self.unpin_button.setEnabled(unpin)
+
+    def _on_rerun_button_clicked(self) -> None:
+        if self.details is not None:
+            self.sig_rerun_requested.emit(self.details.run_id, self.details.step_id)
+
+    def _on_pin_button_clicked(self) -> None:
+        if self.details is not None:
+            self.sig_pin_requested.emit(self.details.run_id, self.details.step_id)
+
+    def _on_unpin_button_clicked(self) -> None:
+        if self.details is not None:
+            self.sig_unpin_requested.emit(self.details.step_id)
+
     def clear(self) -> None:
         self.details = None
+        self.set_step_actions(rerun=False, pin=False, unpin=False)
         self.header_label.setText("Click a step on the timeline to see its details")
         for view in (self.output_view, self.inputs_view):
             view.set_value(None)
