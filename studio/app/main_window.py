@@ -572,7 +572,7 @@ class MainWindow(QMainWindow):
             run_id, step_key, record, self._shown_events, usage, self._progress.get(step_key, ())
         )
         self.step_details.show_details(details)
-        self._update_step_actions(step_key, details.step_id, record is not None and record.status == "completed")
+        self._update_step_actions()
         self._details_dock.raise_()
 
     # -- re-runs, pins and run comparison --------------------------------------------------
@@ -589,15 +589,21 @@ class MainWindow(QMainWindow):
         self.compare_dialog: CompareDialog | None = None
         self._rerun_dialog: QInputDialog | None = None
 
-    def _update_step_actions(self, step_key: str, step_id: str, completed: bool) -> None:
+    def _update_step_actions(self) -> None:
+        details = self.step_details.details
+        if details is None:
+            return
         # Pins replace whole top-level steps, so steps inside a for_each body cannot be pinned.
-        top_level = step_key == step_id
-        pinned = top_level and step_id in self.scene.pinned_steps()
-        finished = self.run_state in TERMINAL_RUN_STATES
-        self.step_details.set_step_actions(rerun=finished, pin=top_level and completed, unpin=pinned)
+        top_level = details.step_key == details.step_id
+        pinned = top_level and details.step_id in self.scene.pinned_steps()
+        self.step_details.set_step_actions(
+            rerun=self.run_state in TERMINAL_RUN_STATES,
+            pin=top_level and details.status == "completed",
+            unpin=pinned,
+        )
 
     async def rerun_from_step(self, run_id: str, step_id: str) -> str | None:
-        """Start a re-run of ``run_id`` from ``step_id``, show it live and return its id, or None on error."""
+        """Start a re-run of ``run_id`` from ``step_id`` and show it live. Return the new run id, or None on error."""
         try:
             new_run_id = await self.engine.rerun_from(run_id, step_id)
         except Exception as error:  # EngineError and StoreError messages name the step and the fix
@@ -643,7 +649,7 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     async def start_test_run(self, inputs: dict[str, JsonValue] | None = None) -> str | None:
-        """Run the open workflow as a test run with its stored pins; show it and return its id, or None on error."""
+        """Run the open workflow as a test run with its stored pins and show it. Return the run id, or None on error."""
         if self.workflow is None:
             self.show_error("Nothing to run", "Open a workflow first.")
             return None
@@ -660,7 +666,7 @@ class MainWindow(QMainWindow):
         return run_id
 
     def pin_step_output(self, run_id: str, step_id: str) -> bool:
-        """Pin the output ``step_id`` recorded in ``run_id`` for test runs of its workflow; return success."""
+        """Pin the output ``step_id`` recorded in ``run_id`` for test runs of its workflow. Return False on error."""
         try:
             self.store.pin_from_run(run_id, step_id)
         except Exception as error:  # StoreError and NotFoundError messages name the step and the fix
@@ -671,7 +677,7 @@ class MainWindow(QMainWindow):
         return True
 
     def unpin_step(self, step_id: str) -> bool:
-        """Remove the pin of ``step_id`` in the open workflow; return False when it had none."""
+        """Remove the pin of ``step_id`` in the open workflow. Return False when it had none."""
         if self.workflow is None:
             return False
         removed = self.store.clear_pin(self.workflow.id, step_id)
@@ -695,7 +701,7 @@ class MainWindow(QMainWindow):
         self.scene.set_pinned_steps(pinned)
 
     def show_comparison(self, run_a: str, run_b: str) -> CompareDialog | None:
-        """Open a view that compares ``run_a`` with ``run_b`` step by step; None (and an error shown) on failure."""
+        """Open a view that compares ``run_a`` with ``run_b`` step by step. Show the error and return None on failure."""
         from studio.store import StoreError
 
         try:
@@ -729,6 +735,7 @@ class MainWindow(QMainWindow):
         self.run_status_label.setText(text)
         self._on_elapsed_timer_timeout()
         self._update_actions()
+        self._update_step_actions()
         self.sig_run_state_changed.emit(state)
 
     def _on_elapsed_timer_timeout(self) -> None:

@@ -74,7 +74,7 @@ class WorkflowScene(QGraphicsScene):
         item.set_status(status, detail)
 
     def set_pinned_steps(self, step_ids: set[str]) -> None:
-        """Show the pin badge on exactly the nodes of ``step_ids``; ids without a node are ignored."""
+        """Show the pin badge on exactly the nodes of ``step_ids``. Ids without a node are ignored."""
         for step_id, item in self._nodes.items():
             item.set_pinned(step_id in step_ids)
 

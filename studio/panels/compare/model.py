@@ -16,12 +16,12 @@ logger = logging.getLogger(__name__)
 STEP_COLUMNS = ("Step", "Status A", "Status B", "Duration A", "Duration B", "Output")
 DIFF_COLUMNS = ("Path", "Change", "Value A", "Value B")
 MAX_VALUE_CHARS = 300
-"""Characters of a JSON value shown in a diff cell; longer values end with an ellipsis."""
+"""Maximum characters of a JSON value in a diff cell. Longer values are cut and end with an ellipsis."""
 
 
 @dataclass(frozen=True)
 class StepRow:
-    """The text cells of one step key in the comparison table; ``differs`` drives its highlight."""
+    """The text cells of one step key in the comparison table, and whether its status or output differs."""
 
     cells: tuple[str, str, str, str, str, str]
     differs: bool

@@ -28,7 +28,7 @@ DIFFERS_COLOR = "#c0392b"
 
 
 class CompareDialog(QDialog):
-    """Shows one :class:`RunComparison`; selecting a step row lists its output differences below."""
+    """Shows one :class:`RunComparison`. Selecting a step row lists its output differences below."""
 
     def __init__(self, comparison: RunComparison, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,7 +55,7 @@ class CompareDialog(QDialog):
         self.steps_table.currentCellChanged.connect(self._on_steps_table_current_changed)
 
     def select_step(self, step_key: str) -> bool:
-        """Select the row of ``step_key`` and show its diff; return False when the runs have no such key."""
+        """Select the row of ``step_key`` and show its diff. Return False when neither run has that key."""
         for row, step in enumerate(self.comparison.steps):
             if step.step_key == step_key:
                 self.steps_table.setCurrentCell(row, 0)

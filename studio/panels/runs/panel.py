@@ -412,7 +412,7 @@ class RunsPanel(QWidget):
         self._on_table_selection_changed()
 
     def request_compare(self) -> bool:
-        """Emit :attr:`sig_compare_requested` for the two selected runs, older first; False unless two are selected."""
+        """Emit :attr:`sig_compare_requested` for the two selected runs, the older as A. Return False unless two are selected."""
         run_ids = self.selected_run_ids()
         if len(run_ids) != 2:
             return False

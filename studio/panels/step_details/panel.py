@@ -36,7 +36,7 @@ def _clock(at: float | None) -> str:
 class StepDetailsPanel(QWidget):
     """Shows one :class:`StepDetails`. Call :meth:`show_details` again to refresh it.
 
-    The re-run and pin buttons only emit requests; the window enables them with :meth:`set_step_actions`.
+    The re-run and pin buttons only emit requests, and the window enables them with :meth:`set_step_actions`.
     """
 
     sig_rerun_requested = Signal(str, str)
