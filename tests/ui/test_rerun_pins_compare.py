@@ -307,3 +307,29 @@ def test_compare_model_formats_missing_and_long() -> None:
     assert value_b.endswith("…")
     assert value_text({"k": [1, None]}) == '{"k":[1,null]}'
     assert summary_text(comparison) == "A: run aaaaaaaa (failed)  ·  B: run bbbbbbbb (completed)  ·  1 of 1 steps differ"
+
+
+def test_rerun_button_follows_run_end(
+    window: MainWindow, write_workflow: Any, qasync_loop: qasync.QEventLoop
+) -> None:
+    assert window.open_workflow(write_workflow(chain_document()))
+
+    async def start_and_show_details() -> str | None:
+        run_id = await window.start_run()
+        window.show_step_details("b")
+        return run_id
+
+    async def scenario() -> str | None:
+        try:
+            return await shown_run_to_end(window, start_and_show_details())
+        finally:
+            await window.aclose()
+
+    run_id = qasync_loop.run_until_complete(scenario())
+    assert run_id is not None, window.last_error
+    assert window.run_state == "completed"
+    details = window.step_details.details
+    assert details is not None
+    assert details.step_key == "b"
+    assert window.step_details.rerun_button.isEnabled()
+    assert window.step_details.pin_button.isEnabled()
