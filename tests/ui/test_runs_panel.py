@@ -343,6 +343,11 @@ def test_pause_and_resume_selected_run(
         window.sig_run_state_changed.connect(lambda state: finished.set() if state in TERMINAL else None)
         window.action_resume.trigger()
         await asyncio.wait_for(finished.wait(), RUN_TIMEOUT_S)
+        # The runs list learns of the end through the event batcher, a frame after the window does.
+        deadline = asyncio.get_running_loop().time() + RUN_TIMEOUT_S
+        while window.runs_panel.model.row_of(run_id).status != "completed":  # type: ignore[union-attr]
+            assert asyncio.get_running_loop().time() < deadline, "the runs list never showed the run completed"
+            await asyncio.sleep(0.02)
         return run_id
 
     run_id = qasync_loop.run_until_complete(pause_then_resume())
