@@ -298,13 +298,19 @@ class MainWindow(QMainWindow):
     # -- running ---------------------------------------------------------------------------
 
     def _on_run_triggered(self) -> None:
+        self._ask_inputs_then(self.start_run)
+
+    def _ask_inputs_then(
+        self, start: Callable[[dict[str, JsonValue] | None], Coroutine[Any, Any, str | None]]
+    ) -> None:
+        """Call ``start`` with run inputs, first asking for required inputs that have no default."""
         if self.workflow is None or self.run_state in ACTIVE_RUN_STATES:
             return
         if not required_inputs_missing(self.workflow):
-            self._spawn(self.start_run())
+            self._spawn(start(None))
             return
         dialog = RunInputDialog(self.workflow, self)
-        dialog.accepted.connect(lambda: self._spawn(self.start_run(dialog.values())))
+        dialog.accepted.connect(lambda: self._spawn(start(dialog.values())))
         dialog.finished.connect(dialog.deleteLater)
         self._input_dialog = dialog
         dialog.open()
@@ -637,16 +643,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _on_test_run_triggered(self) -> None:
-        if self.workflow is None or self.run_state in ACTIVE_RUN_STATES:
-            return
-        if not required_inputs_missing(self.workflow):
-            self._spawn(self.start_test_run())
-            return
-        dialog = RunInputDialog(self.workflow, self)
-        dialog.accepted.connect(lambda: self._spawn(self.start_test_run(dialog.values())))
-        dialog.finished.connect(dialog.deleteLater)
-        self._input_dialog = dialog
-        dialog.open()
+        self._ask_inputs_then(self.start_test_run)
 
     async def start_test_run(self, inputs: dict[str, JsonValue] | None = None) -> str | None:
         """Run the open workflow as a test run with its stored pins and show it. Return the run id, or None on error."""
