@@ -1,7 +1,7 @@
 """Engine overhead benchmark: durable runs against a plain asyncio loop doing the same work.
 
-Prints a table. Each row runs the same trivial Lua step through the engine (journaling to a
-real SQLite file in a temporary directory) and through a bare asyncio loop (the floor); the
+Prints a table. Each row runs the same trivial Lua step through the engine, which journals to a
+real SQLite file in a temporary directory, and through a bare asyncio loop (the floor). The
 difference divided by the number of steps is the engine's overhead per step.
 
     .venv/bin/python bench/bench_engine.py [--steps 1000] [--items 10000] [--parallelism 32]

@@ -6,8 +6,9 @@ With no arguments it opens the desktop window. Exit codes of commands that run w
 
 ``runs pause`` and ``runs stop`` exit 0 once the run is paused or stopped. A run that waits for a
 human task accepts a pause at once and pauses when the task is resolved. They exit 2 on invalid
-usage or when the run's status does not allow the action, and 6 when the action has not taken
-effect within ``--timeout``; a request to another process stays recorded and is applied later. ``runs resume``
+usage or when the run's status does not allow the action. They exit 6 when the action has not
+taken effect within ``--timeout``, and a request to another process then stays recorded and is
+applied later. ``runs resume``
 exits the same way when another process continues the run; when this process continues it, the
 command follows the run and exits like ``run``. ``runs compare`` exits 0 when every step has the
 same status and output in both runs, 1 when they differ, 2 on invalid usage.

@@ -32,7 +32,7 @@ POLL_INTERVAL_S = 0.1
 
 
 class ControlTimeout(EngineError):
-    """An action that did not take effect within the timeout; the message tells whether it is still pending."""
+    """An action that did not take effect within the timeout; the message states whether it is still pending."""
 
 
 @dataclass(frozen=True)

@@ -452,7 +452,7 @@ class Engine:
         return [run for run in orphans if run.status != "waiting" or self._waiting_run_can_move(run)]
 
     def _waiting_run_can_move(self, run: RunRecord) -> bool:
-        """Whether a parked run has something to do: a task resolved elsewhere, or one past its timeout."""
+        """Return whether a parked run can go on: a task was resolved elsewhere, or one is past its timeout."""
         tasks = self.store.list_tasks(statuses=("pending", "approved", "rejected", "timed_out"), run_id=run.id)
         now = time.time()
         for task in tasks:

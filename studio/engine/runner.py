@@ -1,7 +1,7 @@
 """Execution of one run: scheduling, retries, fan-out, human tasks, pause and stop, resume from the journal.
 
-A run is a tree of scopes. The workflow's top-level steps form the root scope; each item of a
-``for_each`` gets a child scope holding the body steps, with step keys prefixed by
+A run is a tree of scopes. The workflow's top-level steps form the root scope. Each item of a
+``for_each`` gets a child scope with the body steps, whose step keys are prefixed by
 ``<for_each key>[<index>].``. Inside a scope a step starts once every step it depends on (explicit
 edges plus template references, including references made from inside a ``for_each`` body) has
 finished. Every state change goes through the :class:`Journal`, so it is committed before any
@@ -483,8 +483,8 @@ class RunExecution:
         key = scope.key(step.id)
         recorded = self.states.get(key)
         if recorded is not None and recorded.status in ("failed", "cancelled", "skipped"):
-            # A final failure journaled before a crash stands: the resumed run fails the same way
-            # instead of running the step again.
+            # A final failure journaled before a crash is kept, so the resumed run fails the same
+            # way instead of running the step again.
             return recorded
         try:
             if isinstance(step, ForEachStep):

@@ -21,7 +21,7 @@ StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN)]
 """Step id: 1-64 lower-case letters, digits, '-' and '_', starting with a letter or digit."""
 
 ErrorKind = Literal["timeout", "transient", "tool_error", "any"]
-"""Which failures a retry policy retries.
+"""Kinds of failure that a retry policy can retry.
 
 - ``timeout``: the step ran past its timeout.
 - ``transient``: connection failures, HTTP 429 and 5xx, a crashed MCP server.
@@ -149,8 +149,8 @@ class HumanTaskConfig(_Strict):
     assignee_role: str | None = None
     timeout_s: float | None = Field(default=None, gt=0)
     on_timeout: Literal["fail", "default", "reject"] = "fail"
-    """What happens when nobody answers within ``timeout_s``: fail the step, approve with the fields'
-    defaults, or reject."""
+    """Outcome when the task is not resolved within ``timeout_s``: fail the step, approve with the
+    fields' defaults, or reject."""
 
     @field_validator("fields")
     @classmethod

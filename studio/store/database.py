@@ -35,8 +35,8 @@ def create_sqlite_engine(path: Path) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        # NORMAL loses no committed transaction when the process crashes; only a power loss can
-        # drop the last commits, and FULL costs many times more per commit.
+        # In WAL mode, NORMAL loses no committed transaction when the process crashes. Only a power
+        # loss can drop the last commits, and FULL, which syncs on every commit, costs far more.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

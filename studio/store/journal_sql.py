@@ -15,8 +15,8 @@ _STEP_COLUMNS = (
 )  # fmt: skip
 _STEP_JSON = frozenset({"inputs", "result", "error"})
 
-# Rendered inputs and the start time are written when an attempt starts; later rows of the
-# same step leave them out (None), so COALESCE keeps what is there.
+# Rendered inputs and the start time are written when an attempt starts. Later rows of the
+# same step leave them out (None), so COALESCE keeps the stored values.
 STEP_UPSERT_SQL = (
     f"INSERT INTO step_runs ({', '.join(_STEP_COLUMNS)}) VALUES ({', '.join('?' * len(_STEP_COLUMNS))}) "
     "ON CONFLICT (run_id, step_key) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, "

@@ -189,7 +189,7 @@ _ID_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
 
 
 def _check_id_prefix(prefix: str, kind: str) -> None:
-    """Raise StoreError unless ``prefix`` can be the start of a UUID (so it holds no LIKE wildcards)."""
+    """Raise StoreError unless ``prefix`` can be the start of a UUID (so it contains no LIKE wildcards)."""
     if not _ID_PREFIX.fullmatch(prefix):
         raise StoreError(
             f"{kind} id '{prefix}' is invalid; give at least 4 characters of the id "
@@ -547,7 +547,7 @@ class Store:
         return self._journal
 
     def claim_run(self, run_id: str, owner: str, *, expected_owner: str | None) -> bool:
-        """Make ``owner`` the process executing the run if ``expected_owner`` still holds it.
+        """Make ``owner`` the process executing the run if ``expected_owner`` is still its owner.
 
         Compare-and-set, so two processes resuming the same interrupted run cannot both win.
         """

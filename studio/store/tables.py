@@ -1,6 +1,6 @@
 """SQLAlchemy Core tables of the local store.
 
-Every record has a UUID string id and knows its workspace and project, so records can later be
+Every record has a UUID string id and stores its workspace and project ids, so records can later be
 synchronised to a multi-tenant server without renumbering. JSON columns hold pydantic-dumped data.
 Times are Unix seconds (float, UTC).
 """

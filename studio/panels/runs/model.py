@@ -56,7 +56,7 @@ class RunRow:
 
 @dataclass
 class RunFilter:
-    """What the list shows. Empty fields match everything; ``since``/``until`` bound ``created_at``."""
+    """Filter of the runs list. Empty fields match everything; ``since``/``until`` bound ``created_at``."""
 
     workflow_id: str | None = None
     version_id: str | None = None
