@@ -205,6 +205,8 @@ class _StepBase(_Strict):
     continue_on_error: bool = False
     """When true, a failure of this step does not fail the run; downstream steps still run and see
     ``null`` as its result."""
+    layout_pinned: bool = False
+    """When true, auto-layout leaves this node where it is and places the other nodes around it."""
 
     @property
     def title(self) -> str:
@@ -255,6 +257,15 @@ class StickyNote(_Strict):
     color: str = "#fff3a8"
 
 
+class Group(_Strict):
+    """A titled frame around some steps of one scope on the canvas; it takes no part in execution."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    title: str = ""
+    step_ids: list[StepId] = Field(default_factory=list)
+    color: str = "#9ab8e8"
+
+
 def _new_id() -> str:
     return str(uuid.uuid4())
 
@@ -271,6 +282,7 @@ class Workflow(_Strict):
     steps: list[Step] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
     notes: list[StickyNote] = Field(default_factory=list)
+    groups: list[Group] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
 
     @field_validator("schema_version")
