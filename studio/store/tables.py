@@ -199,6 +199,15 @@ mcp_instances = Table(
     Column("url", Text, nullable=True),
     Column("server_url", Text, nullable=True),
     Column("created_at", Float, nullable=False),
+    # The launch fields above copy the catalog entry the instance was made from (migration 0003).
+    # Env values and args of the instance's profiles are in mcp_instance_profiles, secrets in bindings.
+    Column("catalog_entry_id", String(64), nullable=True),
+    Column("default_profile", String(100), nullable=True),
+    Column("connect_timeout_s", Float, nullable=False, server_default="30"),
+    Column("call_timeout_s", Float, nullable=True),
+    Column("progress_extends_timeout", Boolean, nullable=False, server_default="1"),
+    Column("allow_sampling", Boolean, nullable=False, server_default="0"),
+    Column("updated_at", Float, nullable=True),
 )
 
 connections = Table(

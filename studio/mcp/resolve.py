@@ -1,0 +1,145 @@
+"""Build the engine's `McpServerSpec` for an instance, reading bound secrets from the vault at that moment."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+
+from studio.engine.executors.mcp_model import McpServerSpec
+from studio.mcp.catalog import STUDIO_TOOLS_COMMAND
+from studio.mcp.errors import McpConfigError
+from studio.mcp.instances import Binding, McpInstance, get_instance
+from studio.secrets import Connection, SecretVault, open_vault, resolve_headers
+from studio.store import Store
+
+logger = logging.getLogger(__name__)
+
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+"""Variables of the studio's own environment that every stdio server inherits; nothing else leaks to it."""
+
+
+def spec_for_instance(
+    store: Store, instance_id: str, *, profile: str | None = None, vault: SecretVault | None = None
+) -> McpServerSpec:
+    """Return the spec that starts or reaches an instance (by id or name) with the given or default profile.
+
+    The vault is opened (when not given) only if the instance has bindings. The secrets go into the
+    spec's env or headers, which its repr and key leave out; this function logs no value.
+
+    NOTE: this call may block for seconds when the vault is the encrypted file and not yet unlocked;
+    call it through ``asyncio.to_thread`` from an event loop.
+
+    Raises:
+        McpNotFoundError: no such instance.
+        McpConfigError: an unknown profile, a binding with no connection, a connection that was
+            deleted or has no secret, or a transport the engine cannot use.
+        SecretsError: no usable vault, or the bound secret is missing or unreadable.
+    """
+    instance = get_instance(store, instance_id)
+    chosen = instance.profile(profile)
+    secrets = _bound_values(store, instance, vault)
+    args = (*instance.args, *chosen.args)
+    if instance.transport == "stdio":
+        command = instance.command or ""
+        if command == STUDIO_TOOLS_COMMAND:
+            command, args = sys.executable, ("-m", "studio.toolserver", *args)
+        env = {key: value for key, value in os.environ.items() if key in PASSED_ENV}
+        env.update(chosen.env)
+        env.update(secrets["env"])
+        return _build(instance, "stdio", command=command, args=args, env=env, cwd=instance.cwd)
+    if chosen.args or chosen.env:
+        logger.debug("profile %s of remote MCP instance %s sets args or env, which HTTP ignores", chosen.name, instance.id)
+    headers = secrets["header"] or None
+    if instance.transport == "sse":
+        try:
+            return _build(instance, "sse", url=instance.url, headers=headers)
+        except ValueError:
+            raise McpConfigError(
+                f"MCP instance {instance.name!r} uses the legacy SSE transport, which the engine cannot "
+                "connect to yet; use the server's streamable HTTP endpoint (usually /mcp) if it has one"
+            ) from None
+    return _build(instance, "http", url=instance.url, headers=headers)
+
+
+def _build(
+    instance: McpInstance,
+    transport: str,
+    *,
+    command: str | None = None,
+    args: tuple[str, ...] = (),
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> McpServerSpec:
+    return McpServerSpec(
+        transport=transport,  # type: ignore[arg-type]  # 'sse' is checked by McpServerSpec itself
+        command=command,
+        args=args,
+        env=env,
+        cwd=cwd,
+        url=url,
+        headers=headers,
+        name=instance.name,
+        connect_timeout_s=instance.timeouts.connect_s,
+        call_timeout_s=instance.timeouts.call_s,
+        reset_timeout_on_progress=instance.timeouts.progress_extends,
+        allow_sampling=instance.allow_sampling,
+    )
+
+
+def _bound_values(store: Store, instance: McpInstance, vault: SecretVault | None) -> dict[str, dict[str, str]]:
+    """Return {'env': {...}, 'header': {...}} with the secret of each binding's connection."""
+    values: dict[str, dict[str, str]] = {"env": {}, "header": {}}
+    relevant = [b for b in instance.bindings if (b.target == "env") == (instance.transport == "stdio")]
+    if not relevant:
+        return values
+    for binding in relevant:
+        if binding.connection_id is None:
+            raise McpConfigError(
+                f"{_describe(binding)} of MCP instance {instance.name!r} needs a connection; bind one with "
+                f"'studio mcp bind {instance.name} --{binding.target} {binding.name} --connection NAME'"
+            )
+    active_vault = vault if vault is not None else open_vault(store.workspace_slug())
+    for binding in relevant:
+        connection = _connection(store, instance, binding)
+        values[binding.target][binding.name] = _secret_for(connection, binding, active_vault, instance)
+    logger.debug("resolved %d bound secrets of MCP instance %s", len(relevant), instance.id)
+    return values
+
+
+def _describe(binding: Binding) -> str:
+    kind = "environment variable" if binding.target == "env" else "header"
+    return f"{kind} {binding.name}"
+
+
+def _connection(store: Store, instance: McpInstance, binding: Binding) -> Connection:
+    row = store.get_connection(str(binding.connection_id))
+    if row is None:
+        raise McpConfigError(
+            f"{_describe(binding)} of MCP instance {instance.name!r} is bound to connection "
+            f"{binding.connection_id!r}, which was deleted; bind another connection"
+        )
+    connection = Connection.from_row(row)
+    if connection.secret_ref is None:
+        raise McpConfigError(
+            f"{_describe(binding)} of MCP instance {instance.name!r} is bound to {connection.label}, which has "
+            "no secret; bind a connection of kind api_key, bearer or basic"
+        )
+    return connection
+
+
+def _secret_for(connection: Connection, binding: Binding, vault: SecretVault, instance: McpInstance) -> str:
+    """An env variable gets the raw secret. A header gets the connection's own header value when the
+    connection authenticates with that header (Bearer or Basic for Authorization), else the raw secret."""
+    if binding.target == "header":
+        headers: Mapping[str, str] = resolve_headers(connection, vault)
+        for name, value in headers.items():
+            if name.lower() == binding.name.lower():
+                return value
+    assert connection.secret_ref is not None
+    secret = vault.get(connection.secret_ref, label=connection.label)
+    logger.debug("read the secret of %s for MCP instance %s", connection.label, instance.id)
+    return secret
