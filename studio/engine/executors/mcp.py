@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 
 from pydantic import JsonValue
 
+from studio.engine.executors.mcp_callbacks import (
+    CallScope,
+    ElicitationAnswer,
+    ElicitationRequest,
+    Elicitor,
+    Sampler,
+    SamplingMessage,
+    SamplingRequest,
+    SamplingResponse,
+)
 from studio.engine.executors.mcp_connection import ProgressCallback, ServerConnection
 from studio.engine.executors.mcp_errors import (
     McpConnectError,
@@ -19,9 +30,21 @@ from studio.engine.executors.mcp_errors import (
     McpToolError,
     McpUnknownToolError,
 )
-from studio.engine.executors.mcp_model import McpServerSpec, ToolInfo, ToolResult
+from studio.engine.executors.mcp_model import (
+    McpServerSpec,
+    PromptArgument,
+    PromptInfo,
+    ResourceInfo,
+    ServerIdentity,
+    ToolInfo,
+    ToolResult,
+)
 
 __all__ = [
+    "CallScope",
+    "ElicitationAnswer",
+    "ElicitationRequest",
+    "Elicitor",
     "McpConnectError",
     "McpError",
     "McpProtocolError",
@@ -32,6 +55,15 @@ __all__ = [
     "McpToolError",
     "McpUnknownToolError",
     "ProgressCallback",
+    "PromptArgument",
+    "PromptInfo",
+    "ResourceInfo",
+    "Sampler",
+    "SamplingMessage",
+    "SamplingRequest",
+    "SamplingResponse",
+    "ServerConnection",
+    "ServerIdentity",
     "ToolInfo",
     "ToolResult",
 ]
@@ -49,10 +81,12 @@ class McpSessionPool:
     Args:
         mode: Protocol negotiation passed to the SDK's `Client`. "auto" tries the 2026-07-28
             protocol and falls back to the 2025-11-25 handshake; "legacy" forces the handshake.
+        roots: Folders the client offers to servers that ask for its roots (`roots/list`).
     """
 
-    def __init__(self, *, mode: str = "auto") -> None:
+    def __init__(self, *, mode: str = "auto", roots: Sequence[Path] = ()) -> None:
         self._mode = mode
+        self._roots = tuple(roots)
         self._connections: dict[str, ServerConnection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._closed = False
@@ -77,29 +111,86 @@ class McpSessionPool:
         timeout_s: float | None = None,
         on_progress: ProgressCallback | None = None,
         raise_on_error: bool = True,
+        scope: CallScope | None = None,
     ) -> ToolResult:
         """Call a tool, starting or reusing the session for spec.
 
-        Cancelling the awaiting task cancels the call on the server. `on_progress(progress, total,
-        message)` receives the server's progress notifications for this call; it runs on the event
-        loop and must not block.
+        `timeout_s` defaults to `spec.call_timeout_s`; see `CallDeadline` for how progress and
+        server requests affect it. Cancelling the awaiting task cancels the call on the server.
+        `on_progress(progress, total, message)` receives the server's progress notifications for
+        this call; it runs on the event loop and must not block. `scope` says how the server's
+        sampling and elicitation requests during the call are served.
+
+        When the server is lost during the call, the pool starts it again and repeats the call
+        once, but only for a tool the server marks read-only or idempotent, because any other
+        tool may have acted before the crash.
 
         Raises:
             McpConnectError: The server could not be started or reached.
             McpUnknownToolError: The server does not list the tool.
             McpToolError: The tool returned an error result (unless raise_on_error is False, in which
                 case the result comes back with is_error set).
-            McpTimeoutError: The call took longer than timeout_s; it was cancelled on the server.
+            McpTimeoutError: The call took longer than its time limit; it was cancelled on the server.
             McpServerCrashedError: The server exited or dropped the connection during the call.
             McpProtocolError: The server rejected the request or returned an invalid result.
         """
+        if timeout_s is None:
+            timeout_s = spec.call_timeout_s
         if timeout_s is not None and timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive or None, got {timeout_s}")
         connection = await self._connection(spec)
         logger.debug("calling tool %s on MCP server %s", tool, connection.name)
-        return await connection.call_tool(
-            tool, arguments, timeout_s=timeout_s, on_progress=on_progress, raise_on_error=raise_on_error
-        )
+        try:
+            return await connection.call_tool(
+                tool,
+                arguments,
+                timeout_s=timeout_s,
+                on_progress=on_progress,
+                raise_on_error=raise_on_error,
+                scope=scope,
+            )
+        except McpServerCrashedError as crash:
+            info = (await _cached_tools(connection)).get(tool)
+            if info is None or not (info.read_only or info.idempotent):
+                raise
+            logger.warning(
+                "MCP server %s was lost during tool %s; starting it again and repeating the call once",
+                connection.name,
+                tool,
+            )
+            first_crash = crash
+        try:
+            connection = await self._connection(spec)
+        except McpConnectError as error:
+            raise McpConnectError(
+                f"{first_crash.message}\nStarting the server again failed: {error.message}",
+                server=error.server,
+            ) from error
+        try:
+            return await connection.call_tool(
+                tool,
+                arguments,
+                timeout_s=timeout_s,
+                on_progress=on_progress,
+                raise_on_error=raise_on_error,
+                scope=scope,
+            )
+        except McpServerCrashedError as second:
+            raise McpServerCrashedError(
+                f"MCP server '{connection.name}' was lost twice during tool '{tool}', also after it was started "
+                "again; check the server's stderr below",
+                server=second.server,
+                tool=tool,
+                stderr_tail=second.stderr_tail,
+            ) from second
+
+    async def connection(self, spec: McpServerSpec) -> ServerConnection:
+        """Return the live session for spec, starting the server or replacing a dead session first.
+
+        Raises:
+            McpConnectError: The server could not be started or reached.
+        """
+        return await self._connection(spec)
 
     async def list_tools(self, spec: McpServerSpec) -> list[ToolInfo]:
         """Return the tools the server lists now, in the server's order.
@@ -155,7 +246,7 @@ class McpSessionPool:
             if existing is not None:
                 logger.info("MCP session to %s is no longer alive; starting a new one", existing.name)
                 await existing.close()
-            connection = ServerConnection(spec, mode=self._mode)
+            connection = ServerConnection(spec, mode=self._mode, roots=self._roots)
             self._connections[key] = connection
             try:
                 await connection.open()
@@ -163,3 +254,11 @@ class McpSessionPool:
                 await connection.close()
                 raise
             return connection
+
+
+async def _cached_tools(connection: ServerConnection) -> dict[str, ToolInfo]:
+    """Return the tools the connection listed before it was lost; empty when it never listed them."""
+    try:
+        return await connection.list_tools()
+    except McpError:
+        return {}

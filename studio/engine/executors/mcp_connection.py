@@ -8,8 +8,9 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,6 +24,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import JsonValue, ValidationError
 
+from studio.engine.executors.mcp_callbacks import CallDeadline, CallScope, ScopeRegistry, ServerRequestHandlers
 from studio.engine.executors.mcp_errors import (
     McpConnectError,
     McpError,
@@ -34,6 +36,10 @@ from studio.engine.executors.mcp_errors import (
 )
 from studio.engine.executors.mcp_model import (
     McpServerSpec,
+    PromptArgument,
+    PromptInfo,
+    ResourceInfo,
+    ServerIdentity,
     ToolInfo,
     ToolResult,
     content_to_json,
@@ -46,6 +52,7 @@ from studio.engine.executors.mcp_stderr import StderrRing
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float, float | None, str | None], None]
+StderrListener = Callable[[str], None]
 
 CLIENT_INFO = mcp_types.Implementation(name="workflow-studio", version="0.1.0")
 STDERR_SETTLE_S = 2.0
@@ -54,6 +61,9 @@ CLOSE_TIMEOUT_S = 10.0
 """Bound on a graceful session close; the SDK itself kills a stdio server within about 6 s."""
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 MAX_LIST_PAGES = 100
+STDOUT_RULE = (
+    "an stdio MCP server must write only JSON-RPC messages to stdout; make it send logs and other output to stderr"
+)
 
 _CONNECTION_LOST_ERRORS: tuple[type[BaseException], ...] = (
     httpx2.TransportError,
@@ -87,7 +97,7 @@ class ServerConnection:
     `notifications/cancelled` for its request.
     """
 
-    def __init__(self, spec: McpServerSpec, *, mode: str = "auto") -> None:
+    def __init__(self, spec: McpServerSpec, *, mode: str = "auto", roots: Sequence[Path] = ()) -> None:
         self.spec = spec
         self.name = spec.display_name
         self._mode = mode
@@ -99,6 +109,12 @@ class ServerConnection:
         self._task: asyncio.Task[None] | None = None
         self._lost = False
         self._tools: dict[str, ToolInfo] | None = None
+        self._scopes = ScopeRegistry()
+        self._handlers = ServerRequestHandlers(self.name, self._scopes, roots)
+        self._stderr_listeners: list[StderrListener] = []
+        self._loop = asyncio.get_running_loop()
+        self.stdout_garbage: str | None = None
+        """The first stdout line that was not JSON-RPC, once the server wrote one; the session then ends."""
 
     @property
     def alive(self) -> bool:
@@ -109,10 +125,79 @@ class ServerConnection:
 
     @property
     def protocol_version(self) -> str | None:
+        """The negotiated protocol version, or None before the handshake."""
         return self._client.protocol_version if self._client is not None else None
+
+    @property
+    def server_info(self) -> ServerIdentity | None:
+        """The server's name and version from the handshake; None when it gave none or is not connected."""
+        if self._client is None:
+            return None
+        info = self._client.server_info
+        if info is None:
+            return None
+        return ServerIdentity(name=info.name, version=info.version, title=info.title)
+
+    @property
+    def capabilities(self) -> dict[str, JsonValue]:
+        """The server's capabilities in their wire form (camelCase keys); empty when not connected."""
+        if self._client is None:
+            return {}
+        dumped: dict[str, JsonValue] = self._client.server_capabilities.model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+        return dumped
+
+    @property
+    def instructions(self) -> str | None:
+        """The usage instructions the server sent in the handshake, if any."""
+        return self._client.instructions if self._client is not None else None
 
     def stderr_tail(self, lines: int = 20) -> str:
         return self.stderr.tail(lines) if self.stderr is not None else ""
+
+    def add_stderr_listener(self, listener: StderrListener) -> Callable[[], None]:
+        """Call `listener` on the event loop with every stderr line the server writes from now on.
+
+        Lines of servers started again after a crash reach the listener too, as long as this
+        connection object is the one in use. Returns a function that removes the listener.
+        """
+        self._stderr_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._stderr_listeners:
+                self._stderr_listeners.remove(listener)
+
+        return remove
+
+    async def stderr_lines(self) -> AsyncIterator[str]:
+        """Yield each stderr line the server writes from now on, until the server exits or the session closes."""
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        remove = self.add_stderr_listener(queue.put_nowait)
+        closed = asyncio.create_task(self._stop.wait())
+        try:
+            while True:
+                getter = asyncio.create_task(queue.get())
+                done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    return
+                yield getter.result()
+        finally:
+            remove()
+            closed.cancel()
+
+    def _on_stderr_line(self, line: str) -> None:
+        """Forward a line from the reader thread to the listeners on the event loop."""
+        if self._stderr_listeners and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._deliver_stderr_line, line)
+
+    def _deliver_stderr_line(self, line: str) -> None:
+        for listener in list(self._stderr_listeners):
+            try:
+                listener(line)
+            except Exception:
+                logger.exception("a stderr listener of MCP server %s failed", self.name)
 
     async def open(self) -> None:
         """Start the server (stdio) or connect (HTTP) and complete the MCP handshake.
@@ -127,7 +212,7 @@ class ServerConnection:
         self._task = asyncio.create_task(self._own(), name=f"mcp-session-{self.name}")
         try:
             async with asyncio.timeout(self.spec.connect_timeout_s):
-                await self._ready.wait()
+                await _first_of(self._ready.wait(), self._stop.wait())
         except TimeoutError:
             await self._cancel_owner()
             raise McpConnectError(
@@ -140,6 +225,13 @@ class ServerConnection:
         except BaseException:
             await self._cancel_owner()
             raise
+        if self.stdout_garbage is not None:
+            await self._cancel_owner()
+            raise McpConnectError(
+                f"MCP server '{self.name}' wrote {self.stdout_garbage!r} to stdout during the handshake; {STDOUT_RULE}",
+                server=self.name,
+                stderr_tail=self.stderr_tail(),
+            )
         if self._failure is not None:
             raise await self._connect_error(self._failure)
         logger.info(
@@ -173,17 +265,65 @@ class ServerConnection:
         for _ in range(MAX_LIST_PAGES):
             page = await client.list_tools(cursor=cursor, cache_mode="refresh" if cursor is None else "use")
             for tool in page.tools:
+                hints = tool.annotations
                 tools[tool.name] = ToolInfo(
                     name=tool.name,
                     description=tool.description or "",
                     input_schema=_to_json_object(tool.input_schema),
                     output_schema=_to_json_object(tool.output_schema) if tool.output_schema is not None else None,
+                    read_only=bool(hints is not None and hints.read_only_hint),
+                    idempotent=bool(hints is not None and hints.idempotent_hint),
                 )
             cursor = page.next_cursor
             if cursor is None:
                 break
         self._tools = tools
         return tools
+
+    async def list_resources(self) -> list[ResourceInfo]:
+        """Return the resources the server lists now, in the server's order; empty when it has none."""
+        client = self._require_client()
+        if client.server_capabilities.resources is None:
+            return []
+        resources: list[ResourceInfo] = []
+        cursor: str | None = None
+        for _ in range(MAX_LIST_PAGES):
+            page = await client.list_resources(cursor=cursor, cache_mode="refresh")
+            for resource in page.resources:
+                resources.append(
+                    ResourceInfo(
+                        uri=str(resource.uri),
+                        name=resource.name,
+                        description=resource.description or "",
+                        mime_type=resource.mime_type,
+                    )
+                )
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return resources
+
+    async def list_prompts(self) -> list[PromptInfo]:
+        """Return the prompt templates the server lists now, in the server's order; empty when it has none."""
+        client = self._require_client()
+        if client.server_capabilities.prompts is None:
+            return []
+        prompts: list[PromptInfo] = []
+        cursor: str | None = None
+        for _ in range(MAX_LIST_PAGES):
+            page = await client.list_prompts(cursor=cursor, cache_mode="refresh")
+            for prompt in page.prompts:
+                arguments = tuple(
+                    PromptArgument(
+                        name=argument.name, description=argument.description or "", required=bool(argument.required)
+                    )
+                    for argument in prompt.arguments or ()
+                )
+                prompts.append(PromptInfo(name=prompt.name, description=prompt.description or "", arguments=arguments))
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return prompts
 
     async def call_tool(
         self,
@@ -193,24 +333,28 @@ class ServerConnection:
         timeout_s: float | None,
         on_progress: ProgressCallback | None,
         raise_on_error: bool,
+        scope: CallScope | None = None,
     ) -> ToolResult:
         """Call a tool in the caller's task; see `McpSessionPool.call_tool` for the contract."""
         client = self._require_client()
-        progress = _progress_forwarder(on_progress) if on_progress is not None else None
+        spec = self.spec
+        deadline = CallDeadline(
+            timeout_s, reset_on_progress=spec.reset_timeout_on_progress, max_s=spec.max_call_timeout_s
+        )
+        scope = scope or CallScope(label="a call", allow_sampling=spec.allow_sampling)
+        scope.tool = tool
+        scope.deadline = deadline
+        progress = _progress_forwarder(deadline, on_progress)
         try:
-            async with asyncio.timeout(timeout_s) as deadline:
-                await self._check_tool_listed(tool)
-                result = await client.call_tool(tool, dict(arguments), progress_callback=progress)
+            with self._scopes.enter(scope):
+                async with asyncio.timeout(None) as timer:
+                    deadline.attach(timer)
+                    await self._check_tool_listed(tool)
+                    result = await client.call_tool(tool, dict(arguments), progress_callback=progress)
         except TimeoutError:
-            if not deadline.expired():
+            if not timer.expired():
                 raise
-            raise McpTimeoutError(
-                f"tool '{tool}' on MCP server '{self.name}' did not finish within {timeout_s} s and was "
-                "cancelled; raise the step's timeout if the tool needs longer",
-                server=self.name,
-                tool=tool,
-                timeout_s=timeout_s or 0.0,
-            ) from None
+            raise self._timeout_error(tool, deadline) from None
         except McpError:
             raise
         except Exception as exc:
@@ -226,6 +370,28 @@ class ServerConnection:
             )
         value = result_value(result.structured_content, content)
         return ToolResult(value=value, content=content, is_error=result.is_error)
+
+    def _timeout_error(self, tool: str, deadline: CallDeadline) -> McpTimeoutError:
+        where = f"tool '{tool}' on MCP server '{self.name}'"
+        if deadline.expired_by_cap():
+            limit = deadline.max_s or 0.0
+            message = (
+                f"{where} did not finish within the hard limit of {limit:g} s and was cancelled; "
+                "raise max_call_timeout_s of the MCP instance if the tool needs longer"
+            )
+        elif deadline.reset_on_progress and deadline.progress_seen:
+            limit = deadline.timeout_s or 0.0
+            message = (
+                f"{where} sent no progress for {limit:g} s and was cancelled; "
+                "raise the step's timeout if the tool pauses longer between updates"
+            )
+        else:
+            limit = deadline.timeout_s or 0.0
+            message = (
+                f"{where} did not finish within {limit:g} s and was cancelled; "
+                "raise the step's timeout if the tool needs longer"
+            )
+        return McpTimeoutError(message, server=self.name, tool=tool, timeout_s=limit)
 
     async def _check_tool_listed(self, tool: str) -> None:
         tools = await self.list_tools()
@@ -301,7 +467,7 @@ class ServerConnection:
         spec = self.spec
         if spec.transport == "stdio":
             assert spec.command is not None
-            self.stderr = StderrRing(self.name)
+            self.stderr = StderrRing(self.name, on_line=self._on_stderr_line)
             params = StdioServerParameters(
                 command=spec.command,
                 args=list(spec.args),
@@ -321,13 +487,37 @@ class ServerConnection:
         return await stack.enter_async_context(self._new_client(transport))
 
     def _new_client(self, transport: Any) -> Client:
-        return Client(transport, mode=self._mode, client_info=CLIENT_INFO, message_handler=self._on_message)
+        return Client(
+            transport,
+            mode=self._mode,
+            client_info=CLIENT_INFO,
+            message_handler=self._on_message,
+            sampling_callback=self._handlers.sampling,
+            elicitation_callback=self._handlers.elicitation,
+            list_roots_callback=self._handlers.list_roots,
+        )
 
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, mcp_types.ToolListChangedNotification):
             logger.debug("MCP server %s changed its tool list", self.name)
             self._tools = None
+        elif isinstance(message, ValidationError | ValueError) and self.spec.transport == "stdio":
+            self._on_stdout_garbage(message)
         await anyio.lowlevel.checkpoint()
+
+    def _on_stdout_garbage(self, error: ValueError) -> None:
+        """End the session on the first stdout line that is not JSON-RPC, instead of waiting for a timeout.
+
+        A server that prints anything else to stdout corrupts the protocol stream, and the request
+        it was answering would otherwise wait until its time limit.
+        """
+        if self.stdout_garbage is not None:
+            return
+        line = _offending_input(error)
+        self.stdout_garbage = line
+        logger.warning("MCP server %s wrote a line to stdout that is not JSON-RPC: %r", self.name, line)
+        self._lost = True
+        self._stop.set()
 
     async def _cancel_owner(self) -> None:
         task = self._task
@@ -396,6 +586,14 @@ class ServerConnection:
             self._lost = True
             self._stop.set()
             logger.warning("MCP server %s was lost during a call to tool %s", self.name, tool)
+            if self.stdout_garbage is not None:
+                return McpServerCrashedError(
+                    f"MCP server '{self.name}' wrote {self.stdout_garbage!r} to stdout while tool '{tool}' "
+                    f"was running, so the session was closed; {STDOUT_RULE}",
+                    server=self.name,
+                    tool=tool,
+                    stderr_tail=self.stderr_tail(),
+                )
             return McpServerCrashedError(
                 f"MCP server '{self.name}' stopped or dropped the connection while tool '{tool}' was running; "
                 "the next call starts a new session",
@@ -424,12 +622,37 @@ class ServerConnection:
         )
 
 
+async def _first_of(*waits: Any) -> None:
+    """Wait until the first of the given coroutines finishes, then cancel the others."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _offending_input(error: ValueError) -> str:
+    """Return the stdout line a JSON-RPC parse error complains about, cut to 200 characters."""
+    line = ""
+    if isinstance(error, ValidationError):
+        for detail in error.errors():
+            if isinstance(detail.get("input"), str):
+                line = detail["input"]
+                break
+    if not line:
+        line = str(error)
+    return line if len(line) <= 200 else line[:200] + "..."
+
+
 def _to_json_object(schema: Mapping[str, Any]) -> dict[str, JsonValue]:
     return {str(key): value for key, value in schema.items()}
 
 
-def _progress_forwarder(on_progress: ProgressCallback) -> ProgressFnT:
+def _progress_forwarder(deadline: CallDeadline, on_progress: ProgressCallback | None) -> ProgressFnT:
     async def forward(progress: float, total: float | None, message: str | None) -> None:
-        on_progress(progress, total, message)
+        deadline.on_progress()
+        if on_progress is not None:
+            on_progress(progress, total, message)
 
     return forward

@@ -44,6 +44,14 @@ class McpServerSpec:
     headers: Mapping[str, str] | None = field(default=None, repr=False)
     name: str = ""
     connect_timeout_s: float = 30.0
+    call_timeout_s: float | None = None
+    """Default time limit of one tool call in seconds; None means no limit unless the caller gives one."""
+    reset_timeout_on_progress: bool = False
+    """Whether each progress notification from the server restarts the call's time limit."""
+    max_call_timeout_s: float | None = None
+    """Hard limit in seconds on one call whose time limit progress notifications keep restarting."""
+    allow_sampling: bool = False
+    """Whether the server's sampling requests are served by the default LLM connection."""
 
     def __post_init__(self) -> None:
         if self.transport not in ("stdio", "http"):
@@ -59,6 +67,10 @@ class McpServerSpec:
                 )
         if self.connect_timeout_s <= 0:
             raise ValueError(f"connect_timeout_s must be positive, got {self.connect_timeout_s}")
+        for option in ("call_timeout_s", "max_call_timeout_s"):
+            value = getattr(self, option)
+            if value is not None and value <= 0:
+                raise ValueError(f"{option} must be positive or None, got {value}")
         # A list given for args would make the frozen spec unhashable; store a tuple instead.
         object.__setattr__(self, "args", tuple(self.args))
 
@@ -89,12 +101,55 @@ class McpServerSpec:
 
 @dataclass(frozen=True)
 class ToolInfo:
-    """One tool as the server lists it."""
+    """One tool as the server lists it.
+
+    `read_only` and `idempotent` are the server's own hints (readOnlyHint, idempotentHint); they
+    decide whether a call lost to a server crash may be sent again.
+    """
 
     name: str
     description: str
     input_schema: dict[str, JsonValue]
     output_schema: dict[str, JsonValue] | None
+    read_only: bool = False
+    idempotent: bool = False
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    """The name and version a server gave for itself in the handshake."""
+
+    name: str
+    version: str
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """One resource as the server lists it."""
+
+    uri: str
+    name: str
+    description: str
+    mime_type: str | None
+
+
+@dataclass(frozen=True)
+class PromptArgument:
+    """One argument of a prompt template."""
+
+    name: str
+    description: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class PromptInfo:
+    """One prompt template as the server lists it."""
+
+    name: str
+    description: str
+    arguments: tuple[PromptArgument, ...]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import collections
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import TextIO
 
 logger = logging.getLogger(__name__)
@@ -18,14 +19,17 @@ MAX_LINE_CHARS = 2000
 class StderrRing:
     """A pipe whose write end becomes the server's stderr; a reader thread keeps the last MAX_LINES lines.
 
+    `on_line`, when given, receives every line on the reader thread as it arrives.
+
     The SDK hands `errlog` to the subprocess as its stderr file descriptor, so a real pipe is needed
     (an in-memory stream has no descriptor). The reader reaches end of file once the server and every
     child that inherited the descriptor have exited, which makes `exited` a reliable sign of death
     for stdio servers.
     """
 
-    def __init__(self, server_name: str) -> None:
+    def __init__(self, server_name: str, on_line: Callable[[str], None] | None = None) -> None:
         self._server_name = server_name
+        self._on_line = on_line
         self._lines: collections.deque[str] = collections.deque(maxlen=MAX_LINES)
         self._lock = threading.Lock()
         self._eof = threading.Event()
@@ -90,3 +94,6 @@ class StderrRing:
         logger.debug("MCP server %s stderr: %s", self._server_name, line)
         with self._lock:
             self._lines.append(line)
+        if self._on_line is not None:
+            # Runs on the reader thread; the callback must hand the line over to its own thread or loop.
+            self._on_line(line)
