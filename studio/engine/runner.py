@@ -25,7 +25,7 @@ from studio.engine.errors import StepError, classify, is_retryable
 from studio.engine.events import EventType
 from studio.engine.executors_api import ExecutorServices, StepContext, execute_leaf_step
 from studio.engine.journal import Journal
-from studio.engine.metering import credits_for
+from studio.model.metering import credits_for
 from studio.model.templates import iter_references, render_value
 from studio.model.workflow import (
     AnyStep,
@@ -674,8 +674,8 @@ class RunExecution:
             data={"result": result, "duration_s": duration, "attempt": attempt},
             defer=True,
         )
-        if step.type != "for_each":
-            self._add_usage(key, step.id, "step", 1, "step", {"step_type": step.type}, defer=True)
+        # The step meter needs no row of its own: Store.usage() derives it from this step run, which
+        # saves an insert (and an index update) per step on the journal's hot path.
         # No flush here: the commit that records a successor's start carries this completion in
         # the same transaction, so no successor runs before the completion is durable.
         return state

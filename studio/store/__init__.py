@@ -1,7 +1,7 @@
 """Persistence through SQLAlchemy on SQLite: documents, versions, runs, journal, tasks and usage."""
 
+from studio.store.journal_sql import JournalBatch
 from studio.store.store import (
-    JournalBatch,
     NotFoundError,
     PinRecord,
     RunRecord,

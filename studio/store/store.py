@@ -14,22 +14,15 @@ from typing import Any
 
 import platformdirs
 from pydantic import JsonValue
-from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, and_, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from studio.model.document import content_hash, workflow_from_data
+from studio.model.metering import credits_for
 from studio.model.workflow import Workflow
 from studio.store import tables as t
 from studio.store.database import create_sqlite_engine, migrate
-from studio.store.journal_sql import (
-    EVENT_INSERT_SQL,
-    STEP_UPSERT_SQL,
-    USAGE_INSERT_SQL,
-    event_params,
-    run_param,
-    step_params,
-    usage_params,
-)
+from studio.store.journal_sql import JournalBatch, JournalWriter
 
 logger = logging.getLogger(__name__)
 
@@ -170,21 +163,6 @@ class TaskRecord:
     resolved_at: float | None
 
 
-@dataclass
-class JournalBatch:
-    """State changes of one run that are committed together, before any of them is announced."""
-
-    run_id: str
-    step_rows: list[dict[str, Any]] = field(default_factory=list)
-    run_changes: dict[str, Any] = field(default_factory=dict)
-    event_rows: list[dict[str, Any]] = field(default_factory=list)
-    task_rows: list[dict[str, Any]] = field(default_factory=list)
-    usage_rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.step_rows or self.run_changes or self.event_rows or self.task_rows or self.usage_rows)
-
-
 _ID_PREFIX = re.compile(r"[0-9a-f-]{4,36}")
 
 
@@ -213,7 +191,7 @@ class Store:
     def __init__(self, engine: Engine, path: Path | None = None) -> None:
         self.engine = engine
         self.path = path
-        self._journal: Connection | None = None
+        self._journal: JournalWriter | None = None
         self.workspace_id, self.project_id = self._ensure_defaults()
 
     # -- set-up -------------------------------------------------------------------------------
@@ -510,41 +488,12 @@ class Store:
         return [dict(row._mapping) for row in rows]
 
     def commit(self, batch: JournalBatch) -> None:
-        """Write one run's batch of state changes in a single transaction.
-
-        This is the engine's hot path (one call per scheduling pass), so the frequent rows go
-        through prepared SQL with executemany on one reused connection instead of building
-        SQLAlchemy statements each time.
-        """
+        """Write one run's batch of state changes in a single transaction."""
         if not batch:
             return
-        connection = self._journal_connection()
-        with connection.begin():
-            # The DB-API cursor inside SQLAlchemy's transaction: SQLAlchemy still emits BEGIN
-            # IMMEDIATE and COMMIT, without its per-statement bookkeeping.
-            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                if batch.step_rows:
-                    cursor.executemany(STEP_UPSERT_SQL, [step_params(row) for row in batch.step_rows])
-                if batch.event_rows:
-                    cursor.executemany(EVENT_INSERT_SQL, [event_params(row) for row in batch.event_rows])
-                if batch.usage_rows:
-                    scope = self._scope()
-                    cursor.executemany(USAGE_INSERT_SQL, [usage_params({**scope, **row}) for row in batch.usage_rows])
-                if batch.run_changes:
-                    names = sorted(batch.run_changes)
-                    assignments = ", ".join(f"{name} = ?" for name in names)
-                    values = [run_param(name, batch.run_changes[name]) for name in names]
-                    cursor.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, batch.run_id))
-            finally:
-                cursor.close()
-            if batch.task_rows:
-                connection.execute(insert(t.human_tasks), [{**self._scope(), **row} for row in batch.task_rows])
-
-    def _journal_connection(self) -> Connection:
-        if self._journal is None or self._journal.closed:
-            self._journal = self.engine.connect()
-        return self._journal
+        if self._journal is None:
+            self._journal = JournalWriter(self.path if self.path is not None else Path(str(self.engine.url.database)))
+        self._journal.commit(batch, self._scope())
 
     def claim_run(self, run_id: str, owner: str, *, expected_owner: str | None) -> bool:
         """Make ``owner`` the process executing the run if ``expected_owner`` is still its owner.
@@ -800,11 +749,50 @@ class Store:
     # -- usage ----------------------------------------------------------------------------------
 
     def usage(self, run_id: str) -> list[dict[str, Any]]:
+        """Return a run's metered usage in time order: the stored records plus one ``step`` record per executed step.
+
+        Executed steps are metered from their step runs instead of a stored row each (the journal's
+        hot path stays one insert shorter). A step run counts when it completed by executing, so
+        ``for_each`` containers, results reused by a re-run and pinned outputs cost nothing. The
+        derived records get ids that are stable across calls (UUID v5 of run and step key).
+        """
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(t.usage_records).where(t.usage_records.c.run_id == run_id).order_by(t.usage_records.c.at)
             ).all()
-        return [dict(row._mapping) for row in rows]
+            run = connection.execute(select(t.runs.c.workflow_id).where(t.runs.c.id == run_id)).first()
+            steps = connection.execute(
+                select(t.step_runs.c.step_key, t.step_runs.c.step_id, t.step_runs.c.step_type, t.step_runs.c.finished_at)
+                .where(
+                    and_(
+                        t.step_runs.c.run_id == run_id,
+                        t.step_runs.c.status == "completed",
+                        t.step_runs.c.step_type != "for_each",
+                        t.step_runs.c.reused_from.is_(None),
+                        t.step_runs.c.pinned.is_(False),
+                    )
+                )
+            ).all()
+        records = [dict(row._mapping) for row in rows]
+        for step in steps:
+            records.append(
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"studio:usage:{run_id}:{step.step_key}")),
+                    **self._scope(),
+                    "run_id": run_id,
+                    "workflow_id": None if run is None else run.workflow_id,
+                    "step_key": step.step_key,
+                    "step_id": step.step_id,
+                    "kind": "step",
+                    "quantity": 1.0,
+                    "unit": "step",
+                    "credits": credits_for("step", 1),
+                    "detail": {"step_type": step.step_type},
+                    "at": step.finished_at,
+                }
+            )
+        records.sort(key=lambda record: record["at"] or 0.0)
+        return records
 
 
 def open_store(path: str | Path | None = None) -> Store:
