@@ -39,16 +39,20 @@ from studio.engine.executors.llm_errors import (
 )
 from studio.engine.executors.llm_http import get_json
 from studio.engine.executors.llm_ollama import complete_ollama, list_ollama_models
-from studio.engine.executors.llm_openai import ChatMessage, DeltaCallback, complete_openai
+from studio.engine.executors.llm_openai import complete_openai
 from studio.engine.executors.llm_types import (
     SUPPORTED_PROVIDERS,
+    ChatMessage,
     ChatRequest,
     ChatResult,
+    DeltaCallback,
     JsonValue,
     LlmEndpoint,
     Provider,
     ProviderReply,
     TokenUsage,
+    ToolCall,
+    ToolSpec,
     output_schema_json,
 )
 
@@ -67,6 +71,8 @@ __all__ = [
     "LlmTimeoutError",
     "Provider",
     "TokenUsage",
+    "ToolCall",
+    "ToolSpec",
     "chat_completion",
     "endpoint_from_env",
     "endpoint_from_env_for",
@@ -166,15 +172,21 @@ def _result(reply: ProviderReply, request: ChatRequest, value: JsonValue, usage:
         usage=usage,
         model=reply.model or request.model,
         finish_reason=reply.finish_reason,
+        tool_calls=reply.tool_calls,
     )
 
 
 def build_messages(request: ChatRequest) -> list[ChatMessage]:
-    """Return the chat messages of a request: the system prompt, when there is one, then the user prompt."""
+    """Return the chat messages of a request: the system prompt when there is one, the history, the user prompt.
+
+    With a history, an empty prompt adds no user message, so the history's last turn is the one answered.
+    """
     messages: list[ChatMessage] = []
     if request.system_prompt:
         messages.append({"role": "system", "content": request.system_prompt})
-    messages.append({"role": "user", "content": request.prompt})
+    messages.extend(dict(message) for message in request.history)
+    if request.prompt or not request.history:
+        messages.append({"role": "user", "content": request.prompt})
     return messages
 
 

@@ -13,14 +13,24 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any
 
 import httpx
 
 from studio.engine.executors.llm_errors import LlmConfigError, LlmHttpError, LlmProtocolError, redact
-from studio.engine.executors.llm_http import describe_body, get_json, open_response, secrets_of
-from studio.engine.executors.llm_openai import ChatMessage, DeltaCallback, iter_sse_events, schema_name
-from studio.engine.executors.llm_types import ChatRequest, LlmEndpoint, ProviderReply, TokenUsage, output_schema_json
+from studio.engine.executors.llm_http import describe_body, exchange, get_json, secrets_of
+from studio.engine.executors.llm_openai import iter_sse_events, schema_name
+from studio.engine.executors.llm_types import (
+    ChatMessage,
+    ChatRequest,
+    DeltaCallback,
+    LlmEndpoint,
+    ProviderReply,
+    TokenUsage,
+    is_token_count,
+    output_schema_json,
+    parse_tool_call,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +70,24 @@ async def complete_anthropic(
     """Send one Messages request and return the reply, streamed or not."""
     body = build_body(request, messages, stream=stream)
     url = endpoint.chat_url
-    output_tool = output_tool_name(body)
-    async with open_response(
-        client, endpoint, body, stream=stream, output_schema_requested=request.output_schema is not None
-    ) as response:
-        content_type = response.headers.get("content-type", "").lower()
-        if stream and "text/event-stream" in content_type:
-            return await read_event_stream(
-                response, url=url, output_tool=output_tool, on_delta=on_delta, secrets=secrets_of(endpoint)
-            )
-        reply = parse_json_reply(await response.aread(), content_type, url=url, output_tool=output_tool)
-        if on_delta is not None and reply.text:
-            on_delta(reply.text)
-        return reply
+    output_tool = output_tool_name(body) if request.output_schema is not None else None
+
+    async def read_stream(response: httpx.Response) -> ProviderReply:
+        return await read_event_stream(
+            response, url=url, output_tool=output_tool, on_delta=on_delta, secrets=secrets_of(endpoint)
+        )
+
+    return await exchange(
+        client,
+        endpoint,
+        body,
+        stream=stream,
+        stream_media_type="text/event-stream",
+        read_stream=read_stream,
+        parse_reply=lambda raw, content_type: parse_json_reply(raw, content_type, url=url, output_tool=output_tool),
+        on_delta=on_delta,
+        output_schema_requested=request.output_schema is not None,
+    )
 
 
 def build_body(request: ChatRequest, messages: Sequence[ChatMessage], *, stream: bool) -> dict[str, Any]:
@@ -107,9 +122,26 @@ def build_body(request: ChatRequest, messages: Sequence[ChatMessage], *, stream:
                 "Reply with only a JSON value, with no other text, that matches this JSON Schema: "
                 + json.dumps(schema, ensure_ascii=False)
             )
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    if request.tools:
+        body["tools"] = [
+            {"name": tool.name, "description": tool.description, "input_schema": tool.parameters_json()}
+            for tool in request.tools
+        ]
+        body["tool_choice"] = _tool_choice(request.tool_choice or "auto")
     if system_parts:
         body["system"] = "\n\n".join(system_parts)
     return body
+
+
+def _tool_choice(choice: str) -> dict[str, str]:
+    """Return Anthropic's tool_choice object; its "any" is what the other providers call "required"."""
+    if choice == "required":
+        return {"type": "any"}
+    if choice in ("auto", "none"):
+        return {"type": choice}
+    return {"type": "tool", "name": choice}
 
 
 def _turn(message: ChatMessage) -> dict[str, str]:
@@ -129,12 +161,23 @@ def output_tool_name(body: Mapping[str, Any]) -> str | None:
 
 
 @dataclass
+class _ToolUse:
+    """A tool_use block of one of the request's tools: its input arrives as JSON text or, unstreamed, as an object."""
+
+    call_id: str
+    name: str
+    json_parts: list[str] = field(default_factory=list)
+    input_object: object = None
+
+
+@dataclass
 class _StreamState:
     output_tool: str | None
     text_parts: list[str] = field(default_factory=list)
     tool_json_parts: list[str] = field(default_factory=list)
-    # Kind of each content block by index: "text", "output" (the forced tool) or "other".
+    # Kind of each content block by index: "text", "output" (the forced tool), "tool" (a request tool) or "other".
     block_kinds: dict[int, str] = field(default_factory=dict)
+    tool_uses: dict[int, _ToolUse] = field(default_factory=dict)
     saw_output_tool: bool = False
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -142,12 +185,17 @@ class _StreamState:
     stop_reason: str | None = None
     stopped: bool = False
 
-    def reply(self) -> ProviderReply:
+    def reply(self, url: str) -> ProviderReply:
         text = "".join(self.tool_json_parts) if self.saw_output_tool else "".join(self.text_parts)
         usage = None
         if self.input_tokens is not None and self.output_tokens is not None:
             usage = TokenUsage(self.input_tokens, self.output_tokens, self.input_tokens + self.output_tokens)
-        return ProviderReply(text=text, usage=usage, model=self.model, finish_reason=finish_reason(self.stop_reason))
+        calls = tuple(
+            parse_tool_call(use.call_id, use.name, "".join(use.json_parts) or use.input_object, url=url)
+            for use in self.tool_uses.values()
+        )
+        reason = "tool_calls" if calls and self.stop_reason == "tool_use" else finish_reason(self.stop_reason)
+        return ProviderReply(text=text, usage=usage, model=self.model, finish_reason=reason, tool_calls=calls)
 
 
 async def read_event_stream(
@@ -182,7 +230,7 @@ async def read_event_stream(
             f"LLM server at {url} ended the stream before the message_stop event; the reply may be cut off",
             retryable=True,
         )
-    return state.reply()
+    return state.reply(url)
 
 
 def _decode_event(data: str, url: str) -> dict[str, Any]:
@@ -231,6 +279,11 @@ def _start_block(state: _StreamState, event: Mapping[str, Any], on_delta: DeltaC
     elif block.get("type") == "tool_use" and state.output_tool is not None and block.get("name") == state.output_tool:
         state.block_kinds[index] = "output"
         state.saw_output_tool = True
+    elif block.get("type") == "tool_use" and isinstance(block.get("name"), str):
+        state.block_kinds[index] = "tool"
+        block_id = block.get("id")
+        call_id = block_id if isinstance(block_id, str) else f"toolu_{index}"
+        state.tool_uses[index] = _ToolUse(call_id=call_id, name=block["name"], input_object=block.get("input"))
     else:
         state.block_kinds[index] = "other"
 
@@ -248,6 +301,10 @@ def _apply_delta(state: _StreamState, event: Mapping[str, Any], on_delta: DeltaC
             state.tool_json_parts.append(fragment)
             if on_delta is not None:
                 on_delta(fragment)
+    elif delta.get("type") == "input_json_delta" and kind == "tool":
+        fragment = delta.get("partial_json")
+        if isinstance(fragment, str):
+            state.tool_uses[event.get("index", 0)].json_parts.append(fragment)
 
 
 def _add_text(state: _StreamState, text: object, on_delta: DeltaCallback | None) -> None:
@@ -264,17 +321,17 @@ def _apply_usage(state: _StreamState, usage: object) -> None:
     input_tokens = _input_tokens(usage)
     if input_tokens is not None:
         state.input_tokens = input_tokens
-    if _is_count(usage.get("output_tokens")):
+    if is_token_count(usage.get("output_tokens")):
         state.output_tokens = usage["output_tokens"]
 
 
 def _input_tokens(usage: Mapping[str, Any]) -> int | None:
     """Return all prompt tokens: the uncached ones plus those written to and read from the prompt cache."""
-    if not _is_count(usage.get("input_tokens")):
+    if not is_token_count(usage.get("input_tokens")):
         return None
     total: int = usage["input_tokens"]
     for key in ("cache_creation_input_tokens", "cache_read_input_tokens"):
-        if _is_count(usage.get(key)):
+        if is_token_count(usage.get(key)):
             total += usage[key]
     return total
 
@@ -313,16 +370,18 @@ def parse_json_reply(raw: bytes, content_type: str, *, url: str, output_tool: st
     content = data.get("content") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(content, list):
         raise LlmProtocolError(f"LLM server at {url} sent a reply without a 'content' list: {raw[:200]!r}")
+    state = _StreamState(output_tool=output_tool)
     text_parts: list[str] = []
     tool_input: str | None = None
-    for block in content:
+    for index, block in enumerate(content):
         if not isinstance(block, dict):
             continue
         if block.get("type") == "text" and isinstance(block.get("text"), str):
             text_parts.append(block["text"])
         elif block.get("type") == "tool_use" and output_tool is not None and block.get("name") == output_tool:
             tool_input = json.dumps(block.get("input"), ensure_ascii=False)
-    state = _StreamState(output_tool=output_tool)
+        elif block.get("type") == "tool_use":
+            _start_block(state, {"index": index, "content_block": block}, None)
     _apply_usage(state, data.get("usage"))
     state.model = data["model"] if isinstance(data.get("model"), str) else None
     state.stop_reason = data["stop_reason"] if isinstance(data.get("stop_reason"), str) else None
@@ -330,7 +389,7 @@ def parse_json_reply(raw: bytes, content_type: str, *, url: str, output_tool: st
     if tool_input is not None:
         state.saw_output_tool = True
         state.tool_json_parts = [tool_input]
-    return state.reply()
+    return state.reply(url)
 
 
 async def list_anthropic_models(client: httpx.AsyncClient, endpoint: LlmEndpoint) -> list[str]:
@@ -357,7 +416,3 @@ async def list_anthropic_models(client: httpx.AsyncClient, endpoint: LlmEndpoint
         "LLM server at %s listed more than %d pages of models; keeping the first pages", url, _MAX_MODEL_PAGES
     )
     return names
-
-
-def _is_count(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

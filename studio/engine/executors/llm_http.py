@@ -10,7 +10,7 @@ import math
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -26,7 +26,7 @@ from studio.engine.executors.llm_errors import (
     hint_for_status,
     redact,
 )
-from studio.engine.executors.llm_types import LlmEndpoint
+from studio.engine.executors.llm_types import DeltaCallback, LlmEndpoint, ProviderReply
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,45 @@ async def open_response(
             delay_s,
         )
         await asyncio.sleep(delay_s)
+
+
+StreamReader = Callable[[httpx.Response], Awaitable[ProviderReply]]
+ReplyParser = Callable[[bytes, str], ProviderReply]
+
+
+async def exchange(
+    client: httpx.AsyncClient,
+    endpoint: LlmEndpoint,
+    body: Mapping[str, Any],
+    *,
+    stream: bool,
+    stream_media_type: str,
+    read_stream: StreamReader,
+    parse_reply: ReplyParser,
+    on_delta: DeltaCallback | None,
+    output_schema_requested: bool,
+) -> ProviderReply:
+    """POST a chat request body and return the provider's reply, streamed or not.
+
+    A 2xx reply whose content type contains ``stream_media_type`` goes to ``read_stream``. Any other 2xx reply
+    (also a server that ignored ``stream: true``) is read whole and parsed by ``parse_reply(body bytes,
+    content type)``, and its text reaches ``on_delta`` in one piece.
+
+    Raises:
+        LlmError: see open_response and the provider's reader and parser.
+    """
+    async with open_response(
+        client, endpoint, body, stream=stream, output_schema_requested=output_schema_requested
+    ) as response:
+        content_type = response.headers.get("content-type", "").lower()
+        if stream and stream_media_type in content_type:
+            return await read_stream(response)
+        if stream:
+            logger.debug("LLM server at %s ignored stream=true and sent %r", endpoint.chat_url, content_type)
+        reply = parse_reply(await response.aread(), content_type)
+    if on_delta is not None and reply.text:
+        on_delta(reply.text)
+    return reply
 
 
 async def get_json(

@@ -10,14 +10,24 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any
 
 import httpx
 
 from studio.engine.executors.llm_errors import LlmHttpError, LlmProtocolError, redact
-from studio.engine.executors.llm_http import describe_body, get_json, open_response, secrets_of
-from studio.engine.executors.llm_openai import ChatMessage, DeltaCallback
-from studio.engine.executors.llm_types import ChatRequest, LlmEndpoint, ProviderReply, TokenUsage, output_schema_json
+from studio.engine.executors.llm_http import describe_body, exchange, get_json, secrets_of
+from studio.engine.executors.llm_types import (
+    ChatMessage,
+    ChatRequest,
+    DeltaCallback,
+    LlmEndpoint,
+    ProviderReply,
+    TokenUsage,
+    ToolCall,
+    is_token_count,
+    output_schema_json,
+    parse_tool_call,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,24 +42,25 @@ async def complete_ollama(
     stream: bool,
 ) -> ProviderReply:
     """Send one ``/api/chat`` request and return the reply, streamed or not."""
-    body = build_body(request, messages, stream=stream)
     url = endpoint.chat_url
-    async with open_response(
-        client, endpoint, body, stream=stream, output_schema_requested=request.output_schema is not None
-    ) as response:
-        content_type = response.headers.get("content-type", "").lower()
-        if stream and "ndjson" in content_type:
-            return await read_line_stream(
-                response.aiter_lines(),
-                status=response.status_code,
-                url=url,
-                on_delta=on_delta,
-                secrets=secrets_of(endpoint),
-            )
-        reply = parse_json_reply(await response.aread(), content_type, url=url, secrets=secrets_of(endpoint))
-        if on_delta is not None and reply.text:
-            on_delta(reply.text)
-        return reply
+    secrets = secrets_of(endpoint)
+
+    async def read_stream(response: httpx.Response) -> ProviderReply:
+        return await read_line_stream(
+            response.aiter_lines(), status=response.status_code, url=url, on_delta=on_delta, secrets=secrets
+        )
+
+    return await exchange(
+        client,
+        endpoint,
+        build_body(request, messages, stream=stream),
+        stream=stream,
+        stream_media_type="ndjson",
+        read_stream=read_stream,
+        parse_reply=lambda raw, content_type: parse_json_reply(raw, content_type, url=url, secrets=secrets),
+        on_delta=on_delta,
+        output_schema_requested=request.output_schema is not None,
+    )
 
 
 def build_body(request: ChatRequest, messages: Sequence[ChatMessage], *, stream: bool) -> dict[str, Any]:
@@ -60,10 +71,23 @@ def build_body(request: ChatRequest, messages: Sequence[ChatMessage], *, stream:
         options["temperature"] = request.temperature
     if request.max_tokens is not None:
         options["num_predict"] = request.max_tokens
+    if request.stop:
+        options["stop"] = list(request.stop)
     if options:
         body["options"] = options
     if request.output_schema is not None:
         body["format"] = output_schema_json(request.output_schema)
+    # Ollama has no tool_choice: "none" sends no tools, and the other choices leave the decision to the model.
+    if request.tools and request.tool_choice != "none":
+        if request.tool_choice not in (None, "auto"):
+            logger.debug("Ollama has no tool_choice; tool choice %r is sent as 'auto'", request.tool_choice)
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters_json()},
+            }
+            for tool in request.tools
+        ]
     return body
 
 
@@ -74,10 +98,17 @@ class _ReplyState:
     model: str | None = None
     finish_reason: str | None = None
     done: bool = False
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     def reply(self) -> ProviderReply:
+        # Ollama ends a reply with tool calls with done_reason "stop"; the OpenAI name says what happened.
+        reason = "tool_calls" if self.tool_calls and self.finish_reason == "stop" else self.finish_reason
         return ProviderReply(
-            text="".join(self.text_parts), usage=self.usage, model=self.model, finish_reason=self.finish_reason
+            text="".join(self.text_parts),
+            usage=self.usage,
+            model=self.model,
+            finish_reason=reason,
+            tool_calls=tuple(self.tool_calls),
         )
 
 
@@ -141,11 +172,25 @@ def _apply_chunk(
         state.text_parts.append(content)
         if on_delta is not None:
             on_delta(content)
+    if message and message.get("tool_calls") is not None:
+        _add_tool_calls(state, message["tool_calls"], url)
     if chunk.get("done") is True:
         state.done = True
         state.usage = parse_usage(chunk)
         reason = chunk.get("done_reason")
         state.finish_reason = reason if isinstance(reason, str) else "stop"
+
+
+def _add_tool_calls(state: _ReplyState, value: object, url: str) -> None:
+    """Add a message's ``tool_calls``; Ollama sends each call whole, with its arguments as an object."""
+    if not isinstance(value, list):
+        raise LlmProtocolError(f"LLM server at {url} sent 'tool_calls' that is not a list: {value!r:.200}")
+    for entry in value:
+        function = entry.get("function") if isinstance(entry, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise LlmProtocolError(f"LLM server at {url} sent a tool call without a function name: {entry!r:.200}")
+        call_id = entry.get("id") if isinstance(entry.get("id"), str) else f"call_{len(state.tool_calls)}"
+        state.tool_calls.append(parse_tool_call(call_id, function["name"], function.get("arguments"), url=url))
 
 
 def parse_usage(chunk: Mapping[str, Any]) -> TokenUsage | None:
@@ -156,7 +201,7 @@ def parse_usage(chunk: Mapping[str, Any]) -> TokenUsage | None:
     """
     prompt = chunk.get("prompt_eval_count")
     completion = chunk.get("eval_count")
-    if not _is_count(prompt) or not _is_count(completion):
+    if not is_token_count(prompt) or not is_token_count(completion):
         return None
     return TokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
@@ -202,7 +247,3 @@ async def list_ollama_models(client: httpx.AsyncClient, endpoint: LlmEndpoint) -
             if isinstance(name, str):
                 names.append(name)
     return names
-
-
-def _is_count(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -5,20 +5,30 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any
 
 import httpx
 
 from studio.engine.executors.llm_errors import LlmHttpError, LlmProtocolError, redact
-from studio.engine.executors.llm_http import describe_body, open_response, secrets_of
-from studio.engine.executors.llm_types import ChatRequest, LlmEndpoint, ProviderReply, TokenUsage, output_schema_json
+from studio.engine.executors.llm_http import describe_body, exchange, secrets_of
+from studio.engine.executors.llm_types import (
+    ChatMessage,
+    ChatRequest,
+    DeltaCallback,
+    LlmEndpoint,
+    ProviderReply,
+    TokenUsage,
+    ToolCall,
+    is_token_count,
+    output_schema_json,
+    parse_tool_call,
+)
+
+__all__ = ["ChatMessage", "DeltaCallback", "complete_openai"]
 
 logger = logging.getLogger(__name__)
-
-ChatMessage = dict[str, str]
-DeltaCallback = Callable[[str], None]
 
 _SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
 _SCHEMA_NAME_PATTERN = re.compile(r"[^A-Za-z0-9_-]")
@@ -35,20 +45,22 @@ async def complete_openai(
     stream: bool,
 ) -> ProviderReply:
     """Send one Chat Completions request and return the reply, streamed or not."""
-    body = build_body(request, messages, stream=stream)
     url = endpoint.chat_completions_url
-    async with open_response(
-        client, endpoint, body, stream=stream, output_schema_requested=request.output_schema is not None
-    ) as response:
-        content_type = response.headers.get("content-type", "").lower()
-        if stream and "text/event-stream" in content_type:
-            return await read_event_stream(response, url=url, on_delta=on_delta, secrets=secrets_of(endpoint))
-        if stream and "json" in content_type:
-            logger.debug("LLM server at %s ignored stream=true and sent one JSON reply", url)
-        reply = parse_json_reply(await response.aread(), content_type, url=url)
-        if on_delta is not None and reply.text:
-            on_delta(reply.text)
-        return reply
+
+    async def read_stream(response: httpx.Response) -> ProviderReply:
+        return await read_event_stream(response, url=url, on_delta=on_delta, secrets=secrets_of(endpoint))
+
+    return await exchange(
+        client,
+        endpoint,
+        build_body(request, messages, stream=stream),
+        stream=stream,
+        stream_media_type="text/event-stream",
+        read_stream=read_stream,
+        parse_reply=lambda raw, content_type: parse_json_reply(raw, content_type, url=url),
+        on_delta=on_delta,
+        output_schema_requested=request.output_schema is not None,
+    )
 
 
 def build_body(request: ChatRequest, messages: Sequence[ChatMessage], *, stream: bool) -> dict[str, Any]:
@@ -61,9 +73,23 @@ def build_body(request: ChatRequest, messages: Sequence[ChatMessage], *, stream:
         body["temperature"] = request.temperature
     if request.max_tokens is not None:
         body["max_tokens"] = request.max_tokens
+    if request.stop:
+        body["stop"] = list(request.stop)
     if request.output_schema is not None:
         json_schema = {"name": schema_name(request.output_schema), "schema": output_schema_json(request.output_schema)}
         body["response_format"] = {"type": "json_schema", "json_schema": json_schema}
+    if request.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters_json()},
+            }
+            for tool in request.tools
+        ]
+    if request.tool_choice in ("auto", "required", "none"):
+        body["tool_choice"] = request.tool_choice
+    elif request.tool_choice is not None:
+        body["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
     return body
 
 
@@ -78,12 +104,35 @@ def schema_name(schema: Mapping[str, Any]) -> str:
 
 
 @dataclass
+class _ToolCallParts:
+    """A tool call being streamed: its id and name arrive first, its arguments in string fragments."""
+
+    call_id: str = ""
+    name: str = ""
+    argument_parts: list[str] = field(default_factory=list)
+
+
+@dataclass
 class _StreamState:
     text_parts: list[str] = field(default_factory=list)
     usage: TokenUsage | None = None
     model: str | None = None
     finish_reason: str | None = None
-    saw_tool_calls: bool = False
+    # Tool calls by their index in the choice, in order of first appearance.
+    tool_calls: dict[int, _ToolCallParts] = field(default_factory=dict)
+
+    def reply(self, url: str) -> ProviderReply:
+        calls = tuple(
+            parse_tool_call(parts.call_id or f"call_{index}", parts.name, "".join(parts.argument_parts), url=url)
+            for index, parts in self.tool_calls.items()
+        )
+        return ProviderReply(
+            text="".join(self.text_parts),
+            usage=self.usage,
+            model=self.model,
+            finish_reason=self.finish_reason,
+            tool_calls=calls,
+        )
 
 
 async def read_event_stream(
@@ -113,9 +162,7 @@ async def read_event_stream(
             "the reply may be cut off",
             retryable=True,
         )
-    return ProviderReply(
-        text="".join(state.text_parts), usage=state.usage, model=state.model, finish_reason=state.finish_reason
-    )
+    return state.reply(url)
 
 
 async def iter_sse_events(lines: AsyncIterator[str], *, url: str) -> AsyncIterator[tuple[str, str]]:
@@ -192,15 +239,33 @@ def _apply_choice(state: _StreamState, choice: Mapping[str, Any], url: str, on_d
         return
     if not isinstance(delta, dict):
         raise LlmProtocolError(f"LLM server at {url} sent a choice whose 'delta' is not an object: {delta!r:.100}")
-    if delta.get("tool_calls") and not state.saw_tool_calls:
-        # TODO: tool calls are not supported yet; their argument fragments are dropped.
-        state.saw_tool_calls = True
-        logger.debug("LLM server at %s sent tool-call deltas; ignoring them", url)
+    tool_calls = delta.get("tool_calls")
+    if isinstance(tool_calls, list):
+        for fragment in tool_calls:
+            _apply_tool_call_fragment(state, fragment, url)
     content = delta.get("content")
     if isinstance(content, str) and content:
         state.text_parts.append(content)
         if on_delta is not None:
             on_delta(content)
+
+
+def _apply_tool_call_fragment(state: _StreamState, fragment: object, url: str) -> None:
+    """Add one entry of a delta's ``tool_calls``: the first carries id and name, later ones argument text."""
+    if not isinstance(fragment, dict) or not isinstance(fragment.get("index", 0), int):
+        raise LlmProtocolError(
+            f"LLM server at {url} sent a tool-call delta without an integer index: {fragment!r:.200}"
+        )
+    parts = state.tool_calls.setdefault(fragment.get("index", 0), _ToolCallParts())
+    if isinstance(fragment.get("id"), str):
+        parts.call_id = fragment["id"]
+    function = fragment.get("function")
+    if not isinstance(function, dict):
+        return
+    if isinstance(function.get("name"), str):
+        parts.name += function["name"]
+    if isinstance(function.get("arguments"), str):
+        parts.argument_parts.append(function["arguments"])
 
 
 def parse_json_reply(raw: bytes, content_type: str, *, url: str) -> ProviderReply:
@@ -232,7 +297,23 @@ def parse_json_reply(raw: bytes, content_type: str, *, url: str) -> ProviderRepl
         usage=parse_usage(data.get("usage")),
         model=model if isinstance(model, str) else None,
         finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+        tool_calls=_message_tool_calls(message.get("tool_calls"), url),
     )
+
+
+def _message_tool_calls(value: object, url: str) -> tuple[ToolCall, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise LlmProtocolError(f"LLM server at {url} sent 'tool_calls' that is not a list: {value!r:.200}")
+    calls: list[ToolCall] = []
+    for index, entry in enumerate(value):
+        function = entry.get("function") if isinstance(entry, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise LlmProtocolError(f"LLM server at {url} sent a tool call without a function name: {entry!r:.200}")
+        call_id = entry.get("id") if isinstance(entry.get("id"), str) else f"call_{index}"
+        calls.append(parse_tool_call(call_id, function["name"], function.get("arguments"), url=url))
+    return tuple(calls)
 
 
 def parse_usage(value: object) -> TokenUsage | None:
@@ -241,15 +322,11 @@ def parse_usage(value: object) -> TokenUsage | None:
         return None
     prompt = value.get("prompt_tokens")
     completion = value.get("completion_tokens")
-    if not _is_count(prompt) or not _is_count(completion):
+    if not is_token_count(prompt) or not is_token_count(completion):
         return None
     total = value.get("total_tokens")
     return TokenUsage(
         prompt_tokens=prompt,
         completion_tokens=completion,
-        total_tokens=total if _is_count(total) else prompt + completion,
+        total_tokens=total if is_token_count(total) else prompt + completion,
     )
-
-
-def _is_count(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -1,22 +1,43 @@
-"""Value types of the LLM client: endpoint settings, chat request, token usage and chat result."""
+"""Value types of the LLM client: endpoint settings, chat request, tools, token usage and chat result."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeGuard
 from urllib.parse import urlsplit
 
 from pydantic import JsonValue
 
-from studio.engine.executors.llm_errors import LlmConfigError
+from studio.engine.executors.llm_errors import LlmConfigError, LlmOutputError
 
-__all__ = ["ChatRequest", "ChatResult", "JsonValue", "LlmEndpoint", "Provider", "ProviderReply", "TokenUsage"]
+__all__ = [
+    "ChatMessage",
+    "ChatRequest",
+    "ChatResult",
+    "JsonValue",
+    "LlmEndpoint",
+    "Provider",
+    "ProviderReply",
+    "TokenUsage",
+    "ToolCall",
+    "ToolSpec",
+]
 
 Provider: TypeAlias = Literal["openai", "anthropic", "ollama"]
 SUPPORTED_PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "ollama")
+# A chat message as the OpenAI protocol writes it: {"role": "system" | "user" | "assistant", "content": text}.
+ChatMessage: TypeAlias = dict[str, str]
+# Receives each piece of reply text as it arrives.
+DeltaCallback: TypeAlias = Callable[[str], None]
+# Tool choices every provider understands; any other value is the name of the one tool the model must call.
+_TOOL_CHOICE_MODES = ("auto", "required", "none")
+_TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Most stop sequences OpenAI accepts in one request; the other providers accept at least as many.
+_MAX_STOP_SEQUENCES = 4
 
 # Default value of the anthropic-version header, which every Anthropic API request must carry.
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
@@ -100,8 +121,40 @@ class LlmEndpoint:
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """A function the model may call: its name, what it does, and a JSON Schema of its arguments object."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    def __post_init__(self) -> None:
+        if not _TOOL_NAME_PATTERN.match(self.name):
+            raise LlmConfigError(
+                f"invalid tool name {self.name!r}; use 1 to 64 letters, digits, '_' or '-', as every provider accepts"
+            )
+        schema = output_schema_json(self.parameters)
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise LlmConfigError(f'the parameters of tool {self.name!r} must be a JSON Schema with "type": "object"')
+
+    def parameters_json(self) -> dict[str, Any]:
+        """Return the parameters schema as plain dicts and lists, as request bodies need it."""
+        schema: dict[str, Any] = output_schema_json(self.parameters)
+        return schema
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call of one of the request's tools by the model. ``id`` links the call to its result in a later turn."""
+
+    id: str
+    name: str
+    arguments: dict[str, JsonValue]
+
+
+@dataclass(frozen=True)
 class ChatRequest:
-    """One chat turn: an optional system prompt and a user prompt, sent to ``model``."""
+    """One chat turn sent to ``model``: an optional system prompt, earlier turns, and a user prompt."""
 
     model: str
     system_prompt: str | None
@@ -111,6 +164,15 @@ class ChatRequest:
     # JSON Schema the reply must match. When set, the server is asked for JSON output (OpenAI's
     # response_format, a forced tool call for Anthropic, Ollama's format) and the reply is parsed and validated.
     output_schema: Mapping[str, Any] | None = None
+    # Earlier turns, sent after the system prompt and before ``prompt``; roles are "user" and "assistant".
+    # With a history, an empty ``prompt`` sends no further user message.
+    history: tuple[ChatMessage, ...] = ()
+    # Texts that end the reply when the model produces them; the stop text itself is not part of the reply.
+    stop: tuple[str, ...] = ()
+    # Functions the model may call instead of, or besides, replying with text.
+    tools: tuple[ToolSpec, ...] = ()
+    # "auto" (the default when tools are given), "required", "none", or the name of the tool to call.
+    tool_choice: str | None = None
 
     def __post_init__(self) -> None:
         if not self.model.strip():
@@ -119,6 +181,40 @@ class ChatRequest:
             raise LlmConfigError(f"temperature must be between 0 and 2, got {self.temperature}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise LlmConfigError(f"max_tokens must be 1 or more, got {self.max_tokens}")
+        self._check_history()
+        self._check_stop()
+        self._check_tools()
+
+    def _check_history(self) -> None:
+        for index, message in enumerate(self.history):
+            role = message.get("role")
+            if role not in ("user", "assistant") or not isinstance(message.get("content"), str):
+                raise LlmConfigError(
+                    f"history[{index}] must be {{'role': 'user' or 'assistant', 'content': text}}, got {message!r:.100}"
+                )
+
+    def _check_stop(self) -> None:
+        if len(self.stop) > _MAX_STOP_SEQUENCES:
+            raise LlmConfigError(f"at most {_MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(self.stop)}")
+        if any(not isinstance(text, str) or not text for text in self.stop):
+            raise LlmConfigError(f"stop sequences must be non-empty strings, got {list(self.stop)!r}")
+
+    def _check_tools(self) -> None:
+        names = [tool.name for tool in self.tools]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise LlmConfigError(f"tool names must be unique; {', '.join(duplicates)} appear more than once")
+        if self.tools and self.output_schema is not None:
+            raise LlmConfigError("set either tools or output_schema on a request, not both")
+        if self.tool_choice is None:
+            return
+        if not self.tools:
+            raise LlmConfigError(f"tool_choice {self.tool_choice!r} is set but the request has no tools")
+        if self.tool_choice not in _TOOL_CHOICE_MODES and self.tool_choice not in names:
+            raise LlmConfigError(
+                f"tool_choice {self.tool_choice!r} is neither one of {', '.join(_TOOL_CHOICE_MODES)} "
+                f"nor the name of a tool ({', '.join(names)})"
+            )
 
 
 @dataclass(frozen=True)
@@ -145,6 +241,7 @@ class ChatResult:
 
     ``value`` is the parsed JSON when the request had an ``output_schema``, else the same string as ``text``.
     ``usage`` covers every attempt the call made, including a corrective retry for invalid JSON.
+    ``finish_reason`` uses OpenAI's names: "stop", "length" (cut off at max_tokens), "tool_calls".
     """
 
     text: str
@@ -152,6 +249,7 @@ class ChatResult:
     usage: TokenUsage
     model: str
     finish_reason: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def _check_base_url(base_url: str) -> None:
@@ -183,6 +281,36 @@ class ProviderReply:
     usage: TokenUsage | None
     model: str | None
     finish_reason: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+def is_token_count(value: object) -> TypeGuard[int]:
+    """Return whether ``value`` is a usable token count: a non-negative int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def parse_tool_call(call_id: str, name: str, arguments: object, *, url: str) -> ToolCall:
+    """Return a ToolCall with ``arguments`` (a JSON text, an object or None) as a JSON object.
+
+    Raises:
+        LlmOutputError: the arguments are not a JSON object; a model may produce valid ones on another try.
+    """
+    value: object = arguments
+    if arguments is None or arguments == "":
+        value = {}
+    elif isinstance(arguments, str):
+        try:
+            value = json.loads(arguments)
+        except ValueError as exc:
+            raise LlmOutputError(
+                f"LLM server at {url} sent a call of tool {name!r} whose arguments are not valid JSON "
+                f"({exc}): {arguments[:200]!r}"
+            ) from None
+    if not isinstance(value, dict):
+        raise LlmOutputError(
+            f"LLM server at {url} sent a call of tool {name!r} whose arguments are not a JSON object: {value!r:.200}"
+        )
+    return ToolCall(id=call_id, name=name, arguments=value)
 
 
 def output_schema_json(schema: Mapping[str, Any]) -> Any:
