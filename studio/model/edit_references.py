@@ -89,18 +89,22 @@ def rewrite_value(value: JsonValue, id_map: Mapping[str, str]) -> JsonValue:
     return value
 
 
-def rewrite_step(step: AnyStep, id_map: Mapping[str, str]) -> AnyStep:
+def rewrite_step(step: AnyStep, id_map: Mapping[str, str], *, include_body: bool = True) -> AnyStep:
     """Return ``step`` with ids in ``id_map`` rewritten in its id, templated fields and ``for_each`` body.
 
     The fields rewritten are those :func:`studio.model.workflow.template_fields` lists, plus, for a
-    ``for_each``, its body steps, body edges and ``output``. The result shares no mutable
-    data with ``step`` in the parts that changed. The input is not changed.
+    ``for_each``, its ``output`` and, when ``include_body`` is true, its body steps and body edges.
+    With ``include_body`` false the new step shares the body lists with ``step``, which suits an
+    editor that rewrites body steps one by one. The input is not changed.
     """
-    update: dict[str, Any] = {"id": id_map.get(step.id, step.id), "config": _rewrite_config(step, id_map)}
+    update: dict[str, Any] = {
+        "id": id_map.get(step.id, step.id),
+        "config": _rewrite_config(step, id_map, include_body),
+    }
     return step.model_copy(update=update)
 
 
-def _rewrite_config(step: AnyStep, id_map: Mapping[str, str]) -> Any:
+def _rewrite_config(step: AnyStep, id_map: Mapping[str, str], include_body: bool) -> Any:
     config = step.config
     if isinstance(step, McpCallStep):
         return step.config.model_copy(update={"arguments": rewrite_value(step.config.arguments, id_map)})
@@ -128,14 +132,11 @@ def _rewrite_config(step: AnyStep, id_map: Mapping[str, str]) -> Any:
                                     "target": id_map.get(edge.target, edge.target)})
             for edge in body.edges
         ]
-        return body.model_copy(
-            update={
-                "items": rewrite_value(body.items, id_map),
-                "steps": [rewrite_step(child, id_map) for child in body.steps],
-                "edges": edges,
-                "output": output,
-            }
-        )
+        update: dict[str, Any] = {"items": rewrite_value(body.items, id_map), "output": output}
+        if include_body:
+            update["steps"] = [rewrite_step(child, id_map) for child in body.steps]
+            update["edges"] = edges
+        return body.model_copy(update=update)
     return config
 
 
