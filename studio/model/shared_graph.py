@@ -53,6 +53,9 @@ class CredentialSlot(_Strict):
     provider: str | None = None
     steps: list[str] = Field(default_factory=list)
     """Ids of the llm_call steps that use this credential."""
+    server_url: str | None = None
+    """Set when the MCP server with this URL needs the credential rather than a step. The local
+    instance chosen for that server brings its own credential, so import does not ask for it."""
 
 
 class ServerRequirement(_Strict):
@@ -95,6 +98,8 @@ class LocalInstance:
     id: str
     name: str
     server_url: str | None
+    connection_ids: tuple[str, ...] = ()
+    """Connections whose secrets the instance uses (in environment variables or headers)."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,13 @@ class ImportMapping:
     def missing(self, graph: SharedGraph) -> list[str]:
         """Return readable names of the graph's servers and slots that have no entry yet."""
         names = [f"server {server.server_url}" for server in graph.servers if server.server_url not in self.servers]
-        names += [f"credential slot {slot.slot}" for slot in graph.credentials if slot.slot not in self.slots]
+        names += [f"credential slot {slot.slot}" for slot in step_slots(graph) if slot.slot not in self.slots]
         return names
+
+
+def step_slots(graph: SharedGraph) -> list[CredentialSlot]:
+    """Return the slots that steps use, which import binds; server slots come with the chosen instance."""
+    return [slot for slot in graph.credentials if slot.server_url is None]
 
 
 def server_url_of_instance(row: Mapping[str, Any]) -> str | None:
@@ -190,7 +200,7 @@ class _Exporter:
         self.connections = connections
         self.servers: dict[str, ServerRequirement] = {}
         self.slots: dict[str, CredentialSlot] = {}
-        self._slot_by_connection: dict[str, str] = {}
+        self._slot_by_connection: dict[tuple[str, str | None], str] = {}
         self.problems: list[tuple[str, str]] = []
 
     def strip_steps(self, steps: list[AnyStep], path: str) -> list[AnyStep]:
@@ -224,6 +234,9 @@ class _Exporter:
         requirement = self.servers.setdefault(
             server_url, ServerRequirement(server_url=server_url, name=instance.name if instance else "")
         )
+        if not requirement.steps and instance is not None:
+            for connection_id in instance.connection_ids:
+                self._add_server_slot(server_url, connection_id)
         requirement.steps.append(step.id)
         if step.config.tool and step.config.tool not in requirement.tools:
             requirement.tools.append(step.config.tool)
@@ -240,15 +253,27 @@ class _Exporter:
                 )
             )
             return
-        slot = self._slot_by_connection.get(connection.id)
+        self.slots[self._slot_for(connection, None)].steps.append(step.id)
+
+    def _add_server_slot(self, server_url: str, connection_id: str) -> None:
+        connection = self.connections.get(connection_id)
+        if connection is not None:
+            self._slot_for(connection, server_url)
+        else:
+            # The instance's own binding is broken; the importer's instance brings its own credential anyway.
+            logger.warning("MCP server %s uses connection %s, which was not found", server_url, connection_id)
+
+    def _slot_for(self, connection: LocalConnection, server_url: str | None) -> str:
+        key = (connection.id, server_url)
+        slot = self._slot_by_connection.get(key)
         if slot is None:
             slot = self._free_slot_name(slot_name(connection.name))
-            self._slot_by_connection[connection.id] = slot
+            self._slot_by_connection[key] = slot
             kind = connection.kind if connection.kind in CREDENTIAL_KINDS else "api_key"
             self.slots[slot] = CredentialSlot.model_validate(
-                {"slot": slot, "kind": kind, "provider": connection.provider}
+                {"slot": slot, "kind": kind, "provider": connection.provider, "server_url": server_url}
             )
-        self.slots[slot].steps.append(step.id)
+        return slot
 
     def _free_slot_name(self, base: str) -> str:
         candidate, number = base, 2
@@ -365,6 +390,12 @@ def _cross_reference_problems(graph: SharedGraph, workflow: Workflow) -> list[tu
         if slot.slot in seen_slots:
             problems.append((f"credentials[{index}].slot", f"slot '{slot.slot}' is listed twice; rename one"))
         seen_slots.add(slot.slot)
+        if slot.server_url is not None and slot.server_url not in server_urls:
+            problems.append(
+                (f"credentials[{index}].server_url", f"server {slot.server_url!r} is not listed in 'servers'; add it")
+            )
+        if slot.server_url is not None and slot.steps:
+            problems.append((f"credentials[{index}].steps", "a server's credential slot lists no steps; remove them"))
         for step_index, step_id in enumerate(slot.steps):
             if not isinstance(steps.get(step_id), LlmCallStep):
                 problems.append(
@@ -389,7 +420,7 @@ def match_requirements(
         candidates = [instance.id for instance in instances if instance.server_url == server.server_url]
         if len(candidates) == 1:
             mapping.servers[server.server_url] = candidates[0]
-    for slot in graph.credentials:
+    for slot in step_slots(graph):
         chosen = _match_slot(slot, connections)
         if chosen is not None:
             mapping.slots[slot.slot] = chosen
@@ -422,12 +453,14 @@ def instantiate(
     Every server and slot needs an entry (None leaves it unbound). When ``instance_ids`` or
     ``connection_ids`` are given, mapped ids must be among them. Raises SharedGraphError otherwise.
     """
-    problems = [("", f"no choice for {name}; map it to a local id or leave it unbound") for name in mapping.missing(graph)]
+    problems = [
+        ("", f"no choice for {name}; map it to a local id or leave it unbound") for name in mapping.missing(graph)
+    ]
     problems += _unknown_ids("servers", mapping.servers, instance_ids, "MCP instance")
     problems += _unknown_ids("slots", mapping.slots, connection_ids, "connection")
     if problems:
         raise SharedGraphError("import", problems)
-    slot_by_step = {step_id: slot.slot for slot in graph.credentials for step_id in slot.steps}
+    slot_by_step = {step_id: slot.slot for slot in step_slots(graph) for step_id in slot.steps}
     workflow = graph.build_workflow()
     steps = [_bind(step, mapping, slot_by_step) for step in workflow.steps]
     result = workflow.model_copy(update={"steps": steps})

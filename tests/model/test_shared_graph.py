@@ -99,7 +99,13 @@ def test_export_lists_servers_and_slots() -> None:
     assert servers[GITHUB_URL].tools == ["list_issues"]
     assert servers[GITHUB_URL].name == "GitHub (work)"
     assert [slot.model_dump() for slot in graph.credentials] == [
-        {"slot": "openai-work", "kind": "api_key", "provider": "openai", "steps": ["classify", "summary"]}
+        {
+            "slot": "openai-work",
+            "kind": "api_key",
+            "provider": "openai",
+            "steps": ["classify", "summary"],
+            "server_url": None,
+        }
     ]
     issues = graph.workflow["steps"][0]
     assert issues["config"]["server_url"] == GITHUB_URL
@@ -169,7 +175,10 @@ def test_instantiate_rejects_unknown_local_ids() -> None:
         instantiate(graph, mapping, instance_ids=[INSTANCE_ID], connection_ids=[CONNECTION_ID])
 
     assert raised.value.problems == [
-        (f"servers.{GITHUB_URL}", "MCP instance 'gone' was not found; choose an existing MCP instance or leave it unbound")
+        (
+            f"servers.{GITHUB_URL}",
+            "MCP instance 'gone' was not found; choose an existing MCP instance or leave it unbound",
+        )
     ]
 
 
@@ -270,3 +279,19 @@ def test_slot_names() -> None:
     assert slot_name("OpenAI Work") == "openai-work"
     assert slot_name("  ") == "credential"
     assert slot_name("GitHub/Token #2") == "github-token-2"
+
+
+def test_server_credential_becomes_server_slot() -> None:
+    instances = {INSTANCE_ID: LocalInstance(INSTANCE_ID, "GitHub", GITHUB_URL, (OTHER_CONNECTION_ID,))}
+
+    graph = parse_shared_graph(export_shared_graph(source_workflow(), instances, CONNECTIONS).to_json())
+    slots = {slot.slot: slot for slot in graph.credentials}
+
+    assert slots["github-token"].kind == "bearer"
+    assert slots["github-token"].server_url == GITHUB_URL
+    assert slots["github-token"].steps == []
+    assert OTHER_CONNECTION_ID not in graph.to_json()
+    assert ImportMapping(servers={GITHUB_URL: None}).missing(graph) == [
+        "server stdio:mcp-server-time",
+        "credential slot openai-work",
+    ]
