@@ -6,12 +6,15 @@ The kind of a connection selects how its secret authenticates requests:
   ``header`` setting (for example ``x-api-key``).
 - ``bearer``: a token sent as ``Authorization: Bearer <token>``.
 - ``basic``: HTTP Basic authentication with the ``username`` setting and the secret as password.
+- ``oauth2``: OAuth 2 authorization code with PKCE; the vault keeps the tokens as JSON and
+  ``studio.secrets.oauth`` signs in and renews them.
 - ``none``: no secret, for local servers such as Ollama.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import time
@@ -24,7 +27,7 @@ from studio.store import Store, new_id
 
 logger = logging.getLogger(__name__)
 
-CONNECTION_KINDS = ("api_key", "bearer", "basic", "none")
+CONNECTION_KINDS = ("api_key", "bearer", "basic", "oauth2", "none")
 SECRET_REF_PREFIX = "connection/"
 # Setting names that suggest a secret was put in the settings, which the store writes in plain text.
 _SECRET_SETTING_NAMES = frozenset({"api_key", "apikey", "key", "token", "password", "secret", "authorization"})
@@ -136,6 +139,8 @@ def _check_fields(
 
 
 def _check_secret(kind: str, secret: str | None, settings: Mapping[str, Any], label: str) -> None:
+    if kind == "oauth2" and secret is None:
+        return  # the tokens arrive with the sign-in
     if kind == "none":
         if secret is not None:
             raise ConnectionConfigError(f"{label} has kind 'none' and takes no secret; choose another kind")
@@ -212,7 +217,7 @@ def create_connection(
         raise ConnectionConfigError(f"a connection named {name!r} exists already; choose another name")
 
     connection_id = new_id()
-    secret_ref = None if secret is None else f"{SECRET_REF_PREFIX}{connection_id}"
+    secret_ref = None if secret is None and kind != "oauth2" else f"{SECRET_REF_PREFIX}{connection_id}"
     if secret_ref is not None and secret is not None:
         vault.set(secret_ref, secret, label=label)
     try:
@@ -243,6 +248,10 @@ def rotate_secret(store: Store, vault: SecretVault, id_or_name: str, secret: str
     connection = get_connection(store, id_or_name)
     if connection.kind == "none" or connection.secret_ref is None:
         raise ConnectionConfigError(f"{connection.label} has no secret to rotate (kind '{connection.kind}')")
+    if connection.kind == "oauth2":
+        raise ConnectionConfigError(
+            f"{connection.label} gets its tokens from the sign-in; sign in again to replace them"
+        )
     _check_secret(connection.kind, secret, connection.settings, connection.label)
     vault.set(connection.secret_ref, secret, label=connection.label)
     logger.info("Rotated the secret of connection %s (%s)", connection.id, connection.name)
@@ -311,11 +320,15 @@ def delete_connection(store: Store, vault: SecretVault, id_or_name: str, *, forc
 def resolve_headers(connection: Connection, vault: SecretVault) -> dict[str, str]:
     """Return the HTTP headers that authenticate a request with this connection's secret.
 
-    The returned values contain the secret: never log them.
+    The returned values contain the secret: never log them. For an ``oauth2`` connection this is the
+    stored access token as it is, even when it has expired; callers that can renew it use
+    ``studio.secrets.oauth``.
     """
     if connection.kind == "none" or connection.secret_ref is None:
         return {}
     secret = vault.get(connection.secret_ref, label=connection.label)
+    if connection.kind == "oauth2":
+        return {"Authorization": f"Bearer {_stored_access_token(connection, secret)}"}
     if connection.kind == "basic":
         username = str(connection.settings.get("username", ""))
         token = base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")
@@ -324,6 +337,19 @@ def resolve_headers(connection: Connection, vault: SecretVault) -> dict[str, str
     if header and str(header).lower() != "authorization":
         return {str(header): secret}
     return {"Authorization": f"Bearer {secret}"}
+
+
+def _stored_access_token(connection: Connection, payload: str) -> str:
+    try:
+        token = json.loads(payload).get("access_token")
+    except (ValueError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token:
+        raise SecretsError(
+            f"{connection.label} is not signed in; sign in with 'studio connections login {connection.name}' "
+            "or the Sign in button of the Connections panel"
+        )
+    return token
 
 
 def bearer_credentials(connection: Connection, vault: SecretVault) -> tuple[str | None, dict[str, str]]:
@@ -352,4 +378,8 @@ def connection_credentials(
     if connection.kind == "none" or connection.secret_ref is None:
         return None, {}
     vault = open_vault(store.workspace_slug(), environ=environ)
+    if connection.kind == "oauth2":
+        from studio.secrets.oauth import access_token_sync
+
+        return access_token_sync(store, vault, connection), {}
     return bearer_credentials(connection, vault)
