@@ -145,19 +145,21 @@ step_runs = Table(
     # The run whose recorded result a re-run copied instead of executing the step again.
     Column("reused_from", String(36), nullable=True),
     Column("pinned", Boolean, nullable=False, server_default="0"),
+    # Clustered on the primary key (SQLite WITHOUT ROWID): one B-tree write per journal upsert.
+    sqlite_with_rowid=False,
 )
 
 events = Table(
     "events",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(36), ForeignKey("runs.id"), nullable=False),
-    Column("seq", Integer, nullable=False),
+    Column("run_id", String(36), ForeignKey("runs.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("type", String(32), nullable=False),
     Column("step_key", String(400), nullable=True),
     Column("at", Float, nullable=False),
     Column("data", JSON, nullable=False),
-    Index("ix_events_run_seq", "run_id", "seq"),
+    # Clustered on (run_id, seq) (SQLite WITHOUT ROWID): one B-tree write per journaled event.
+    sqlite_with_rowid=False,
 )
 
 human_tasks = Table(
