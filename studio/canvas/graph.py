@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from studio.model.templates import TemplateError, iter_references
@@ -60,13 +60,44 @@ def referenced_step_ids(step: AnyStep) -> set[str]:
     return found
 
 
-def workflow_edges(workflow: Workflow) -> list[EdgeSpec]:
+class ReferenceCache:
+    """Memo of :func:`referenced_step_ids` per step object.
+
+    An editor replaces a step object on every change and never changes one in place, so a step
+    object's references never change. Entries of steps that are gone are dropped by :meth:`prune`.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[AnyStep, frozenset[str]]] = {}
+        self._seen: set[int] = set()
+
+    def __call__(self, step: AnyStep) -> frozenset[str]:
+        key = id(step)
+        self._seen.add(key)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is step:
+            return entry[1]
+        found = frozenset(referenced_step_ids(step))
+        self._entries[key] = (step, found)
+        return found
+
+    def prune(self) -> None:
+        """Forget the steps not looked up since the previous prune."""
+        self._entries = {key: entry for key, entry in self._entries.items() if key in self._seen}
+        self._seen = set()
+
+
+def workflow_edges(
+    workflow: Workflow, references: Callable[[AnyStep], Iterable[str]] | None = None
+) -> list[EdgeSpec]:
     """Return every edge to draw, explicit ones first, each (source, target) pair once.
 
-    Implied edges may cross a ``for_each`` boundary: a body step that reads a top-level step's result
+    ``references`` returns the step ids a step's templates read; pass a :class:`ReferenceCache` to
+    avoid parsing unchanged steps again. Implied edges may cross a ``for_each`` boundary: a body step that reads a top-level step's result
     gets an edge from that step. References to unknown steps, to the step itself or to one of
     its enclosing ``for_each`` steps draw nothing.
     """
+    lookup = references or referenced_step_ids
     parents = container_of(workflow)
     result: dict[tuple[str, str], EdgeSpec] = {}
     for scope in iter_scopes(workflow):
@@ -75,10 +106,12 @@ def workflow_edges(workflow: Workflow) -> list[EdgeSpec]:
                 result.setdefault((edge.source, edge.target), EdgeSpec(edge.source, edge.target, implied=False))
     for step in workflow.iter_steps():
         enclosing = set(ancestors(step.id, parents))
-        for source in sorted(referenced_step_ids(step)):
+        for source in sorted(lookup(step)):
             if source not in parents or source == step.id or source in enclosing:
                 continue
             result.setdefault((source, step.id), EdgeSpec(source, step.id, implied=True))
+    if isinstance(references, ReferenceCache):
+        references.prune()
     return list(result.values())
 
 
