@@ -19,6 +19,7 @@ from pydantic import JsonValue
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
+from studio.engine import elicitation
 from studio.engine.events import RUN_TERMINAL_EVENTS, EventType, RunEvent
 from studio.engine.executors_api import ExecutorServices
 from studio.engine.journal import Journal
@@ -387,18 +388,34 @@ class Engine:
     ) -> RunRecord:
         """Approve or reject a pending human task and let its run continue; exactly one caller wins.
 
-        Raises EngineError when the task is not pending any more, or when ``values`` do not fit the
-        task's form.
+        An elicitation task takes ``accept``, ``decline`` or ``cancel`` (``approve`` and ``reject``
+        mean ``accept`` and ``decline``). Raises EngineError when the task is not pending any more,
+        or when ``values`` do not fit the task's form.
         """
-        if decision not in ("approve", "reject"):
-            raise EngineError(f"decision '{decision}' is invalid; use 'approve' or 'reject'")
         task = self.store.get_task(task_id)
+        is_elicitation = elicitation.task_kind(task.context) == elicitation.ELICITATION_KIND
+        if is_elicitation:
+            try:
+                decision = elicitation.normalize_decision(decision)
+            except ValueError as error:
+                raise EngineError(str(error)) from None
+        elif decision not in ("approve", "reject"):
+            raise EngineError(f"decision '{decision}' is invalid; use 'approve' or 'reject'")
         if task.status != "pending":
             raise EngineError(
                 f"task {task.id} was already resolved ({task.status}, {task.decision}) by {task.resolved_by}"
             )
-        checked = check_form_values([FormField.model_validate(f) for f in task.fields], values or {}, decision)
-        status = "approved" if decision == "approve" else "rejected"
+        form_decision = "approve" if decision in ("approve", "accept") else decision
+        fields = [FormField.model_validate(f) for f in task.fields]
+        checked = check_form_values(fields, values or {}, form_decision)
+        if is_elicitation:
+            try:
+                elicitation.check_values(task.context, checked)
+            except ValueError as error:
+                raise EngineError(str(error)) from None
+            status = elicitation.DECISION_STATUSES[decision]
+        else:
+            status = "approved" if decision == "approve" else "rejected"
         if not self.store.resolve_task(task.id, status=status, decision=decision, values=checked, actor=actor):
             current = self.store.get_task(task.id)
             raise EngineError(

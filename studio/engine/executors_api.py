@@ -13,8 +13,9 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,14 +45,26 @@ from studio.engine.executors.lua_errors import (
     LuaScriptError,
     LuaTimeoutError,
 )
-from studio.engine.executors.mcp import McpServerSpec, McpSessionPool
+from studio.engine.executors.mcp import (
+    CallScope,
+    ElicitationAnswer,
+    ElicitationRequest,
+    McpServerSpec,
+    McpSessionPool,
+    SamplingRequest,
+    SamplingResponse,
+)
 from studio.engine.executors.mcp_errors import (
+    McpAuthError,
     McpConnectError,
     McpError,
     McpServerCrashedError,
     McpTimeoutError,
     McpToolError,
 )
+from studio.engine.mcp_sampling import SamplingService, sample_with_environment_llm
+from studio.mcp.errors import McpConfigError, McpNotFoundError
+from studio.mcp.resolve import spec_for_instance
 from studio.model.workflow import AnyStep
 from studio.secrets import SecretsError, connection_credentials
 from studio.store import Store
@@ -74,6 +87,8 @@ class StepContext:
     services: ExecutorServices
     emit: Callable[[EventType, dict[str, JsonValue]], None]
     record_usage: Callable[[str, float, str, dict[str, JsonValue]], None]
+    ask_person: Callable[[ElicitationRequest], Awaitable[ElicitationAnswer]] | None = None
+    """Create a pending elicitation task for this step and wait for a person's answer; None outside a run."""
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit(EventType.STEP_LOG, {"level": level, "message": message})
@@ -85,13 +100,24 @@ class StepContext:
 class ExecutorServices:
     """Long-lived resources shared by executors: MCP sessions, the HTTP client, endpoint lookup.
 
-    Sessions are shared across steps and runs of one engine; ``aclose()`` ends them.
+    Sessions are shared across steps and runs of one engine; ``aclose()`` ends them. MCP servers
+    that ask for the client's roots get ``project_root`` (default: the current directory), and
+    their sampling requests go to ``sampling`` (default: the LLM endpoint of the environment).
     """
 
-    def __init__(self, store: Store | None = None, *, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        project_root: Path | None = None,
+        sampling: SamplingService | None = None,
+    ) -> None:
         self.store = store
         self.environ = dict(os.environ if environ is None else environ)
-        self.mcp = McpSessionPool()
+        self.project_root = (project_root or Path.cwd()).resolve()
+        self.sampling: SamplingService = sampling or sample_with_environment_llm
+        self.mcp = McpSessionPool(roots=[self.project_root])
         self._http: httpx.AsyncClient | None = None
         # Lua runs on the engine's own threads, not the loop's default executor: under qasync that
         # default is a pool of QThreads, and ending those after running Lua crashed the process
@@ -116,14 +142,16 @@ class ExecutorServices:
         instance_id = config.get("instance_id")
         server_url = config.get("server_url")
         if instance_id and self.store is not None:
-            instance = self.store.get_mcp_instance(str(instance_id))
-            if instance is not None:
-                return _spec_from_instance(instance)
-            if not server_url:
-                raise StepError(
-                    "invalid_input",
-                    f"MCP instance '{instance_id}' was not found; create it or set server_url on the step",
-                )
+            try:
+                return spec_for_instance(self.store, str(instance_id))
+            except McpNotFoundError:
+                if not server_url:
+                    raise StepError(
+                        "invalid_input",
+                        f"MCP instance '{instance_id}' was not found; create it or set server_url on the step",
+                    ) from None
+            except (McpConfigError, SecretsError) as error:
+                raise StepError("invalid_input", str(error)) from None
         if not server_url:
             raise StepError("invalid_input", "the mcp_call step names no server; set instance_id or server_url")
         return spec_from_server_url(str(server_url), self.environ)
@@ -201,19 +229,6 @@ def spec_from_server_url(server_url: str, environ: Mapping[str, str]) -> McpServ
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
 
 
-def _spec_from_instance(instance: Mapping[str, Any]) -> McpServerSpec:
-    if instance["transport"] == "http":
-        return McpServerSpec(transport="http", url=instance["url"], name=str(instance["name"]))
-    command = str(instance["command"])
-    args = tuple(str(arg) for arg in instance.get("args") or [])
-    if command == STUDIO_TOOLS_COMMAND:
-        command, args = sys.executable, ("-m", "studio.toolserver", *args)
-    env = {**{k: v for k, v in os.environ.items() if k in _PASSED_ENV}, **(instance.get("env") or {})}
-    return McpServerSpec(
-        transport="stdio", command=command, args=args, env=env, cwd=instance.get("cwd"), name=str(instance["name"])
-    )
-
-
 async def execute_leaf_step(step: AnyStep, config: dict[str, Any], context: StepContext) -> JsonValue:
     """Run one attempt of an ``mcp_call``, ``llm_call`` or ``lua_script`` step with a rendered config."""
     if step.type == "mcp_call":
@@ -226,14 +241,43 @@ async def execute_leaf_step(step: AnyStep, config: dict[str, Any], context: Step
 
 
 async def execute_mcp_call(config: dict[str, Any], context: StepContext) -> JsonValue:
-    spec = context.services.mcp_server(config)
+    # A thread, because reading a bound secret from the encrypted-file vault can block for seconds.
+    spec = await asyncio.to_thread(context.services.mcp_server, config)
     tool = str(config.get("tool") or "")
     if not tool:
         raise StepError("invalid_input", "the mcp_call step names no tool; set config.tool")
     arguments = config.get("arguments") or {}
     context.record_usage("mcp_call", 1, "call", {"server": spec.display_name, "tool": tool})
-    result = await context.services.mcp.call_tool(spec, tool, arguments, on_progress=context.progress)
+    scope = CallScope(
+        label=f"step {context.step_key} of run {context.run_id}",
+        allow_sampling=spec.allow_sampling,
+        sampler=_step_sampler(context, spec, tool),
+        elicitor=context.ask_person,
+    )
+    result = await context.services.mcp.call_tool(spec, tool, arguments, on_progress=context.progress, scope=scope)
     return result.value
+
+
+def _step_sampler(
+    context: StepContext, spec: McpServerSpec, tool: str
+) -> Callable[[SamplingRequest], Awaitable[SamplingResponse]]:
+    """Return the sampler of one step: the services' sampling, metered for the step's run."""
+
+    async def sample(request: SamplingRequest) -> SamplingResponse:
+        response = await context.services.sampling(context.services, request)
+        detail: dict[str, JsonValue] = {
+            "source": "mcp_sampling",
+            "server": spec.display_name,
+            "tool": tool,
+            "model": response.model,
+        }
+        context.record_usage("mcp_sampling", 1, "request", detail)
+        context.record_usage("llm_prompt_tokens", response.prompt_tokens, "token", detail)
+        context.record_usage("llm_completion_tokens", response.completion_tokens, "token", detail)
+        context.log(f"served a sampling request from MCP server '{spec.display_name}' with model {response.model}")
+        return response
+
+    return sample
 
 
 async def execute_llm_call(config: dict[str, Any], context: StepContext) -> JsonValue:
@@ -290,6 +334,8 @@ def classify_executor_error(error: BaseException) -> StepError | None:
         return StepError("timeout", str(error))
     if isinstance(error, McpToolError):
         return StepError("tool_error", str(error))
+    if isinstance(error, McpAuthError):
+        return StepError("invalid_input", str(error))
     if isinstance(error, McpConnectError | McpServerCrashedError):
         return StepError("transient", str(error))
     if isinstance(error, McpError):

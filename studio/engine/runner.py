@@ -21,8 +21,10 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from studio.engine import elicitation
 from studio.engine.errors import StepError, classify, is_retryable
 from studio.engine.events import EventType
+from studio.engine.executors.mcp_callbacks import ElicitationAnswer, ElicitationRequest
 from studio.engine.executors_api import ExecutorServices, StepContext, execute_leaf_step
 from studio.engine.journal import Journal
 from studio.model.metering import credits_for
@@ -229,6 +231,8 @@ class RunExecution:
         self.started = False
         """Whether execute() is past its first journal commit; only then may its task be cancelled to stop."""
         self._task_waiters: dict[str, asyncio.Future[TaskDecision]] = {}
+        self._elicitations: dict[str, int] = {}
+        """Elicitation tasks created so far per step key, to give each one a distinct task key."""
         self.cancelled_keys: list[str] = []
         self._graphs: dict[str, ScopeGraph] = {}
         self._configs: dict[str, dict[str, Any]] = {}
@@ -606,6 +610,7 @@ class RunExecution:
             services=self.services,
             emit=self._emit_for(key, step.id),
             record_usage=self._usage_recorder(key, step.id),
+            ask_person=lambda request: self._ask_person(key, step, attempt, request),
         )
         if step.timeout_s is None:
             return await execute_leaf_step(step, config, context)
@@ -857,7 +862,49 @@ class RunExecution:
         decision = await self._await_decision(step, task_id, due_at)
         return await self._apply_decision(key, step, task_id, decision, started)
 
-    async def _await_decision(self, step: HumanTaskStep, task_id: str, due_at: float | None) -> TaskDecision:
+    async def _ask_person(
+        self, key: str, step: AnyStep, attempt: int, request: ElicitationRequest
+    ) -> ElicitationAnswer:
+        """Create an elicitation task for a running step and wait for its answer; cancel the task if the call ends."""
+        task_id = new_id()
+        self._elicitations[key] = number = self._elicitations.get(key, 0) + 1
+        try:
+            row = elicitation.task_row(
+                request,
+                task_id=task_id,
+                workflow_id=self.workflow.id,
+                step_key=f"{key}#elicitation-{attempt}.{number}",
+                step_id=step.id,
+                created_at=time.time(),
+            )
+        except elicitation.ElicitationSchemaError as error:
+            logger.info("Declined an elicitation for step %s of run %s: %s", key, self.run_id, error)
+            return ElicitationAnswer(action="decline")
+        self.journal.task_row(row)
+        self.journal.event(
+            EventType.STEP_WAITING, step_key=key, step_id=step.id, data={"task_id": task_id, "kind": "elicitation"}
+        )
+        await self.journal.flush()
+        logger.info("Step %s of run %s waits for elicitation task %s", key, self.run_id, task_id)
+        try:
+            decision = await self._await_decision(None, task_id, None)
+        except asyncio.CancelledError:
+            self.store.resolve_task(task_id, status="cancelled", decision="cancel", values={}, actor="system")
+            raise
+        self.journal.event(
+            EventType.TASK_RESOLVED,
+            step_key=key,
+            step_id=step.id,
+            data={
+                "task_id": task_id,
+                "decision": decision.decision,
+                "values": decision.values,
+                "actor": decision.actor,
+            },
+        )
+        return elicitation.answer_from_decision(row["context"], decision.decision, decision.values)
+
+    async def _await_decision(self, step: HumanTaskStep | None, task_id: str, due_at: float | None) -> TaskDecision:
         waiter: asyncio.Future[TaskDecision] = asyncio.get_running_loop().create_future()
         self._task_waiters[task_id] = waiter
         self._waiting_steps += 1
@@ -873,7 +920,7 @@ class RunExecution:
                 stored = self._stored_decision(task_id)
                 if stored is not None:
                     return stored
-                if due_at is not None and time.time() >= due_at:
+                if step is not None and due_at is not None and time.time() >= due_at:
                     return self._timeout_decision(step, task_id)
         finally:
             self._waiting_steps -= 1

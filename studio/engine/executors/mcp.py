@@ -22,6 +22,7 @@ from studio.engine.executors.mcp_callbacks import (
 )
 from studio.engine.executors.mcp_connection import ProgressCallback, ServerConnection
 from studio.engine.executors.mcp_errors import (
+    McpAuthError,
     McpConnectError,
     McpError,
     McpProtocolError,
@@ -45,6 +46,7 @@ __all__ = [
     "ElicitationAnswer",
     "ElicitationRequest",
     "Elicitor",
+    "McpAuthError",
     "McpConnectError",
     "McpError",
     "McpProtocolError",

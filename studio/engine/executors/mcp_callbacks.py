@@ -13,11 +13,11 @@ import contextvars
 import itertools
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import mcp_types
 from mcp.client.session import ClientRequestContext
@@ -58,10 +58,8 @@ class SamplingResponse:
     completion_tokens: int = 0
 
 
-class Sampler(Protocol):
-    """Serves a sampling request with an LLM; raises an exception whose text says what failed."""
-
-    async def __call__(self, request: SamplingRequest) -> SamplingResponse: ...
+Sampler = Callable[[SamplingRequest], Awaitable[SamplingResponse]]
+"""Serves a sampling request with an LLM; raises an exception whose text says what failed."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +80,8 @@ class ElicitationAnswer:
     content: dict[str, JsonValue] | None = None
 
 
-class Elicitor(Protocol):
-    """Asks a person to answer an elicitation request and waits for the answer."""
-
-    async def __call__(self, request: ElicitationRequest) -> ElicitationAnswer: ...
+Elicitor = Callable[[ElicitationRequest], Awaitable[ElicitationAnswer]]
+"""Asks a person to answer an elicitation request and waits for the answer."""
 
 
 class CallDeadline:
@@ -178,6 +174,8 @@ class CallScope:
     deadline: CallDeadline | None = None
     served: list[str] = field(default_factory=list)
     """Kinds of server requests served so far ("sampling", "elicitation"), in order."""
+    pending: set[asyncio.Task[Any]] = field(default_factory=set)
+    """Tasks serving this call's requests on the session's reader side; cancelled when the call ends."""
 
 
 _current_scope: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar("mcp_call_scope", default=None)
@@ -206,6 +204,10 @@ class ScopeRegistry:
         finally:
             _current_scope.reset(token)
             del self._scopes[number]
+            for pending in list(scope.pending):
+                # A server that gives up on its request does not always say so, so the person's
+                # pending task must not outlive the call.
+                pending.cancel()
 
     def current(self) -> CallScope | None:
         scope = _current_scope.get()
@@ -284,8 +286,15 @@ class ServerRequestHandlers:
         request = ElicitationRequest(
             server=self.server, tool=scope.tool, message=params.message, requested_schema=schema
         )
-        with _suspended(scope.deadline):
-            answer = await scope.elicitor(request)
+        current = asyncio.current_task()
+        if current is not None:
+            scope.pending.add(current)
+        try:
+            with _suspended(scope.deadline):
+                answer = await scope.elicitor(request)
+        finally:
+            if current is not None:
+                scope.pending.discard(current)
         scope.served.append("elicitation")
         content: Any = answer.content if answer.action == "accept" else None
         return mcp_types.ElicitResult(action=answer.action, content=content)

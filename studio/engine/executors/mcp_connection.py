@@ -26,6 +26,7 @@ from pydantic import JsonValue, ValidationError
 
 from studio.engine.executors.mcp_callbacks import CallDeadline, CallScope, ScopeRegistry, ServerRequestHandlers
 from studio.engine.executors.mcp_errors import (
+    McpAuthError,
     McpConnectError,
     McpError,
     McpProtocolError,
@@ -113,6 +114,8 @@ class ServerConnection:
         self._handlers = ServerRequestHandlers(self.name, self._scopes, roots)
         self._stderr_listeners: list[StderrListener] = []
         self._loop = asyncio.get_running_loop()
+        self.http_failure: tuple[int, str] | None = None
+        """Status code and content type of the last HTTP reply with status 400 or more."""
         self.stdout_garbage: str | None = None
         """The first stdout line that was not JSON-RPC, once the server wrote one; the session then ends."""
 
@@ -481,10 +484,37 @@ class ServerConnection:
                 # The child has its own copy now, so closing ours lets the reader reach end of file.
                 self.stderr.release_writer()
         assert spec.url is not None
-        http_client = httpx2.AsyncClient(headers=dict(spec.headers or {}), timeout=HTTP_TIMEOUT)
+        http_client = httpx2.AsyncClient(
+            headers=dict(spec.headers or {}),
+            timeout=HTTP_TIMEOUT,
+            event_hooks={"response": [self._on_http_response]},
+        )
         await stack.enter_async_context(http_client)
         transport = streamable_http_client(spec.url, http_client=http_client)
         return await stack.enter_async_context(self._new_client(transport))
+
+    async def _on_http_response(self, response: httpx2.Response) -> None:
+        """Remember the last failed HTTP reply, because the SDK reports it without its status code."""
+        if response.status_code >= 400:
+            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+            self.http_failure = (response.status_code, content_type)
+
+    def _auth_error(self, where: str) -> McpAuthError | None:
+        """Return the error for an HTTP 401 or 403 reply, naming what to fix; None for other failures."""
+        if self.http_failure is None or self.http_failure[0] not in (401, 403):
+            return None
+        status = self.http_failure[0]
+        if self.spec.credential_source:
+            fix = f"update the token of connection '{self.spec.credential_source}'"
+        elif self.spec.headers:
+            fix = "update the token in the MCP instance's headers (or the connection bound to them)"
+        else:
+            fix = "bind a connection with a valid token to the MCP instance's Authorization header"
+        if status == 401:
+            problem = "rejected the request with HTTP 401 Unauthorized: the token is missing or expired"
+        else:
+            problem = "rejected the request with HTTP 403 Forbidden: the token has expired or lacks permission"
+        return McpAuthError(f"{where} {problem}; {fix}", server=self.name)
 
     def _new_client(self, transport: Any) -> Client:
         return Client(
@@ -545,6 +575,9 @@ class ServerConnection:
         where = f"MCP server '{self.name}'"
         if spec.transport == "http" and spec.url is not None and self.name != redact_url(spec.url):
             where += f" at {redact_url(spec.url)}"
+        auth = self._auth_error(where)
+        if auth is not None:
+            return auth
         for leaf in leaves:
             if isinstance(leaf, FileNotFoundError | PermissionError) and spec.transport == "stdio":
                 verb = "was not found" if isinstance(leaf, FileNotFoundError) else "is not executable"
@@ -565,6 +598,14 @@ class ServerConnection:
                     "check that the server is running and the URL is right",
                     server=self.name,
                 )
+            if isinstance(leaf, MCPError) and self.http_failure is not None:
+                status, content_type = self.http_failure
+                return McpConnectError(
+                    f"{where} did not respond as an MCP server: it returned HTTP {status} "
+                    f"with {content_type or 'no content type'}; check the URL "
+                    "(a streamable HTTP endpoint usually ends in /mcp)",
+                    server=self.name,
+                )
             if isinstance(leaf, MCPError):
                 return McpConnectError(
                     f"{where} did not respond as an MCP server ({leaf.error.message}); check the URL or command "
@@ -582,6 +623,11 @@ class ServerConnection:
     async def _call_error(self, tool: str, exc: Exception) -> McpError:
         """Translate an exception from a tool call into the McpError raised to the caller."""
         leaves = leaf_exceptions(exc)
+        auth = self._auth_error(f"MCP server '{self.name}'")
+        if auth is not None:
+            self._lost = True
+            self._stop.set()
+            return auth
         if any(_is_connection_closed(leaf) or isinstance(leaf, _CONNECTION_LOST_ERRORS) for leaf in leaves):
             self._lost = True
             self._stop.set()

@@ -25,6 +25,10 @@ class McpConnectError(McpError):
     """The server could not be started or reached, or it did not complete the MCP handshake."""
 
 
+class McpAuthError(McpConnectError):
+    """The HTTP server rejected the client's credentials (401 or 403); retrying with the same token cannot help."""
+
+
 class McpToolError(McpError):
     """The tool ran and returned an error result (isError); `tool_message` is the tool's own text."""
 

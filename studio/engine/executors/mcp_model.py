@@ -52,6 +52,8 @@ class McpServerSpec:
     """Hard limit in seconds on one call whose time limit progress notifications keep restarting."""
     allow_sampling: bool = False
     """Whether the server's sampling requests are served by the default LLM connection."""
+    credential_source: str = ""
+    """Name of the connection whose secret `headers` or `env` carry, so an auth failure can say what to fix."""
 
     def __post_init__(self) -> None:
         if self.transport not in ("stdio", "http"):
