@@ -186,11 +186,17 @@ def delete_entry(store: Store, id_or_name: str) -> None:
     if entry.builtin:
         raise McpConfigError(f"catalog entry {entry.name!r} is shipped with the studio and cannot be deleted")
     with store.engine.begin() as connection:
-        users = connection.execute(
-            select(t.mcp_instances.c.name).where(
-                and_(t.mcp_instances.c.catalog_entry_id == entry.id, t.mcp_instances.c.project_id == store.project_id)
+        users = (
+            connection.execute(
+                select(t.mcp_instances.c.name).where(
+                    and_(
+                        t.mcp_instances.c.catalog_entry_id == entry.id, t.mcp_instances.c.project_id == store.project_id
+                    )
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if users:
             raise McpConfigError(
                 f"catalog entry {entry.name!r} is used by instances {', '.join(sorted(users))}; delete those first"

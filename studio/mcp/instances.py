@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection as DbConnection
 
 from studio.mcp.catalog import CatalogEntry, check_entry_fields, get_entry
 from studio.mcp.errors import McpConfigError, McpNotFoundError
-from studio.mcp.secret_values import is_secret_env
+from studio.mcp.secret_values import is_secret_env, is_secret_header
 from studio.store import Store, new_id
 from studio.store import tables as t
 from studio.store.mcp_tables import mcp_instance_bindings, mcp_instance_profiles
@@ -31,11 +31,12 @@ _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
 
 @dataclass(frozen=True)
 class Profile:
-    """A named set of plain environment variables and extra arguments (appended to the entry's)."""
+    """A named set of plain env variables, extra arguments (appended to the entry's) and HTTP headers."""
 
     name: str
     env: Mapping[str, str] = field(default_factory=dict)
     args: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,7 @@ class McpInstance:
         if name is None and not self.profiles:
             return Profile(DEFAULT_PROFILE)
         available = ", ".join(sorted(self.profiles)) or "none"
-        raise McpConfigError(
-            f"MCP instance {self.name!r} has no profile {chosen!r}; available profiles: {available}"
-        )
+        raise McpConfigError(f"MCP instance {self.name!r} has no profile {chosen!r}; available profiles: {available}")
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -127,6 +126,16 @@ def check_profile(profile: Profile, instance_name: str) -> None:
             )
     if not all(isinstance(arg, str) for arg in profile.args):
         raise McpConfigError(f"the arguments of profile {profile.name!r} must all be strings")
+    for name, value in profile.headers.items():
+        if not _HEADER_NAME.match(name) or not isinstance(value, str) or "\n" in value or "\r" in value:
+            raise McpConfigError(
+                f"invalid HTTP header {name!r} in profile {profile.name!r}; use a token name and a one-line text value"
+            )
+        if is_secret_header(name, value):
+            raise McpConfigError(
+                f"header {name!r} of MCP instance {instance_name!r} looks like a credential, and profiles are "
+                "stored in plain text; bind a connection to it instead"
+            )
 
 
 def check_binding(binding: Binding) -> None:
@@ -166,7 +175,10 @@ def _instance_from_rows(row: Mapping[str, Any], profiles: Iterable[Any], binding
         cwd=row.get("cwd"),
         url=row.get("url"),
         profiles={
-            str(p["name"]): Profile(str(p["name"]), dict(p["env"] or {}), tuple(p["args"] or [])) for p in profiles
+            str(p["name"]): Profile(
+                str(p["name"]), dict(p["env"] or {}), tuple(p["args"] or []), dict(p["headers"] or {})
+            )
+            for p in profiles
         },
         default_profile=row.get("default_profile"),
         bindings=tuple(Binding(b["target"], str(b["name"]), b["connection_id"]) for b in bindings),
@@ -181,16 +193,24 @@ def _instance_from_rows(row: Mapping[str, Any], profiles: Iterable[Any], binding
 
 
 def _load(connection: DbConnection, row: RowMapping) -> McpInstance:
-    profiles = connection.execute(
-        select(mcp_instance_profiles)
-        .where(mcp_instance_profiles.c.instance_id == row["id"])
-        .order_by(mcp_instance_profiles.c.name)
-    ).mappings().all()
-    bindings = connection.execute(
-        select(mcp_instance_bindings)
-        .where(mcp_instance_bindings.c.instance_id == row["id"])
-        .order_by(mcp_instance_bindings.c.target, mcp_instance_bindings.c.name)
-    ).mappings().all()
+    profiles = (
+        connection.execute(
+            select(mcp_instance_profiles)
+            .where(mcp_instance_profiles.c.instance_id == row["id"])
+            .order_by(mcp_instance_profiles.c.name)
+        )
+        .mappings()
+        .all()
+    )
+    bindings = (
+        connection.execute(
+            select(mcp_instance_bindings)
+            .where(mcp_instance_bindings.c.instance_id == row["id"])
+            .order_by(mcp_instance_bindings.c.target, mcp_instance_bindings.c.name)
+        )
+        .mappings()
+        .all()
+    )
     return _instance_from_rows(dict(row), profiles, bindings)
 
 
@@ -247,7 +267,12 @@ def create_instance(
     instance_name = name or catalog_entry.name
     working_dir = cwd if cwd is not None else catalog_entry.cwd
     check_entry_fields(
-        instance_name, catalog_entry.transport, catalog_entry.command, catalog_entry.args, working_dir, catalog_entry.url
+        instance_name,
+        catalog_entry.transport,
+        catalog_entry.command,
+        catalog_entry.args,
+        working_dir,
+        catalog_entry.url,
     )
     chosen_profiles = list(profiles) or [Profile(DEFAULT_PROFILE)]
     _check_all(instance_name, chosen_profiles, bindings, timeouts or Timeouts())
@@ -314,7 +339,11 @@ def _write_profile(connection: DbConnection, instance_id: str, profile: Profile)
     )
     connection.execute(
         insert(mcp_instance_profiles).values(
-            instance_id=instance_id, name=profile.name, env=dict(profile.env), args=list(profile.args)
+            instance_id=instance_id,
+            name=profile.name,
+            env=dict(profile.env),
+            args=list(profile.args),
+            headers=dict(profile.headers),
         )
     )
 

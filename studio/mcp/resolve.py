@@ -50,8 +50,10 @@ def spec_for_instance(
         env.update(secrets["env"])
         return _build(instance, "stdio", command=command, args=args, env=env, cwd=instance.cwd)
     if chosen.args or chosen.env:
-        logger.debug("profile %s of remote MCP instance %s sets args or env, which HTTP ignores", chosen.name, instance.id)
-    headers = secrets["header"] or None
+        logger.debug(
+            "profile %s of remote MCP instance %s sets args or env, which it ignores", chosen.name, instance.id
+        )
+    headers = {**chosen.headers, **secrets["header"]} or None
     if instance.transport == "sse":
         try:
             return _build(instance, "sse", url=instance.url, headers=headers)
@@ -132,9 +134,15 @@ def _connection(store: Store, instance: McpInstance, binding: Binding) -> Connec
 
 
 def _secret_for(connection: Connection, binding: Binding, vault: SecretVault, instance: McpInstance) -> str:
-    """An env variable gets the raw secret. A header gets the connection's own header value when the
-    connection authenticates with that header (Bearer or Basic for Authorization), else the raw secret."""
-    if binding.target == "header":
+    """Return the value for one binding.
+
+    An env variable gets the raw secret. A header named by the connection's ``header`` setting gets
+    the raw secret too. Another header gets the connection's own value for it when the connection
+    authenticates with that header (Bearer or Basic for Authorization), else the raw secret.
+    """
+    configured = connection.settings.get("header")
+    wants_raw = isinstance(configured, str) and configured.lower() == binding.name.lower()
+    if binding.target == "header" and not wants_raw:
         headers: Mapping[str, str] = resolve_headers(connection, vault)
         for name, value in headers.items():
             if name.lower() == binding.name.lower():

@@ -97,9 +97,7 @@ class InstanceSession:
         self.handshake = _handshake_of(connection)
         self.tools = await self.list_tools()
         cache_tools(self._store, self.instance.id, self.tools, self.handshake.to_json())
-        logger.info(
-            "started MCP instance %s (%s): %d tools", self.instance.id, self.instance.name, len(self.tools)
-        )
+        logger.info("started MCP instance %s (%s): %d tools", self.instance.id, self.instance.name, len(self.tools))
         return self.handshake
 
     async def list_tools(self) -> list[ToolInfo]:

@@ -66,9 +66,11 @@ def cache_tools(
 def cached_tools(store: Store, instance_id: str) -> CachedTools | None:
     """Return the cached tools of an instance, or None if it was never started."""
     with store.engine.connect() as connection:
-        row = connection.execute(
-            select(mcp_tool_cache).where(mcp_tool_cache.c.instance_id == instance_id)
-        ).mappings().first()
+        row = (
+            connection.execute(select(mcp_tool_cache).where(mcp_tool_cache.c.instance_id == instance_id))
+            .mappings()
+            .first()
+        )
     if row is None:
         return None
     return CachedTools(list(row["tools"]), dict(row["server_info"]), float(row["cached_at"]))

@@ -32,8 +32,9 @@ mcp_instance_profiles = Table(
     Column("name", String(100), primary_key=True),
     Column("env", JSON, nullable=False),
     Column("args", JSON, nullable=False),
+    Column("headers", JSON, nullable=False),
 )
-"""Named sets of plain environment variables and extra arguments; never secrets (those are bindings)."""
+"""Named sets of plain env variables, extra arguments and HTTP headers; never secrets (those are bindings)."""
 
 mcp_instance_bindings = Table(
     "mcp_instance_bindings",

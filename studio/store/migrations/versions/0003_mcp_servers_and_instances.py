@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("env", sa.JSON(), nullable=False),
         sa.Column("args", sa.JSON(), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["instance_id"],
             ["mcp_instances.id"],
@@ -112,7 +113,9 @@ def _move_instances() -> None:
     for row in bind.execute(sa.select(instances)).mappings().all():
         entry_id = BUILTIN_TOOLS_ENTRY if row["command"] == "studio-tools" else _add_entry(bind, entries, row, taken)
         env: dict[str, Any] = dict(row["env"] or {})
-        bind.execute(profiles.insert().values(instance_id=row["id"], name=DEFAULT_PROFILE, env=env, args=[]))
+        bind.execute(
+            profiles.insert().values(instance_id=row["id"], name=DEFAULT_PROFILE, env=env, args=[], headers={})
+        )
         # NOTE: env values move into the profile as they were, in plain text as before. A migration
         # cannot reach the secrets vault, so secret values stay there until the user binds a connection.
         bind.execute(
