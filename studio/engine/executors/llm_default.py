@@ -1,0 +1,229 @@
+"""Default LLM resolution: which endpoint and model serve an ``llm_call`` without a connection, and MCP sampling.
+
+The project's default connection is the LLM connection whose settings contain ``"default": true``
+(``"default_model"`` in the same settings names the model used when a request names none). Resolution order:
+
+- an ``llm_call`` step with ``connection_id``: that connection (resolved by the executor services);
+- a step without one: the environment variables of the step's provider (see ``endpoint_from_env_for``),
+  then the default connection, then the local model (for steps of the "openai" provider, which is the
+  protocol the local server speaks);
+- MCP sampling: the default connection, then the local model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from studio.engine.executors.llm import endpoint_from_env_for, missing_endpoint_hint, parse_provider
+from studio.engine.executors.llm_errors import LlmConfigError, LlmConnectError
+from studio.engine.executors.llm_types import SUPPORTED_PROVIDERS, LlmEndpoint
+from studio.llm_local import (
+    LOCAL_MODEL_NAME,
+    LocalModelManager,
+    LocalModelNotInstalledError,
+    LocalModelStartError,
+    shared_manager,
+)
+from studio.secrets import SecretsError, connection_credentials
+from studio.store import Store
+
+__all__ = [
+    "DEFAULT_MODEL_SETTING",
+    "DEFAULT_SETTING",
+    "LlmServices",
+    "ResolvedLlm",
+    "default_connection",
+    "local_model_llm",
+    "resolve_default_llm",
+    "resolve_step_llm",
+    "set_default_connection",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SETTING = "default"
+"""Connection setting that marks the project's default LLM connection when true."""
+DEFAULT_MODEL_SETTING = "default_model"
+"""Connection setting naming the model used when a step or a sampling request names none."""
+
+# The local model runs on the CPU at about 40 tokens per second (2 cores), so a long reply takes
+# minutes and the wait for each chunk is longer than for a remote API.
+_LOCAL_REQUEST_TIMEOUT_S = 300.0
+
+LlmSource = Literal["connection", "environment", "local"]
+
+
+class LlmServices(Protocol):
+    """What resolution and sampling need from the executor services (``ExecutorServices`` has all of it)."""
+
+    store: Store | None
+    environ: dict[str, str]
+
+    @property
+    def http(self) -> httpx.AsyncClient: ...
+
+    def llm_endpoint(self, config: Mapping[str, Any]) -> LlmEndpoint: ...
+
+
+@dataclass(frozen=True)
+class ResolvedLlm:
+    """The endpoint and model that serve a request, and where they came from (for logs and usage records)."""
+
+    endpoint: LlmEndpoint
+    model: str
+    source: LlmSource
+    # For people: "connection 'Work OpenAI'", "environment", or "local model gemma-3-270m".
+    description: str
+
+
+def default_connection(store: Store) -> dict[str, Any] | None:
+    """Return the connection row marked as the project's default LLM connection, or None.
+
+    Raises:
+        LlmConfigError: more than one connection is marked.
+    """
+    marked = [row for row in store.list_connections() if (row.get("settings") or {}).get(DEFAULT_SETTING) is True]
+    if len(marked) > 1:
+        names = ", ".join(repr(row["name"]) for row in marked)
+        raise LlmConfigError(
+            f"connections {names} are all marked as the default LLM connection; keep settings.default true on one"
+        )
+    return marked[0] if marked else None
+
+
+def set_default_connection(store: Store, connection_id: str | None, *, default_model: str | None = None) -> None:
+    """Mark one connection as the project's default LLM connection (None clears the mark) and unmark the others.
+
+    Raises:
+        LlmConfigError: the connection does not exist, or its provider is not an LLM provider.
+    """
+    if connection_id is not None:
+        row = store.get_connection(connection_id)
+        if row is None:
+            raise LlmConfigError(
+                f"connection {connection_id!r} was not found; list them with 'studio connections list'"
+            )
+        if row.get("provider") not in SUPPORTED_PROVIDERS:
+            raise LlmConfigError(
+                f"connection {row['name']!r} has provider {row.get('provider')!r}; the default LLM connection needs "
+                f"one of {', '.join(SUPPORTED_PROVIDERS)}"
+            )
+    for row in store.list_connections():
+        settings = dict(row.get("settings") or {})
+        is_target = row["id"] == connection_id
+        if is_target:
+            settings[DEFAULT_SETTING] = True
+            if default_model is not None:
+                settings[DEFAULT_MODEL_SETTING] = default_model
+        elif settings.pop(DEFAULT_SETTING, None) is None:
+            continue
+        store.update_connection(str(row["id"]), settings=settings)
+    logger.info("Default LLM connection set to %s", connection_id)
+
+
+async def resolve_step_llm(
+    services: LlmServices, config: Mapping[str, Any], *, manager: LocalModelManager | None = None
+) -> ResolvedLlm:
+    """Return the endpoint and model for an ``llm_call`` step's rendered config.
+
+    Raises:
+        LlmConfigError: invalid provider, unknown connection, or nothing configured and no local model
+            installed (the message names the install command and the variables to set).
+        LlmConnectError: the local model server did not start.
+    """
+    provider = parse_provider(config.get("provider"))
+    model = str(config.get("model") or "").strip()
+    if config.get("connection_id"):
+        # A thread, because reading a secret from the encrypted-file vault can block for seconds.
+        endpoint = await asyncio.to_thread(services.llm_endpoint, config)
+        return ResolvedLlm(endpoint, model, "connection", f"connection '{config['connection_id']}'")
+
+    from_env = endpoint_from_env_for(provider, services.environ)
+    if from_env is not None:
+        return ResolvedLlm(from_env, model, "environment", "environment")
+
+    resolved = await _default_connection_llm(services, model)
+    if resolved is not None:
+        return resolved
+    if provider != "openai":
+        raise LlmConfigError(
+            f"no LLM endpoint is configured for provider '{provider}'; {missing_endpoint_hint(provider)}, "
+            "give the step a connection_id, or mark a connection as the project's default"
+        )
+    return await local_model_llm(manager, model or LOCAL_MODEL_NAME, missing=missing_endpoint_hint(provider))
+
+
+async def resolve_default_llm(
+    services: LlmServices, *, model: str | None = None, manager: LocalModelManager | None = None
+) -> ResolvedLlm:
+    """Return the project's default LLM: the default connection, else the local model (started when needed).
+
+    ``model`` overrides the connection's ``default_model``.
+
+    Raises:
+        LlmConfigError: two default connections, a default connection without a model, or no local model.
+        LlmConnectError: the local model server did not start.
+    """
+    resolved = await _default_connection_llm(services, (model or "").strip())
+    if resolved is not None:
+        return resolved
+    return await local_model_llm(manager, model or LOCAL_MODEL_NAME, missing=None)
+
+
+async def _default_connection_llm(services: LlmServices, model: str) -> ResolvedLlm | None:
+    if services.store is None:
+        return None
+    row = default_connection(services.store)
+    if row is None:
+        return None
+    name = str(row["name"])
+    provider = row.get("provider")
+    if provider not in SUPPORTED_PROVIDERS or not row.get("base_url"):
+        raise LlmConfigError(
+            f"the default LLM connection '{name}' needs a provider ({', '.join(SUPPORTED_PROVIDERS)}) and a base URL; "
+            "edit the connection"
+        )
+    chosen_model = model or str((row.get("settings") or {}).get(DEFAULT_MODEL_SETTING) or "").strip()
+    if not chosen_model:
+        raise LlmConfigError(
+            f"the default LLM connection '{name}' names no model; set its settings.{DEFAULT_MODEL_SETTING} "
+            "or the step's model"
+        )
+    store = services.store
+    try:
+        api_key, headers = await asyncio.to_thread(connection_credentials, store, row, services.environ)
+    except SecretsError as error:
+        raise LlmConfigError(f"the default LLM connection '{name}': {error}") from None
+    endpoint = LlmEndpoint(
+        provider=parse_provider(provider), base_url=str(row["base_url"]), api_key=api_key, extra_headers=headers
+    )
+    return ResolvedLlm(endpoint, chosen_model, "connection", f"connection '{name}'")
+
+
+async def local_model_llm(manager: LocalModelManager | None, model: str, *, missing: str | None) -> ResolvedLlm:
+    """Return the local model's endpoint, starting its server when needed.
+
+    ``missing`` is advice added to the not-installed error about the other ways to configure an LLM.
+
+    Raises:
+        LlmConfigError: the local model is not installed; the message names the install command.
+        LlmConnectError: the server did not start; the message contains its last output.
+    """
+    manager = manager or shared_manager()
+    try:
+        base_url = await manager.base_url()
+    except LocalModelNotInstalledError as error:
+        others = f"; or {missing}" if missing else ""
+        raise LlmConfigError(
+            f"no LLM is configured and {error}{others}; or mark a connection as the project's default"
+        ) from None
+    except LocalModelStartError as error:
+        raise LlmConnectError(str(error)) from None
+    endpoint = LlmEndpoint(provider="openai", base_url=base_url, request_timeout_s=_LOCAL_REQUEST_TIMEOUT_S)
+    return ResolvedLlm(endpoint, model, "local", f"local model {LOCAL_MODEL_NAME}")
