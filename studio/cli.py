@@ -23,12 +23,15 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from pydantic import JsonValue
+
+RUN_STATUSES = ("created", "running", "waiting", "paused", "completed", "failed", "stopped")
+"""Every status a run can have, in lifecycle order."""
 
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 3, "waiting": 4, "paused": 5}
 EXIT_USAGE = 2
@@ -262,8 +265,23 @@ async def _start_from_file(engine: Any, args: argparse.Namespace) -> str:
     if has_errors(findings):
         lines = [f"  {f.step_id or 'workflow'}: {f.message}" for f in findings if f.severity == "error"]
         raise CliError(f"{args.file} has validation errors; fix them first:\n" + "\n".join(lines))
-    inputs = _parse_assignments(args.input or [], "--input")
+    inputs = _keep_text_for_string_inputs(
+        _parse_assignments(args.input or [], "--input"), args.input or [], workflow.input_schema
+    )
     return str(await engine.run_workflow(workflow, inputs))
+
+
+def _keep_text_for_string_inputs(
+    values: dict[str, JsonValue], pairs: Sequence[str], schema: Mapping[str, Any] | None
+) -> dict[str, JsonValue]:
+    """Keep the text of inputs the input schema declares as strings, so ``zip=01234`` stays "01234"."""
+    properties = (schema or {}).get("properties") or {}
+    texts = {name: text for name, _, text in (pair.partition("=") for pair in pairs)}
+    for name, value in values.items():
+        declared = properties.get(name) if isinstance(properties, Mapping) else None
+        if isinstance(declared, Mapping) and declared.get("type") == "string" and not isinstance(value, str):
+            values[name] = texts[name]
+    return values
 
 
 async def _resolve_task(engine: Any, store: Any, args: argparse.Namespace) -> str:
@@ -691,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print events and the summary as JSON lines")
 
     runs = commands.add_parser("runs", help="list recent runs, or show, steer, re-run or compare one")
-    runs.add_argument("--status", action="append", help="only runs with this status (repeatable)")
+    runs.add_argument("--status", action="append", choices=RUN_STATUSES, help="only runs with this status (repeatable)")
     runs.add_argument("--limit", type=int, default=20, help="maximum number of runs listed (default 20)")
     runs.add_argument("--json", action="store_true")
     _add_runs_commands(runs)

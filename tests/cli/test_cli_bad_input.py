@@ -101,6 +101,28 @@ def test_input_not_json_number_stays_text(tmp_path: Path, value: str) -> None:
     assert listed.stdout.strip() in ("", "[]")
 
 
+@pytest.mark.parametrize("value", ["01234", "42", "true", "null", "[1]"])
+def test_string_input_keeps_its_text(tmp_path: Path, value: str) -> None:
+    step = {"id": "echo", "type": "lua_script", "config": {"source": "return zip", "inputs": {"zip": "{{input.zip}}"}}}
+    document = workflow_document([step], inputs={"zip": {"type": "string"}})
+    path = tmp_path / "text.workflow.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+    result = run_cli(tmp_path / "studio.db", "run", str(path), "--input", f"zip={value}", "--json")
+
+    assert result.returncode == 0, result.stderr
+    completed = [json.loads(line) for line in result.stdout.splitlines() if '"step_completed"' in line]
+    assert completed[-1]["data"]["result"] == value
+
+
+def test_unknown_run_status_rejected(tmp_path: Path) -> None:
+    result = run_cli(tmp_path / "studio.db", "runs", "--status", "bogus")
+
+    assert result.returncode == EXIT_USAGE
+    assert "invalid choice: 'bogus'" in result.stderr
+    assert "completed" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("kind", "reason"),
     [
