@@ -7,21 +7,30 @@ The project's default connection is the LLM connection whose settings contain ``
 - a step without one: the environment variables of the step's provider (see ``endpoint_from_env_for``),
   then the default connection, then the local model (for steps of the "openai" provider, which is the
   protocol the local server speaks);
-- MCP sampling: the default connection, then the local model.
+- MCP sampling: the default connection, then the OpenAI endpoint of the environment (``OPENAI_BASE_URL``
+  or ``OPENAI_API_KEY``, with the model in ``STUDIO_SAMPLING_MODEL`` or the server's first model hint),
+  then the local model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import httpx
 
-from studio.engine.executors.llm import endpoint_from_env_for, missing_endpoint_hint, parse_provider
-from studio.engine.executors.llm_errors import LlmConfigError, LlmConnectError
+from studio.engine.executors.llm import (
+    endpoint_from_env,
+    endpoint_from_env_for,
+    list_models,
+    missing_endpoint_hint,
+    parse_provider,
+)
+from studio.engine.executors.llm_errors import LlmConfigError, LlmConnectError, LlmError
 from studio.engine.executors.llm_types import SUPPORTED_PROVIDERS, LlmEndpoint
 from studio.llm_local import (
     LOCAL_MODEL_NAME,
@@ -41,6 +50,7 @@ __all__ = [
     "default_connection",
     "local_model_llm",
     "resolve_default_llm",
+    "resolve_sampling_llm",
     "resolve_step_llm",
     "set_default_connection",
 ]
@@ -51,12 +61,18 @@ DEFAULT_SETTING = "default"
 """Connection setting that marks the project's default LLM connection when true."""
 DEFAULT_MODEL_SETTING = "default_model"
 """Connection setting naming the model used when a step or a sampling request names none."""
+SAMPLING_MODEL_VARIABLE = "STUDIO_SAMPLING_MODEL"
+"""Environment variable naming the model that serves sampling through the environment's OpenAI endpoint."""
 
 # The local model runs on the CPU at about 40 tokens per second (2 cores), so a long reply takes
 # minutes and the wait for each chunk is longer than for a remote API.
 _LOCAL_REQUEST_TIMEOUT_S = 300.0
 
 LlmSource = Literal["connection", "environment", "local"]
+
+# Seconds a fetched model list is reused for matching sampling model hints.
+_MODEL_LIST_TTL_S = 300.0
+_model_lists: dict[str, tuple[float, list[str]]] = {}
 
 
 class LlmServices(Protocol):
@@ -176,7 +192,76 @@ async def resolve_default_llm(
     return await local_model_llm(manager, model or LOCAL_MODEL_NAME, missing=None)
 
 
-async def _default_connection_llm(services: LlmServices, model: str) -> ResolvedLlm | None:
+async def resolve_sampling_llm(
+    services: LlmServices, hints: Sequence[str] = (), *, manager: LocalModelManager | None = None
+) -> ResolvedLlm:
+    """Return the LLM that serves MCP sampling: the default connection, the environment, else the local model.
+
+    With the default connection, the model is the first listed model that contains one of ``hints``
+    (case-insensitive, hints in order), else the connection's ``default_model``. With the environment's
+    endpoint it is ``STUDIO_SAMPLING_MODEL``, else the first listed model matching a hint, else the
+    first hint itself.
+
+    Raises:
+        LlmConfigError: nothing configured and no local model, or no model can be chosen.
+        LlmConnectError: the local model server did not start.
+    """
+    resolved = await _default_connection_llm(services, "", allow_missing_model=bool(hints))
+    if resolved is not None:
+        return await _with_hinted_model(services, resolved, hints)
+    from_env = endpoint_from_env(services.environ)
+    if from_env is not None:
+        configured = services.environ.get(SAMPLING_MODEL_VARIABLE, "").strip()
+        first_hint = next((hint for hint in hints if hint.strip()), "")
+        if configured:
+            return ResolvedLlm(from_env, configured, "environment", "environment")
+        if not first_hint:
+            raise LlmConfigError(
+                f"the sampling request names no model hint; set {SAMPLING_MODEL_VARIABLE} to the model that "
+                "the endpoint in OPENAI_BASE_URL should use, or mark a connection with a default_model as default"
+            )
+        return await _with_hinted_model(
+            services, ResolvedLlm(from_env, first_hint, "environment", "environment"), hints
+        )
+    return await local_model_llm(manager, LOCAL_MODEL_NAME, missing=None)
+
+
+async def _with_hinted_model(services: LlmServices, resolved: ResolvedLlm, hints: Sequence[str]) -> ResolvedLlm:
+    """Return ``resolved`` with the first listed model that contains a hint, or unchanged when none matches."""
+    wanted = [hint.strip().lower() for hint in hints if hint.strip()]
+    if not wanted:
+        return resolved
+    names = await _cached_model_list(services, resolved.endpoint)
+    for hint in wanted:
+        for name in names:
+            if hint in name.lower():
+                logger.debug("Sampling model hint %r picked model %s", hint, name)
+                return ResolvedLlm(resolved.endpoint, name, resolved.source, resolved.description)
+    if not resolved.model:
+        raise LlmConfigError(
+            f"no model listed by {resolved.description} matches the sampling hints {list(hints)}, and it names no "
+            f"default model; set its settings.{DEFAULT_MODEL_SETTING}"
+        )
+    return resolved
+
+
+async def _cached_model_list(services: LlmServices, endpoint: LlmEndpoint) -> list[str]:
+    key = f"{endpoint.provider} {endpoint.base_url}"
+    cached = _model_lists.get(key)
+    if cached is not None and time.monotonic() - cached[0] < _MODEL_LIST_TTL_S:
+        return cached[1]
+    try:
+        names = await list_models(services.http, endpoint)
+    except LlmError as error:
+        logger.warning("Could not list the models at %s to match sampling model hints: %s", endpoint.base_url, error)
+        names = []
+    _model_lists[key] = (time.monotonic(), names)
+    return names
+
+
+async def _default_connection_llm(
+    services: LlmServices, model: str, *, allow_missing_model: bool = False
+) -> ResolvedLlm | None:
     if services.store is None:
         return None
     row = default_connection(services.store)
@@ -190,7 +275,7 @@ async def _default_connection_llm(services: LlmServices, model: str) -> Resolved
             "edit the connection"
         )
     chosen_model = model or str((row.get("settings") or {}).get(DEFAULT_MODEL_SETTING) or "").strip()
-    if not chosen_model:
+    if not chosen_model and not allow_missing_model:
         raise LlmConfigError(
             f"the default LLM connection '{name}' names no model; set its settings.{DEFAULT_MODEL_SETTING} "
             "or the step's model"
