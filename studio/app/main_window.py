@@ -24,11 +24,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.app.editor_actions import install_editor_actions
 from studio.app.event_batcher import EventBatcher
 from studio.app.input_dialog import RunInputDialog, required_inputs_missing
+from studio.app.recovery import default_recovery_dir
 from studio.app.run_controller import RunController
 from studio.app.run_status import TERMINAL_RUN_STATES, RunStatusTracker, StatusUpdate, format_duration
 from studio.canvas import CanvasView, WorkflowScene
+from studio.canvas.document import EditorDocument
 from studio.canvas.icons import RESOURCES_DIR
 from studio.canvas.node_item import NodeItem
 from studio.engine.compare import CompareError, compare_runs
@@ -85,6 +88,8 @@ class MainWindow(QMainWindow):
     """Shows one workflow and one of its runs: live, or rebuilt from the store when picked in the runs list.
 
     ``store_path`` is the SQLite database the engine uses. None means the user data directory.
+    ``recovery_dir`` is where unsaved drafts are kept for crash recovery; None means a ``recovery``
+    folder beside the store. The open workflow is :attr:`document`, an :class:`EditorDocument`.
     The *shown run* is the run whose statuses the canvas, timeline, event log and details show,
     and which Pause, Resume and Stop act on: the run last started here, or the run selected in
     the runs list.
@@ -104,11 +109,13 @@ class MainWindow(QMainWindow):
     sig_window_closed = Signal()
     """Emitted when the window has been closed. No arguments."""
 
-    def __init__(self, store_path: Path | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, store_path: Path | None = None, parent: QWidget | None = None, *, recovery_dir: Path | None = None
+    ) -> None:
         super().__init__(parent)
         self.resize(1440, 900)
-        self.workflow: Workflow | None = None
-        self.workflow_path: Path | None = None
+        self.document = EditorDocument(parent=self)
+        self.has_workflow = False
         self.last_error = ""
         self.last_stop_cancelled: list[str] = []
         self.run_state = "idle"
@@ -127,6 +134,7 @@ class MainWindow(QMainWindow):
         self._selecting_from_timeline = False
 
         self.scene = WorkflowScene(self)
+        self.scene.set_document(self.document)
         self.view = CanvasView(self.scene, self)
         self.setCentralWidget(self.view)
         self._build_docks()
@@ -144,6 +152,7 @@ class MainWindow(QMainWindow):
         self.runs_panel.set_store(self.store)
 
         self._build_actions()
+        self.editor = install_editor_actions(self, recovery_dir or default_recovery_dir(store_path))
         self._build_menus()
         self._build_status_bar()
         self._build_command_center()
@@ -156,8 +165,19 @@ class MainWindow(QMainWindow):
         self._foreign_run_timer.setInterval(FOREIGN_RUN_POLL_MS)
         self._foreign_run_timer.timeout.connect(self._poll_shown_run)
         self._foreign_run_timer.start()
-        self._update_title()
+        self.update_title()
         self._update_actions()
+        QTimer.singleShot(0, self.editor.offer_recovery)
+
+    @property
+    def workflow(self) -> Workflow | None:
+        """The open workflow (the document's current content), or None before one is opened."""
+        return self.document.workflow if self.has_workflow else None
+
+    @property
+    def workflow_path(self) -> Path | None:
+        """The file of the open workflow, or None for a workflow that was never saved."""
+        return self.document.path
 
     # -- construction ----------------------------------------------------------------------
 
@@ -212,13 +232,16 @@ class MainWindow(QMainWindow):
         self.action_zoom_out.triggered.connect(lambda: self.view.zoom_by(0.8))
 
     def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
+        file_menu = self.file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.action_open)
         self.examples_menu = QMenu("Open &example", self)
         file_menu.addMenu(self.examples_menu)
         self._fill_examples_menu()
         file_menu.addSeparator()
         file_menu.addAction(self.action_quit)
+        self.editor.fill_file_menu(before=self.action_open)
+        self.edit_menu = self.menuBar().addMenu("&Edit")
+        self.editor.fill_edit_menu()
         run_menu = self.menuBar().addMenu("&Run")
         for action in (self.action_run, self.action_pause, self.action_resume, self.action_stop):
             run_menu.addAction(action)
@@ -227,8 +250,10 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         for action in (self.action_fit, self.action_zoom_in, self.action_zoom_out):
             view_menu.addAction(action)
-        for dock in (self._runs_dock, self._timeline_dock, self._details_dock, self._event_dock):
+        for dock in (self._runs_dock, self._timeline_dock, self._details_dock, self._event_dock, self.editor.history_dock):
             view_menu.addAction(dock.toggleViewAction())
+        self.tabifyDockWidget(self._details_dock, self.editor.history_dock)
+        self._details_dock.raise_()
 
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main-toolbar")
@@ -249,7 +274,7 @@ class MainWindow(QMainWindow):
         for path in paths:
             action = self.examples_menu.addAction(path.name.removesuffix(".json").removesuffix(".workflow"))
             action.setToolTip(str(path))
-            action.triggered.connect(lambda _checked=False, p=path: self.open_workflow(p))
+            action.triggered.connect(lambda _checked=False, p=path: self._open_after_asking(p))
 
     def _build_status_bar(self) -> None:
         self.run_status_label = QLabel("No run", self)
@@ -275,24 +300,33 @@ class MainWindow(QMainWindow):
         return True
 
     def set_workflow(self, workflow: Workflow, path: Path | None = None) -> None:
-        """Show ``workflow`` on the canvas and reset the run display."""
-        self._show_workflow(workflow, path)
+        """Open ``workflow`` as the document (replacing the current one without asking) and reset the run display."""
+        self.show_document(workflow, path)
+
+    def show_document(self, workflow: Workflow, path: Path | None = None, *, dirty: bool = False) -> None:
+        """Load ``workflow`` into the document (``dirty`` for a restored draft) and reset the run display."""
+        self._show_workflow(workflow, path, dirty=dirty)
         self._clear_run_display()
         self._set_run_state("idle")
 
-    def _show_workflow(self, workflow: Workflow, path: Path | None) -> None:
-        self.workflow = workflow
-        self.workflow_path = path
-        self.scene.set_workflow(workflow)
-        self._update_title()
+    def _show_workflow(self, workflow: Workflow, path: Path | None, *, dirty: bool = False) -> None:
+        self.has_workflow = True
+        self.document.load(workflow, path, dirty=dirty)
+        self.update_title()
         QTimer.singleShot(0, self.view.zoom_to_fit)
         logger.info("showing workflow %s (%s) from %s", workflow.name, workflow.id, path or "memory")
         self.sig_workflow_opened.emit(workflow)
 
     def _on_open_triggered(self) -> None:
+        if not self.editor.maybe_save_changes():
+            return
         start = str(self.workflow_path.parent) if self.workflow_path else str(EXAMPLES_DIR)
         path, _filter = QFileDialog.getOpenFileName(self, "Open workflow", start, FILE_FILTER)
         if path:
+            self.open_workflow(path)
+
+    def _open_after_asking(self, path: Path) -> None:
+        if self.editor.maybe_save_changes():
             self.open_workflow(path)
 
     # -- running ---------------------------------------------------------------------------
@@ -329,7 +363,7 @@ class MainWindow(QMainWindow):
         self._set_run_state("starting")
         self._elapsed_timer.start()
         try:
-            return await self.controller.start(self.workflow, dict(inputs or {}))
+            return await self.controller.start(self.document.snapshot(), dict(inputs or {}))
         except Exception as error:  # the engine and store raise many kinds, and the user must see each one
             logger.exception("starting a run of workflow %s failed", self.workflow.id)
             self._set_run_state("failed")
@@ -462,8 +496,18 @@ class MainWindow(QMainWindow):
             logger.exception("cannot load the workflow of run %s", run_id)
             self.show_error("Cannot show the run", f"the workflow version of run {run_id} cannot be read: {error}")
             return False
-        path = self.workflow_path if self.workflow is not None and self.workflow.id == workflow.id else None
-        self._show_workflow(workflow, path)
+        same_workflow = self.workflow is not None and self.workflow.id == workflow.id
+        if self.has_workflow and self.document.is_dirty():
+            if not same_workflow:
+                self.show_error(
+                    "Cannot show the run",
+                    f"The workflow '{self.document.workflow.name}' has unsaved changes. Save or revert them "
+                    f"before showing run {run_id[:8]} of workflow '{workflow.name}'.",
+                )
+                return False
+            # The draft stays on the canvas; the run's statuses are shown on the steps it still has.
+        else:
+            self._show_workflow(workflow, self.workflow_path if same_workflow else None)
         self._clear_run_display()
         self.shown_run_id = run_id
         self._tracker = RunStatusTracker(workflow)
@@ -654,7 +698,7 @@ class MainWindow(QMainWindow):
             self.show_error("A run is in progress", "Wait for the current run to finish, or stop it.")
             return None
         try:
-            run_id = await self.engine.start_test_run(self.workflow, inputs)
+            run_id = await self.engine.start_test_run(self.document.snapshot(), inputs)
         except Exception as error:  # the engine and store raise many kinds, and the user must see each one
             logger.warning("cannot start a test run of workflow %s: %s", self.workflow.id, error)
             self.show_error("The test run could not start", str(error))
@@ -757,9 +801,12 @@ class MainWindow(QMainWindow):
             else:
                 action.setToolTip(f"{verb} the shown run: another studio process ({owner}) executes it and applies the request")
 
-    def _update_title(self) -> None:
+    def update_title(self) -> None:
+        """Show the workflow name in the title, with ``*`` while it has unsaved changes."""
         name = self.workflow.name if self.workflow is not None else "No workflow"
-        self.setWindowTitle(f"{name} — Workflow Studio")
+        # Qt replaces "[*]" with "*" while the window is modified and hides it otherwise.
+        self.setWindowTitle(f"{name}[*] — Workflow Studio")
+        self.setWindowModified(self.has_workflow and self.document.is_dirty())
 
     # -- Command Center (start) -------------------------------------------------------------
 
@@ -876,6 +923,9 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.view.zoom_to_fit)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.editor.maybe_save_changes():
+            event.ignore()
+            return
         super().closeEvent(event)
         if event.isAccepted():
             self.sig_window_closed.emit()
