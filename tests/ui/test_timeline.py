@@ -112,6 +112,27 @@ def test_model_waiting_and_skipped() -> None:
     assert spans(model, "loop[0].label") == [("skipped", "skipped", 102.4, 102.4, 1)]
 
 
+def test_model_reused_and_pinned_steps() -> None:
+    model = TimelineModel("r1")
+    error = {"kind": "transient", "message": "tolerated"}
+    model.apply_all(
+        [
+            event(1, "run_created", 200.0),
+            event(2, "step_completed", 200.0, "fetch", result=3, duration_s=0.75, attempt=1, reused_from="r0"),
+            event(3, "step_failed", 200.0, "flaky", error=error, attempt=2, final=True, reused_from="r0"),
+            event(4, "step_completed", 200.0, "pinned", result=1, duration_s=0.0, attempt=0, pinned=True),
+            event(5, "run_started", 200.1),
+            event(6, "step_started", 200.2, "next", attempt=1),
+            event(7, "step_completed", 200.4, "next", result=4),
+        ]
+    )
+
+    assert spans(model, "fetch") == [("reused", "completed", 200.0, 200.75, 1)]
+    assert spans(model, "flaky") == [("reused", "tolerated", 200.0, 200.0, 2)]
+    assert spans(model, "pinned") == [("pinned", "completed", 200.0, 200.0, 0)]
+    assert spans(model, "next") == [("attempt", "completed", 200.2, 200.4, 1)]
+
+
 def test_model_ignores_seen_events() -> None:
     model = TimelineModel("r1")
     events = known_events()
@@ -226,8 +247,9 @@ def fan_out_workflow() -> Any:
     return build_workflow(
         [
             lua_step("numbers", "return {1, 2, 3}"),
-            for_each_step("loop", "{{steps.numbers.result}}", [lua_step("square", "return item * item",
-                                                                         {"item": "{{item}}"})]),
+            for_each_step(
+                "loop", "{{steps.numbers.result}}", [lua_step("square", "return item * item", {"item": "{{item}}"})]
+            ),
             lua_step(
                 "flaky",
                 "error('boom')",
@@ -271,9 +293,7 @@ def test_real_run_lanes_and_attempts(window: MainWindow, qasync_loop: qasync.QEv
     assert not window.timeline.is_animating()
 
 
-def test_click_bar_selects_node_and_details(
-    window: MainWindow, qasync_loop: qasync.QEventLoop, qtbot: QtBot
-) -> None:
+def test_click_bar_selects_node_and_details(window: MainWindow, qasync_loop: qasync.QEventLoop, qtbot: QtBot) -> None:
     window.set_workflow(fan_out_workflow())
     qasync_loop.run_until_complete(run_to_end(window))
     window.timeline.resize(900, 300)
@@ -281,8 +301,9 @@ def test_click_bar_selects_node_and_details(
 
     rect = window.timeline.bar_rect("loop[1].square")
     assert rect is not None
-    qtbot.mouseClick(window.timeline, Qt.MouseButton.LeftButton, pos=QPoint(int(rect.center().x()),
-                                                                           int(rect.center().y())))
+    qtbot.mouseClick(
+        window.timeline, Qt.MouseButton.LeftButton, pos=QPoint(int(rect.center().x()), int(rect.center().y()))
+    )
 
     node = window.scene.node_item("square")
     assert node is not None and node.isSelected()
@@ -323,8 +344,7 @@ def test_zoom_and_pan_keys(window: MainWindow, qasync_loop: qasync.QEventLoop, q
 
 
 def test_now_line_timer_only_while_live(window: MainWindow, qasync_loop: qasync.QEventLoop) -> None:
-    workflow = build_workflow([lua_step("spin", "local x = 0 for i = 1, 2e6 do x = x + i end return x")],
-                              name="Spin")
+    workflow = build_workflow([lua_step("spin", "local x = 0 for i = 1, 2e6 do x = x + i end return x")], name="Spin")
     window.set_workflow(workflow)
     animating: list[bool] = []
 

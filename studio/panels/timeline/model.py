@@ -41,7 +41,8 @@ class Segment:
     """One span of a step execution on the time axis.
 
     ``kind`` is ``attempt`` (the step ran), ``retry_delay`` (the wait before the next attempt),
-    ``waiting`` (a human task was open) or ``skipped`` (a zero-length marker). ``end`` is None while
+    ``waiting`` (a human task was open), ``skipped`` (a zero-length marker), ``reused`` (a re-run
+    took the recorded result; as long as the recorded attempt) or ``pinned`` (a pinned output). ``end`` is None while
     the span is open; ``planned_end`` is the scheduled end of a retry delay.
     """
 
@@ -180,6 +181,15 @@ class TimelineModel:
         self._ensure_lane(key, at)
         attempt = data.get("attempt")
         attempt_number = attempt if isinstance(attempt, int) else self._last_attempt(key)
+        if kind in ("step_completed", "step_failed") and self._is_seeded(data) and not self._has_open(key):
+            # A re-run's reused result or a pinned output: the step did not run in this run, so it
+            # gets a faded bar as long as the recorded attempt took (zero for pins).
+            duration = data.get("duration_s")
+            length = float(duration) if isinstance(duration, int | float) and duration > 0 else 0.0
+            status = "completed" if kind == "step_completed" else "tolerated"
+            seeded = "pinned" if data.get("pinned") is True else "reused"
+            self._add(Segment(key, step_id_of(key), seeded, status, at, at + length, attempt_number))
+            return
         if kind == "step_started":
             self._close_open(key, at, "completed")
             self._open(key, "attempt", "running", at, attempt_number)
@@ -205,6 +215,14 @@ class TimelineModel:
             self._open(key, "attempt", "running", at, attempt_number)
         elif kind == "step_skipped":
             self._add(Segment(key, step_id_of(key), "skipped", "skipped", at, at, attempt_number))
+
+    @staticmethod
+    def _is_seeded(data: Mapping[str, Any]) -> bool:
+        return bool(data.get("reused_from")) or data.get("pinned") is True
+
+    def _has_open(self, key: str) -> bool:
+        segments = self.segments.get(key)
+        return bool(segments) and segments[-1].end is None
 
     def _last_attempt(self, key: str) -> int:
         segments = self.segments.get(key)
@@ -402,8 +420,32 @@ class TimelineGeometry:
 
 
 _TICK_STEPS = (
-    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0,
-    60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0, 86400.0,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    15.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    21600.0,
+    43200.0,
+    86400.0,
 )
 
 

@@ -308,8 +308,14 @@ class TimelineWidget(QWidget):
 
     def _describe(self, segment: Segment) -> str:
         end = segment.end if segment.end is not None else self._now()
-        what = {"attempt": f"attempt {segment.attempt}", "retry_delay": "waiting to retry",
-                "waiting": "waiting for a person", "skipped": "skipped"}.get(segment.kind, segment.kind)
+        what = {
+            "attempt": f"attempt {segment.attempt}",
+            "retry_delay": "waiting to retry",
+            "waiting": "waiting for a person",
+            "skipped": "skipped",
+            "reused": "result reused from the earlier run",
+            "pinned": "pinned output, not run",
+        }.get(segment.kind, segment.kind)
         return f"{segment.step_key}\n{what}: {segment.status}, {end - segment.start:.3f} s"
 
     def resizeEvent(self, event: object) -> None:
@@ -377,9 +383,9 @@ class TimelineWidget(QWidget):
             return
         color = status_color(segment.status)
         area = QRectF(rect.x, rect.y, rect.width, rect.height)
-        if segment.kind == "waiting":
+        if segment.kind in ("waiting", "reused", "pinned"):
             fill = QColor(color)
-            fill.setAlpha(110)
+            fill.setAlpha(110 if segment.kind == "waiting" else 60)
             painter.setBrush(fill)
             painter.setPen(QPen(color, 1.0, Qt.PenStyle.DashLine))
         else:
@@ -437,15 +443,19 @@ class TimelineWidget(QWidget):
                 marker = "▸ " if visible.collapsed else "▾ "
             suffix = f"  ({len(lane.children)})" if lane.children and visible.collapsed else ""
             area = QRectF(indent, top, geometry.label_width - indent - 4, geometry.lane_height)
-            text = painter.fontMetrics().elidedText(marker + lane.label + suffix, Qt.TextElideMode.ElideRight,
-                                                    int(area.width()))
+            text = painter.fontMetrics().elidedText(
+                marker + lane.label + suffix, Qt.TextElideMode.ElideRight, int(area.width())
+            )
             painter.drawText(area, Qt.AlignmentFlag.AlignVCenter, text)
         painter.fillRect(QRectF(0, 0, geometry.label_width, geometry.axis_height), colors.window())
         painter.setPen(QColor(colors.mid().color()))
         painter.drawLine(QPointF(geometry.label_width, 0), QPointF(geometry.label_width, self.height()))
         painter.setPen(colors.text().color())
-        painter.drawText(QRectF(8, 0, geometry.label_width, geometry.axis_height - 4),
-                         Qt.AlignmentFlag.AlignBottom, self._status_text())
+        painter.drawText(
+            QRectF(8, 0, geometry.label_width, geometry.axis_height - 4),
+            Qt.AlignmentFlag.AlignBottom,
+            self._status_text(),
+        )
 
     def _status_text(self) -> str:
         if self.model.run_start is None:
