@@ -64,11 +64,13 @@ class ConnectionUse:
 
 
 class ConnectionInUseError(SecretsError):
-    """A delete of a connection that workflow steps still name."""
+    """A delete of a connection that workflow steps, MCP instances or linked owners still use."""
 
     def __init__(self, message: str, uses: list[ConnectionUse]) -> None:
         super().__init__(message)
         self.uses = uses
+        self.usages: list[Any] = []
+        """Every owner as ``studio.secrets.usage.ConnectionUsage``: workflows, MCP instances, links."""
 
 
 @dataclass(frozen=True)
@@ -292,22 +294,28 @@ def delete_connection(store: Store, vault: SecretVault, id_or_name: str, *, forc
     """Delete a connection and its secret; return the workflow documents that still named it.
 
     Raises:
-        ConnectionInUseError: steps name the connection and ``force`` is false; nothing is deleted.
+        ConnectionInUseError: workflow steps, MCP instances or linked owners use the connection and
+            ``force`` is false; nothing is deleted. Its ``usages`` lists every owner.
         ConnectionNotFoundError, SecretsError.
     """
+    from studio.secrets.usage import where_used
+
     connection = get_connection(store, id_or_name)
     uses = find_connection_uses(store, connection.id)
-    if uses and not force:
-        listed = "; ".join(use.describe() for use in uses)
-        raise ConnectionInUseError(
-            f"{connection.label} is used by {listed}; change those steps first, or delete with force", uses
+    usages = where_used(store, connection.id)
+    if usages and not force:
+        listed = "; ".join(usage.describe() for usage in usages)
+        error = ConnectionInUseError(
+            f"{connection.label} is used by {listed}; change those first, or delete with force", uses
         )
+        error.usages = usages
+        raise error
     if connection.secret_ref is not None:
         vault.delete(connection.secret_ref, label=connection.label)
     store.delete_connection(connection.id)
-    if uses:
+    if usages:
         logger.warning(
-            "Deleted connection %s (%s) that %d workflow documents still use", connection.id, connection.name, len(uses)
+            "Deleted connection %s (%s) that %d owners still use", connection.id, connection.name, len(usages)
         )
     else:
         logger.info("Deleted connection %s (%s)", connection.id, connection.name)
