@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QPainter, QPainterPath, QPainterPathStroker, QPalette, QPen, QPolygonF
+from PySide6.QtGui import QPainter, QPainterPath, QPainterPathStroker, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from studio.canvas import theme
-from studio.canvas.node_item import NodeItem
+from studio.canvas.node_item import DETAIL_ZOOM, NodeItem
 
 ARROW_LENGTH = 10.0
 ARROW_HALF_WIDTH = 5.0
@@ -28,7 +28,9 @@ class EdgeItem(QGraphicsItem):
         self._path = QPainterPath()
         self._arrow = QPolygonF()
         self.setZValue(1.0)
-        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        # Explicit edges can be selected and deleted. Implied ones come from a template and are changed there.
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable, not implied)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton if implied else Qt.MouseButton.LeftButton)
         source.add_edge(self)
         target.add_edge(self)
         kind = "implied by a template reference" if implied else "explicit edge"
@@ -87,9 +89,15 @@ class EdgeItem(QGraphicsItem):
         return stroker.createStroke(self._path)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        color = theme.palette().color(QPalette.ColorRole.Text)
-        color.setAlphaF(0.55 if self._implied else 0.8)
-        pen = QPen(color, 1.6)
+        color = theme.edge_color(theme.palette(), implied=self._implied, selected=self.isSelected())
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        if lod < DETAIL_ZOOM:
+            # A straight thin line without arrowhead or antialiasing is enough at this size.
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+            painter.setPen(QPen(color, 0.0))
+            painter.drawLine(self._path.pointAtPercent(0.0), self._arrow.at(0))
+            return
+        pen = QPen(color, 2.6 if self.isSelected() else 1.6)
         if self._implied:
             pen.setStyle(Qt.PenStyle.DashLine)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -99,4 +107,3 @@ class EdgeItem(QGraphicsItem):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
         painter.drawPolygon(self._arrow)
-

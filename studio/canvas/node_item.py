@@ -19,6 +19,12 @@ PIN_TOOLTIP = "output pinned: test runs use it instead of running the step"
 PIN_BADGE_TEXT = "📌 pinned"
 DETAIL_ZOOM = 0.4
 """Below this zoom factor items paint plain boxes without text or icons, which keeps large graphs fast."""
+PORT_RADIUS = 6.0
+"""Radius of the input and output port circles, in scene units."""
+PORT_HIT_RADIUS = 12.0
+"""Distance from a port centre within which a press or a drop counts as on the port, in scene units."""
+PORT_INPUT = "input"
+PORT_OUTPUT = "output"
 
 
 class NodeItem(QGraphicsObject):
@@ -44,6 +50,10 @@ class NodeItem(QGraphicsObject):
         self._detail = ""
         self._pinned = False
         self._base_tooltip = ""
+        self._problem_severity: str | None = None
+        self._problem_count = 0
+        self._problem_tooltip = ""
+        self._highlighted_port: str | None = None
         self._size = (self.WIDTH, self.HEIGHT)
         self._edges: list[EdgeItem] = []
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
@@ -104,7 +114,35 @@ class NodeItem(QGraphicsObject):
 
     def _update_tooltip(self) -> None:
         pin_line = f"\n\n{PIN_BADGE_TEXT}: {PIN_TOOLTIP}" if self._pinned else ""
-        self.setToolTip(self._base_tooltip + pin_line)
+        problem_lines = f"\n\n{self._problem_tooltip}" if self._problem_severity and self._problem_tooltip else ""
+        self.setToolTip(self._base_tooltip + pin_line + problem_lines)
+
+    @property
+    def problems(self) -> tuple[str | None, int]:
+        """The shown problem severity (None when there are none) and problem count."""
+        return (self._problem_severity, self._problem_count)
+
+    def set_problems(self, severity: str | None, count: int, tooltip: str) -> None:
+        """Show a badge with ``count`` validation problems, coloured by the worst ``severity``.
+
+        ``severity`` is one of :data:`theme.PROBLEM_SEVERITIES`, or None (or ``count`` 0) to hide the
+        badge. ``tooltip`` lists the problems and is added to the node's tooltip.
+        """
+        if severity is not None and severity not in theme.PROBLEM_SEVERITIES:
+            raise ValueError(
+                f"unknown problem severity '{severity}'. Expected one of: {', '.join(theme.PROBLEM_SEVERITIES)}"
+            )
+        if count < 0:
+            raise ValueError(f"problem count {count} is negative. Pass 0 to hide the badge")
+        if severity is None or count == 0:
+            severity, count, tooltip = None, 0, ""
+        if (severity, count, tooltip) == (self._problem_severity, self._problem_count, self._problem_tooltip):
+            return
+        self._problem_severity = severity
+        self._problem_count = count
+        self._problem_tooltip = tooltip
+        self._update_tooltip()
+        self.update()
 
     def set_status(self, status: str, detail: str = "") -> None:
         """Show ``status`` (one of :data:`theme.STEP_STATUSES`) with an optional detail text."""
@@ -141,6 +179,24 @@ class NodeItem(QGraphicsObject):
     def _anchor_y(self, height: float) -> float:
         return height / 2.0
 
+    def port_center(self, port: str) -> QPointF:
+        """Return the scene centre of ``port`` (:data:`PORT_INPUT` or :data:`PORT_OUTPUT`)."""
+        return self.input_anchor() if port == PORT_INPUT else self.output_anchor()
+
+    def port_at(self, scene_pos: QPointF) -> str | None:
+        """Return the port within :data:`PORT_HIT_RADIUS` of ``scene_pos``, or None."""
+        for port in (PORT_OUTPUT, PORT_INPUT):
+            delta = self.port_center(port) - scene_pos
+            if delta.x() * delta.x() + delta.y() * delta.y() <= PORT_HIT_RADIUS * PORT_HIT_RADIUS:
+                return port
+        return None
+
+    def set_highlighted_port(self, port: str | None) -> None:
+        """Draw ``port`` in the highlight colour (None for no port), to show where a drag connects."""
+        if port != self._highlighted_port:
+            self._highlighted_port = port
+            self.update()
+
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
         if change == QGraphicsItem.GraphicsItemChange.ItemScenePositionHasChanged:
             for edge in self._edges:
@@ -153,8 +209,9 @@ class NodeItem(QGraphicsObject):
         return self._size
 
     def boundingRect(self) -> QRectF:
+        # Ports and the problems badge stick out of the box by up to 10 units.
         width, height = self._size
-        return QRectF(-2.0, -2.0, width + 4.0, height + 4.0)
+        return QRectF(-10.0, -10.0, width + 20.0, height + 20.0)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -167,15 +224,44 @@ class NodeItem(QGraphicsObject):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         palette = theme.palette()
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         if lod < DETAIL_ZOOM:
+            # Plain boxes without antialiasing: at this size rounded corners and text are invisible anyway.
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
             self._paint_cheap(painter, palette)
             return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         self._paint_frame(painter, palette)
         self._paint_header(painter, palette, QRectF(0.0, 0.0, self._size[0], self.HEIGHT))
+        self._paint_ports(painter, palette)
+        if self._problem_severity is not None:
+            self._paint_problems(painter)
+
+    def _paint_ports(self, painter: QPainter, palette: QPalette) -> None:
+        outline = QPen(theme.node_fill(palette), 1.5)
+        for port in (PORT_INPUT, PORT_OUTPUT):
+            center = self.mapFromScene(self.port_center(port))
+            painter.setPen(outline)
+            painter.setBrush(theme.port_color(palette, highlighted=port == self._highlighted_port))
+            painter.drawEllipse(center, PORT_RADIUS, PORT_RADIUS)
+
+    def _paint_problems(self, painter: QPainter) -> None:
+        """Draw the problem count in a circle on the top-right corner, in the severity colour."""
+        severity = self._problem_severity or "error"
+        radius = 9.0
+        center = QPointF(self._size[0] - 2.0, 2.0)
+        painter.setPen(QPen(QColor("#ffffff"), 1.5))
+        painter.setBrush(theme.problem_color(severity))
+        painter.drawEllipse(center, radius, radius)
+        font = QFont(painter.font())
+        font.setBold(True)
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        painter.setFont(font)
+        text = str(self._problem_count) if self._problem_count < 100 else "99+"
+        painter.drawText(QRectF(center.x() - radius, center.y() - radius, 2 * radius, 2 * radius),
+                         Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_cheap(self, painter: QPainter, palette: QPalette) -> None:
-        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), 8.0) if self.isSelected() else Qt.PenStyle.NoPen)
         color = theme.status_color(self._status) if self._status != "pending" else palette.color(QPalette.ColorRole.Mid)
         painter.setBrush(color)
         painter.drawRect(self._box())

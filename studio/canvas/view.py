@@ -1,14 +1,30 @@
-"""The canvas view: wheel zoom anchored under the mouse, drag to pan, zoom to fit."""
+"""The canvas view: zoom and pan, grid background, step drops, selection by id and the zoomed-out overview."""
 
 from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QPoint, QRectF, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QWheelEvent
-from PySide6.QtWidgets import QGraphicsView, QWidget
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QFocusEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPalette,
+    QPen,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QWidget
 
+from studio.canvas import theme
+from studio.canvas.arrange import GRID_SIZE
+from studio.canvas.edge_item import EdgeItem
 from studio.canvas.interactions import Interaction, PanInteraction
+from studio.canvas.node_item import NodeItem
 from studio.canvas.scene import WorkflowScene
 
 logger = logging.getLogger(__name__)
@@ -17,15 +33,42 @@ MIN_ZOOM = 0.05
 MAX_ZOOM = 4.0
 WHEEL_STEP = 1.15
 """Zoom factor per wheel notch (120 units of angle delta)."""
+KEY_ZOOM_STEP = 1.25
+"""Zoom factor of one Zoom in or Zoom out command."""
 FIT_MARGIN = 40.0
 """Space kept around the drawing by zoom to fit, in scene units."""
+GRID_MIN_ZOOM = 0.5
+"""Below this zoom factor the background grid is not drawn: its dots would merge into a tint."""
+OVERVIEW_ZOOM = 0.25
+"""Below this zoom factor a large graph is drawn as one batch of boxes and lines (see :data:`OVERVIEW_MIN_NODES`)."""
+OVERVIEW_MIN_NODES = 300
+"""Graphs with fewer nodes than this are always drawn item by item."""
+PAN_MARGIN = 100_000.0
+"""Free space around the drawing the view can scroll into, in scene units.
+
+The view keeps its own scene rectangle this much larger than the drawing, so adding or moving a node
+near the border never changes the scroll range, which would shift the picture under the mouse.
+"""
+STEP_TYPE_MIME = "application/x-workflow-studio-step-type"
+"""MIME type of a palette drag. The data is the step type name in UTF-8."""
 
 
 class CanvasView(QGraphicsView):
-    """Shows a :class:`WorkflowScene`. The mouse mode is an :class:`Interaction` object."""
+    """Shows a :class:`WorkflowScene`. The mouse mode is an :class:`Interaction` object.
+
+    Zoomed far out, a graph of at least :data:`OVERVIEW_MIN_NODES` nodes is in *overview mode*: node
+    and edge items are hidden and :meth:`drawForeground` paints every box and edge in one batch,
+    which is several times faster than painting thousands of items. Hidden items cannot be selected
+    in Qt, so the view keeps the selection by step id while in that mode: use
+    :meth:`selected_step_ids` and :meth:`set_selected_step_ids` instead of the scene's selection.
+    """
 
     sig_zoom_changed = Signal(float)
     """Emitted with the new zoom factor (1.0 is 100 %) after every zoom."""
+    sig_step_type_dropped = Signal(str, QPointF)
+    """Emitted with a step type and the scene position where a palette drag was dropped."""
+    sig_overview_changed = Signal(bool)
+    """Emitted with True when the view enters overview mode and False when it leaves it."""
 
     def __init__(self, scene: WorkflowScene, parent: QWidget | None = None) -> None:
         super().__init__(scene, parent)
@@ -35,7 +78,18 @@ class CanvasView(QGraphicsView):
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
         self.setDragMode(QGraphicsView.DragMode.NoDrag)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAcceptDrops(True)
+        # Panning replaces scroll bars on this unbounded canvas (see PAN_MARGIN).
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._interaction: Interaction = PanInteraction(self)
+        self._space_held = False
+        self._grid_visible = True
+        self._overview_enabled = True
+        self._overview = False
+        self._overview_selection: set[str] = set()
+        scene.sig_workflow_changed.connect(self._on_scene_workflow_changed)
+        self._reset_pan_range()
 
     def workflow_scene(self) -> WorkflowScene:
         scene = self.scene()
@@ -51,6 +105,13 @@ class CanvasView(QGraphicsView):
 
     def interaction(self) -> Interaction:
         return self._interaction
+
+    @property
+    def space_held(self) -> bool:
+        """Whether the space bar is down, which turns a left-button drag into panning."""
+        return self._space_held
+
+    # -- zoom and scroll -------------------------------------------------------------------
 
     def zoom_by(self, factor: float, anchor: tuple[float, float] | None = None) -> None:
         """Multiply the zoom by ``factor`` (clamped), keeping the scene point under ``anchor`` still.
@@ -69,11 +130,39 @@ class CanvasView(QGraphicsView):
         # Scroll so the scene point that was under the anchor is under it again.
         drift = self.mapFromScene(scene_point) - anchor_point
         self.pan_by(-drift.x(), -drift.y())
-        self.sig_zoom_changed.emit(self.zoom())
+        self._zoom_changed()
+
+    def zoom_in(self) -> None:
+        self.zoom_by(KEY_ZOOM_STEP)
+
+    def zoom_out(self) -> None:
+        self.zoom_by(1.0 / KEY_ZOOM_STEP)
+
+    def reset_zoom(self) -> None:
+        """Zoom to 100 %, keeping the scene point at the viewport centre still."""
+        center = self.mapToScene(self.viewport().rect().center())
+        self.resetTransform()
+        self.centerOn(center)
+        self._zoom_changed()
 
     def zoom_to_fit(self) -> None:
         """Zoom and scroll so every node is visible, never zooming in past 100 %."""
-        rect = self.workflow_scene().items_rect()
+        self.zoom_to_rect(self.workflow_scene().items_rect())
+
+    def zoom_to_selection(self) -> None:
+        """Zoom and scroll so every selected node is visible; with nothing selected, zoom to fit."""
+        rect = QRectF()
+        for step_id in self.selected_step_ids():
+            item = self.workflow_scene().node_item(step_id)
+            if item is not None:
+                rect = rect.united(item.sceneBoundingRect())
+        if rect.isEmpty():
+            self.zoom_to_fit()
+            return
+        self.zoom_to_rect(rect)
+
+    def zoom_to_rect(self, rect: QRectF) -> None:
+        """Show ``rect`` (scene units) with a margin, zooming in no further than 100 %."""
         if rect.isEmpty():
             return
         rect = rect.adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN)
@@ -85,7 +174,7 @@ class CanvasView(QGraphicsView):
             self.resetTransform()
             self.scale(MIN_ZOOM, MIN_ZOOM)
             self.centerOn(rect.center())
-        self.sig_zoom_changed.emit(self.zoom())
+        self._zoom_changed()
 
     def pan_by(self, dx: int, dy: int) -> None:
         """Scroll the view so the content moves by ``dx``, ``dy`` viewport pixels."""
@@ -97,7 +186,212 @@ class CanvasView(QGraphicsView):
     def visible_scene_rect(self) -> QRectF:
         return self.mapToScene(self.viewport().rect()).boundingRect()
 
+    def ensure_scene_rect_contains(self, rect: QRectF) -> None:
+        """Grow the view's scroll range, if needed, so ``rect`` (scene units) can be scrolled to."""
+        if not self.sceneRect().contains(rect.adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN)):
+            self._reset_pan_range(rect)
+
+    def _reset_pan_range(self, extra: QRectF | None = None) -> None:
+        rect = self.workflow_scene().items_rect().united(self.visible_scene_rect())
+        if extra is not None:
+            rect = rect.united(extra)
+        self.setSceneRect(rect.adjusted(-PAN_MARGIN, -PAN_MARGIN, PAN_MARGIN, PAN_MARGIN))
+
+    def _zoom_changed(self) -> None:
+        self._update_overview()
+        self.sig_zoom_changed.emit(self.zoom())
+
+    # -- grid ------------------------------------------------------------------------------
+
+    @property
+    def grid_visible(self) -> bool:
+        return self._grid_visible
+
+    def set_grid_visible(self, visible: bool) -> None:
+        self._grid_visible = visible
+        self.resetCachedContent()
+        self.viewport().update()
+
+    def drawBackground(self, painter: QPainter, rect: QRectF | QRect) -> None:
+        rect = QRectF(rect)
+        palette = theme.palette()
+        painter.fillRect(rect, theme.canvas_background(palette))
+        if not self._grid_visible or self.zoom() < GRID_MIN_ZOOM:
+            return
+        left = int(rect.left() // GRID_SIZE) * GRID_SIZE
+        top = int(rect.top() // GRID_SIZE) * GRID_SIZE
+        points: list[QPointF] = []
+        x = left
+        while x < rect.right():
+            y = top
+            while y < rect.bottom():
+                points.append(QPointF(x, y))
+                y += GRID_SIZE
+            x += GRID_SIZE
+        painter.setPen(QPen(theme.grid_color(palette), 2.0 / self.zoom()))
+        painter.drawPoints(points)
+
+    # -- selection by id ---------------------------------------------------------------------
+
+    def selected_step_ids(self) -> list[str]:
+        """Return the ids of the selected steps, in the scene's item order."""
+        if self._overview:
+            return sorted(self._overview_selection)
+        return [item.step_id for item in self.workflow_scene().selectedItems() if isinstance(item, NodeItem)]
+
+    def set_selected_step_ids(self, step_ids: list[str] | set[str], *, add: bool = False) -> None:
+        """Select the nodes of ``step_ids`` (unknown ids are skipped); unless ``add``, deselect the rest."""
+        scene = self.workflow_scene()
+        if self._overview:
+            wanted = {step_id for step_id in step_ids if scene.node_item(step_id) is not None}
+            self._overview_selection = (self._overview_selection | wanted) if add else wanted
+            self.viewport().update()
+            scene.selectionChanged.emit()
+            return
+        if not add:
+            scene.clearSelection()
+        for step_id in step_ids:
+            item = scene.node_item(step_id)
+            if item is not None:
+                item.setSelected(True)
+
+    def selected_edge_keys(self) -> list[tuple[str, str]]:
+        return [item.key for item in self.workflow_scene().selectedItems() if isinstance(item, EdgeItem)]
+
+    def node_at(self, view_pos: QPoint) -> NodeItem | None:
+        """Return the innermost node under ``view_pos`` (viewport pixels), in overview mode too."""
+        if self._overview:
+            scene_pos = self.mapToScene(view_pos)
+            found: NodeItem | None = None
+            for node in self.workflow_scene().node_items().values():
+                inside = node.sceneBoundingRect().contains(scene_pos)
+                if inside and (found is None or found.isAncestorOf(node)):
+                    found = node
+            return found
+        for item in self.items(view_pos):
+            if isinstance(item, NodeItem):
+                return item
+        return None
+
+    def port_at(self, view_pos: QPoint) -> tuple[NodeItem, str] | None:
+        """Return the node and port (``input`` or ``output``) under ``view_pos``, or None."""
+        if self._overview:
+            return None
+        scene_pos = self.mapToScene(view_pos)
+        probe = QRectF(scene_pos.x() - 12.0, scene_pos.y() - 12.0, 24.0, 24.0)
+        for item in self.workflow_scene().items(probe):
+            if isinstance(item, NodeItem):
+                port = item.port_at(scene_pos)
+                if port is not None:
+                    return (item, port)
+        return None
+
+    def items_at(self, view_pos: QPoint) -> list[QGraphicsItem]:
+        return self.items(view_pos)
+
+    # -- overview mode -----------------------------------------------------------------------
+
+    @property
+    def overview(self) -> bool:
+        """Whether the view is in overview mode (see the class docstring)."""
+        return self._overview
+
+    def set_overview_enabled(self, enabled: bool) -> None:
+        """Allow or forbid overview mode. The benchmark turns it off to measure the baseline."""
+        self._overview_enabled = enabled
+        self._update_overview()
+
+    def _update_overview(self) -> None:
+        scene = self.workflow_scene()
+        wanted = (
+            self._overview_enabled
+            and self.zoom() < OVERVIEW_ZOOM
+            and len(scene.node_items()) >= OVERVIEW_MIN_NODES
+        )
+        if wanted == self._overview:
+            if wanted:
+                self._hide_items()
+            return
+        if wanted:
+            self._overview_selection = set(self.selected_step_ids())
+            self._overview = True
+            self._hide_items()
+        else:
+            self._overview = False
+            for item in scene.node_items().values():
+                item.setVisible(True)
+            for edge in scene.edge_items().values():
+                edge.setVisible(True)
+            self.set_selected_step_ids(self._overview_selection)
+            self._overview_selection = set()
+        logger.debug("overview mode %s at zoom %.3f", "on" if wanted else "off", self.zoom())
+        self.viewport().update()
+        self.sig_overview_changed.emit(wanted)
+
+    def _hide_items(self) -> None:
+        scene = self.workflow_scene()
+        for item in scene.node_items().values():
+            if item.parentItem() is None and item.isVisible():
+                item.setVisible(False)
+        for edge in scene.edge_items().values():
+            if edge.isVisible():
+                edge.setVisible(False)
+
+    def refresh_overview(self) -> None:
+        """Re-apply overview mode after items were added or the graph was replaced."""
+        self._update_overview()
+        if self._overview:
+            self.viewport().update()
+
+    def _on_scene_workflow_changed(self) -> None:
+        self._overview_selection = set()
+        self._reset_pan_range()
+        self.refresh_overview()
+
+    def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:
+        if self._overview:
+            self._paint_overview(painter, QRectF(rect))
+
+    def _paint_overview(self, painter: QPainter, rect: QRectF) -> None:
+        palette = theme.palette()
+        scene = self.workflow_scene()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        lines = []
+        for edge in scene.edge_items().values():
+            start = edge.source.output_anchor()
+            end = edge.target.input_anchor()
+            lines.append((start, end))
+        painter.setPen(QPen(theme.edge_color(palette, implied=False), 0.0))
+        for start, end in lines:
+            painter.drawLine(start, end)
+        by_color: dict[str, list[QRectF]] = {}
+        selected: list[QRectF] = []
+        mid = palette.color(QPalette.ColorRole.Mid).name()
+        for step_id, item in scene.node_items().items():
+            box = item.mapRectToScene(QRectF(0.0, 0.0, *item.size()))
+            if not box.intersects(rect):
+                continue
+            color = theme.status_color(item.status).name() if item.status != "pending" else mid
+            by_color.setdefault(color, []).append(box)
+            if step_id in self._overview_selection:
+                selected.append(box)
+        painter.setPen(Qt.PenStyle.NoPen)
+        for color, boxes in by_color.items():
+            painter.setBrush(QColor(color))
+            painter.drawRects(boxes)
+        if selected:
+            painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), 3.0 / max(self.zoom(), 1e-3)))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRects(selected)
+
     # -- events ----------------------------------------------------------------------------
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            # Items read the palette when they paint, so a repaint applies a light or dark switch.
+            self.resetCachedContent()
+            self.workflow_scene().update()
+        super().changeEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         notches = event.angleDelta().y() / 120.0
@@ -109,11 +403,32 @@ class CanvasView(QGraphicsView):
         event.accept()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        if self.scene().focusItem() is not None:
+            # An item that edits text (a sticky note) gets every key, space and F included.
+            super().keyPressEvent(event)
+            return
         if event.key() == Qt.Key.Key_F and event.modifiers() == Qt.KeyboardModifier.NoModifier:
             self.zoom_to_fit()
             event.accept()
             return
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_held = True
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            event.accept()
+            return
         super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space_held = False
+            self.viewport().unsetCursor()
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        self._space_held = False
+        super().focusOutEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if not self._interaction.mouse_pressed(event):
@@ -126,3 +441,35 @@ class CanvasView(QGraphicsView):
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if not self._interaction.mouse_released(event):
             super().mouseReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if not self._interaction.mouse_double_clicked(event):
+            super().mouseDoubleClickEvent(event)
+
+    # -- palette drops ---------------------------------------------------------------------
+
+    @staticmethod
+    def _dropped_step_type(mime: QMimeData) -> str | None:
+        if not mime.hasFormat(STEP_TYPE_MIME):
+            return None
+        return bytes(mime.data(STEP_TYPE_MIME).data()).decode("utf-8")
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_step_type(event.mimeData()) is not None:
+            event.acceptProposedAction()
+            return
+        super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if self._dropped_step_type(event.mimeData()) is not None:
+            event.acceptProposedAction()
+            return
+        super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        step_type = self._dropped_step_type(event.mimeData())
+        if step_type is None:
+            super().dropEvent(event)
+            return
+        event.acceptProposedAction()
+        self.sig_step_type_dropped.emit(step_type, self.mapToScene(event.position().toPoint()))
