@@ -731,7 +731,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     connections = commands.add_parser("connections", help="list, add, rotate or delete connections and secrets")
     _add_connections_commands(connections)
+    for module in _command_modules():
+        module.add_commands(commands)
     return parser
+
+
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Modules that add commands of their own: each has ``add_commands(subparsers)`` and ``handle(args)``."""
+
+
+def _command_modules() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(name) for name in COMMAND_MODULES]
 
 
 def _add_runs_commands(runs: argparse.ArgumentParser) -> None:
@@ -817,6 +829,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_runs(args)
         if args.command == "tasks":
             return cmd_tasks(args)
+        for module in _command_modules():
+            code = module.handle(args)
+            if code is not None:
+                return int(code)
         if args.command == "connections":
             return cmd_connections(args)
         action = {"run": "run", "task": "task", "resume": "resume"}[args.command]
