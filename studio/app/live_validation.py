@@ -284,9 +284,12 @@ def select_step(window: Any, step_id: str) -> bool:
     if item is None:
         logger.debug("no node for step %s, so it cannot be selected", step_id)
         return False
-    scene.clearSelection()
-    item.setSelected(True)
     view = getattr(window, "view", None)
+    if view is not None and hasattr(view, "set_selected_step_ids"):
+        view.set_selected_step_ids([step_id])
+    else:
+        scene.clearSelection()
+        item.setSelected(True)
     if view is not None:
         view.centerOn(item)
     return True

@@ -65,6 +65,15 @@ class TemplateCompleter(QObject):
         if popup is not None:
             popup.hide()
 
+    def close(self) -> None:
+        """Hide the popup and stop following the widget, before the widget goes away."""
+        self._hide_popup()
+        self.completer.setWidget(None)
+        if isinstance(self.widget, QLineEdit):
+            self.widget.textEdited.disconnect(self.update_popup)
+        else:
+            self.widget.textChanged.disconnect(self.update_popup)
+
     def candidates(self) -> list[str]:
         """Return the candidates the popup lists now."""
         return list(self.model.stringList())

@@ -60,9 +60,16 @@ def install_inspector(
     usages = UsagesPanel(window)
     usages_dock = _dock(window, "Usages", "usages-dock", usages, Qt.DockWidgetArea.BottomDockWidgetArea)
 
+    view = getattr(window, "view", None)
+
     def on_selection_changed() -> None:
-        selected = [item.step_id for item in scene.selectedItems() if hasattr(item, "step_id")]
-        panel.show_step(selected[0] if len(selected) == 1 else None)
+        if view is not None and hasattr(view, "selected_step_ids"):
+            selected = view.selected_step_ids()
+        else:
+            selected = [item.step_id for item in scene.selectedItems() if hasattr(item, "step_id")]
+        step_id = selected[0] if len(selected) == 1 else None
+        if step_id != panel.step_id:
+            panel.show_step(step_id)
 
     def on_find_usages(step_id: str) -> None:
         usages.show_usages(document.workflow, step_id)
@@ -71,7 +78,8 @@ def install_inspector(
 
     def on_usage_activated(step_id: str, field_path: str) -> None:
         select_step(window, step_id)
-        panel.show_step(step_id)
+        if panel.step_id != step_id:
+            panel.show_step(step_id)
         panel.focus_field(field_path)
 
     scene.selectionChanged.connect(on_selection_changed)

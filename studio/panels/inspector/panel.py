@@ -226,6 +226,8 @@ class InspectorPanel(QWidget):
         focused = self.focusWidget()
         if focused is not None and self.form_host.isAncestorOf(focused):
             self.setFocus()  # finish an edit in progress before its editor goes away
+        for completer in self.completers:
+            completer.close()
         while self.form_layout.count():
             item = self.form_layout.takeAt(0)
             widget = item.widget() if item is not None else None
@@ -252,6 +254,7 @@ class InspectorPanel(QWidget):
             build_for_each(builder, [body.id for body in step.config.steps])
         for group in builder.groups:
             self.form_layout.addWidget(group)
+            group.show()  # at once, so focus_field() can focus an editor of the new form
         self.form_layout.addStretch(1)
         self.editors = builder.editors
         for editor in self.editors.values():
