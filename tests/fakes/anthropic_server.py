@@ -1,7 +1,7 @@
 """Loopback HTTP server speaking the Anthropic Messages API, with replies scripted per test.
 
-It reuses the OpenAI fake's machinery (uvicorn on 127.0.0.1 at a free port in a background thread, the
-script of behaviours, request recording, hang and disconnect tracking) and replaces its routes, so the
+It shares the machinery of ``tests.fakes.llm_server_base`` (uvicorn on 127.0.0.1 at a free port in a
+background thread, the script of behaviours, request recording, hang and disconnect tracking), so the
 behaviour classes of ``tests.fakes.openai_server`` work here too.
 
 Usage::
@@ -22,33 +22,24 @@ becomes ``max_tokens``), ``json_reply``, ``RawReply`` and its helpers, ``RawStre
 ``StreamError`` (some text, then an ``error`` event). When the request forces a tool (``tool_choice`` of
 type ``tool``), a ``TextReply``'s text is sent as that tool's input: in ``input_json_delta`` fragments when
 streaming, or parsed into the ``input`` object otherwise (text that is not JSON is sent as a text block).
+A ``TextReply``'s ``tool_calls`` become ``tool_use`` blocks after the text, with stop reason ``tool_use``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from tests.fakes.openai_server import (
-    BehaviourSource,
-    FakeOpenAIServer,
-    Hang,
-    RawReply,
-    RawStream,
-    RecordedRequest,
-    TextReply,
-)
+from tests.fakes.llm_server_base import BehaviourSource, FakeLlmServer, RawReply, RecordedRequest, TextReply
 
-_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
 @dataclass(frozen=True)
@@ -84,22 +75,18 @@ def server_error(status: int = 500, retry_after: str | None = None) -> RawReply:
     return anthropic_error(status, "api_error", "Internal server error", headers)
 
 
-class FakeAnthropicServer(FakeOpenAIServer):
+class FakeAnthropicServer(FakeLlmServer):
     """The running server: its root URL, the requests it received, and its script of replies."""
-
-    def __init__(self, *, api_key: str | None, models: Sequence[str]) -> None:
-        super().__init__(api_key=api_key, models=models)
-        self.base_url = f"http://127.0.0.1:{self.port}"
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/v1/messages"]
 
-    def _build_app(self) -> Starlette:
-        app = super()._build_app()
-        app.router.routes.insert(0, Route("/v1/messages", self._messages, methods=["POST"]))
-        app.router.routes.insert(1, Route("/v1/models", self._list_models, methods=["GET"]))
-        return app
+    def _routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/messages", self._chat, methods=["POST"]),
+            Route("/v1/models", self._list_models, methods=["GET"]),
+        ]
 
     def _unauthorized(self, recorded: RecordedRequest) -> Response | None:
         if "anthropic-version" not in recorded.headers:
@@ -112,8 +99,7 @@ class FakeAnthropicServer(FakeOpenAIServer):
         return JSONResponse(body, status_code=401)
 
     async def _list_models(self, request: Request) -> Response:
-        recorded = await self._record(request)
-        denied = self._unauthorized(recorded)
+        _recorded, denied = await self._accept(request)
         if denied is not None:
             return denied
         limit = int(request.query_params.get("limit", "20"))
@@ -130,42 +116,26 @@ class FakeAnthropicServer(FakeOpenAIServer):
             }
         )
 
-    async def _messages(self, request: Request) -> Response:
-        recorded = await self._record(request)
-        denied = self._unauthorized(recorded)
-        if denied is not None:
-            return denied
-        payload = recorded.json
-        behaviour: Any = self._next_behaviour(recorded)
-        if isinstance(behaviour, Hang):
-            return await self._hang(request)
-        if isinstance(behaviour, RawReply):
-            return Response(
-                behaviour.body, behaviour.status, headers=dict(behaviour.headers), media_type=behaviour.content_type
-            )
-        if isinstance(behaviour, RawStream):
-            return Response("".join(line + "\n" for line in behaviour.lines), 200, media_type="text/event-stream")
+    def _other_behaviour(self, behaviour: Any, payload: Mapping[str, Any]) -> Response:
         if isinstance(behaviour, StreamError):
-            return StreamingResponse(self._error_stream(behaviour, payload), media_type="text/event-stream")
-        if payload.get("stream"):
-            return StreamingResponse(self._stream(behaviour, payload), media_type="text/event-stream")
-        return JSONResponse(self._message(behaviour, payload))
+            return StreamingResponse(self._error_stream(behaviour, payload), media_type=self.stream_media_type)
+        return super()._other_behaviour(behaviour, payload)
 
     # --- reply bodies ----------------------------------------------------------------------
 
     def _usage(self, reply: TextReply, payload: Mapping[str, Any]) -> tuple[int, int]:
-        if reply.usage is not None:
-            return reply.usage
         texts = [str(payload.get("system", ""))]
         texts += [str(m.get("content", "")) for m in payload.get("messages", []) if isinstance(m, dict)]
-        return sum(len(text.split()) for text in texts), len(reply.content_chunks())
+        return self._word_usage(reply, texts)
 
-    def _message(self, reply: TextReply, payload: Mapping[str, Any]) -> dict[str, Any]:
+    def _reply_body(self, reply: TextReply, payload: Mapping[str, Any]) -> dict[str, Any]:
         tool = _forced_tool(payload)
         content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}]
         if tool is not None:
             with suppress(ValueError):
                 content = [{"type": "tool_use", "id": "toolu_1", "name": tool, "input": json.loads(reply.text)}]
+        for index, (name, arguments) in enumerate(reply.tool_calls):
+            content.append({"type": "tool_use", "id": f"toolu_{index}", "name": name, "input": json.loads(arguments)})
         body: dict[str, Any] = {
             "id": f"msg_{next(self._ids)}",
             "type": "message",
@@ -182,47 +152,44 @@ class FakeAnthropicServer(FakeOpenAIServer):
 
     @staticmethod
     def _stop_reason(reply: TextReply, tool: str | None) -> str:
-        if tool is not None and reply.finish_reason == "stop":
+        if (tool is not None or reply.tool_calls) and reply.finish_reason == "stop":
             return "tool_use"
         return _STOP_REASONS.get(reply.finish_reason, reply.finish_reason)
 
-    async def _stream(self, reply: TextReply, payload: Mapping[str, Any]) -> AsyncIterator[str]:
-        assert self._closing is not None
+    def _stream_opening(self, reply: TextReply, payload: Mapping[str, Any], stream_id: int) -> list[str]:
         tool = _forced_tool(payload)
-        prompt, completion = self._usage(reply, payload)
-        completed = False
-        try:
-            yield self._message_start(reply, payload, prompt if reply.send_usage else None)
-            if tool is None:
-                block: dict[str, Any] = {"type": "text", "text": ""}
-            else:
-                block = {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}
-            yield _event("content_block_start", {"index": 0, "content_block": block})
-            yield _event("ping", {})
-            for index, piece in enumerate(reply.content_chunks()):
-                if reply.stall_after_chunks is not None and index >= reply.stall_after_chunks:
-                    await self._closing.wait()
-                    return
-                if reply.chunk_delay_s:
-                    await asyncio.sleep(reply.chunk_delay_s)
-                delta = {"type": "text_delta", "text": piece}
-                if tool is not None:
-                    delta = {"type": "input_json_delta", "partial_json": piece}
-                yield _event("content_block_delta", {"index": 0, "delta": delta})
-            yield _event("content_block_stop", {"index": 0})
-            message_delta: dict[str, Any] = {"delta": {"stop_reason": self._stop_reason(reply, tool)}}
-            if reply.send_usage:
-                message_delta["usage"] = {"output_tokens": completion}
-            yield _event("message_delta", message_delta)
-            yield _event("message_stop", {})
-            completed = True
-        finally:
-            if not completed and not self._closing.is_set():
-                self._note_aborted()
+        prompt, _completion = self._usage(reply, payload)
+        if tool is None:
+            block: dict[str, Any] = {"type": "text", "text": ""}
+        else:
+            block = {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}
+        return [
+            self._message_start(reply, payload, stream_id, prompt if reply.send_usage else None),
+            _event("content_block_start", {"index": 0, "content_block": block}),
+            _event("ping", {}),
+        ]
 
-    def _message_start(self, reply: TextReply, payload: Mapping[str, Any], input_tokens: int | None) -> str:
+    def _stream_piece(self, reply: TextReply, payload: Mapping[str, Any], stream_id: int, piece: str) -> str:
+        delta = {"type": "text_delta", "text": piece}
+        if _forced_tool(payload) is not None:
+            delta = {"type": "input_json_delta", "partial_json": piece}
+        return _event("content_block_delta", {"index": 0, "delta": delta})
+
+    def _stream_closing(self, reply: TextReply, payload: Mapping[str, Any], stream_id: int) -> list[str]:
+        _prompt, completion = self._usage(reply, payload)
+        closing = [_event("content_block_stop", {"index": 0})]
+        closing += list(_tool_use_events(reply.tool_calls))
+        message_delta: dict[str, Any] = {"delta": {"stop_reason": self._stop_reason(reply, _forced_tool(payload))}}
+        if reply.send_usage:
+            message_delta["usage"] = {"output_tokens": completion}
+        closing += [_event("message_delta", message_delta), _event("message_stop", {})]
+        return closing
+
+    def _message_start(
+        self, reply: TextReply, payload: Mapping[str, Any], stream_id: int, input_tokens: int | None
+    ) -> str:
         message: dict[str, Any] = {
-            "id": f"msg_{next(self._ids)}",
+            "id": f"msg_{stream_id}",
             "type": "message",
             "role": "assistant",
             "content": [],
@@ -234,12 +201,25 @@ class FakeAnthropicServer(FakeOpenAIServer):
         return _event("message_start", {"message": message})
 
     async def _error_stream(self, behaviour: StreamError, payload: Mapping[str, Any]) -> AsyncIterator[str]:
-        yield self._message_start(TextReply(""), payload, 1)
+        yield self._message_start(TextReply(""), payload, next(self._ids), 1)
         yield _event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
         yield _event(
             "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": behaviour.text_before}}
         )
         yield _event("error", {"error": {"type": behaviour.error_type, "message": behaviour.message}})
+
+
+def _tool_use_events(tool_calls: Sequence[tuple[str, str]]) -> Iterator[str]:
+    """Yield the events of one tool_use block per call, its input JSON in two fragments."""
+    for offset, (name, arguments) in enumerate(tool_calls):
+        index = offset + 1
+        block = {"type": "tool_use", "id": f"toolu_{offset}", "name": name, "input": {}}
+        yield _event("content_block_start", {"index": index, "content_block": block})
+        middle = len(arguments) // 2
+        for fragment in (arguments[:middle], arguments[middle:]):
+            delta = {"type": "input_json_delta", "partial_json": fragment}
+            yield _event("content_block_delta", {"index": index, "delta": delta})
+        yield _event("content_block_stop", {"index": index})
 
 
 def _event(name: str, data: Mapping[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """Loopback HTTP server speaking Ollama's native chat API, with replies scripted per test.
 
-It reuses the OpenAI fake's machinery (uvicorn on 127.0.0.1 at a free port in a background thread, the
-script of behaviours, request recording, hang and disconnect tracking) and replaces its routes, so the
+It shares the machinery of ``tests.fakes.llm_server_base`` (uvicorn on 127.0.0.1 at a free port in a
+background thread, the script of behaviours, request recording, hang and disconnect tracking), so the
 behaviour classes of ``tests.fakes.openai_server`` work here too.
 
 Usage::
@@ -13,19 +13,20 @@ Usage::
         assert server.chat_requests[-1].json["format"] == schema
 
 Routes: ``POST /api/chat`` (newline-delimited JSON objects when the body's ``stream`` is not false, as
-Ollama streams by default), ``GET /api/tags`` (or ``server.tags_reply`` when set), and a JSON 404 for any other path. Ollama has no
+Ollama streams by default), ``GET /api/tags`` (or ``server.tags_reply`` when set), and a JSON 404 for any
+other path. Ollama has no
 authentication of its own; ``api_key`` makes the server act like an authenticating proxy in front of it
 and reply 401 to requests without ``Authorization: Bearer <api_key>``.
 
 Behaviours: ``TextReply`` (``finish_reason`` becomes ``done_reason``; ``send_usage=False`` leaves out
 ``prompt_eval_count`` and ``eval_count``), ``json_reply``, ``RawReply`` and its helpers (``model_not_found``
 here), ``RawStream`` (raw lines sent as ``application/x-ndjson``), ``Hang``, and ``StreamError`` (some
-text, then an ``{"error": ...}`` line).
+text, then an ``{"error": ...}`` line). A ``TextReply``'s ``tool_calls`` are sent whole in the message's
+``tool_calls``, with the arguments as objects, as Ollama does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -33,22 +34,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from tests.fakes.openai_server import (
-    BehaviourSource,
-    FakeOpenAIServer,
-    Hang,
-    RawReply,
-    RawStream,
-    RecordedRequest,
-    TextReply,
-)
-
-_NDJSON = "application/x-ndjson"
+from tests.fakes.llm_server_base import BehaviourSource, FakeLlmServer, RawReply, RecordedRequest, TextReply
 
 
 @dataclass(frozen=True)
@@ -64,12 +54,13 @@ def model_not_found(model: str = "missing-model") -> RawReply:
     return RawReply(404, json.dumps({"error": f'model "{model}" not found, try pulling it first'}))
 
 
-class FakeOllamaServer(FakeOpenAIServer):
+class FakeOllamaServer(FakeLlmServer):
     """The running server: its root URL, the requests it received, and its script of replies."""
+
+    stream_media_type = "application/x-ndjson"
 
     def __init__(self, *, api_key: str | None, models: Sequence[str]) -> None:
         super().__init__(api_key=api_key, models=models)
-        self.base_url = f"http://127.0.0.1:{self.port}"
         # When set, GET /api/tags returns this reply instead of the model list.
         self.tags_reply: RawReply | None = None
 
@@ -77,46 +68,42 @@ class FakeOllamaServer(FakeOpenAIServer):
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == "/api/chat"]
 
-    def _build_app(self) -> Starlette:
-        app = super()._build_app()
-        app.router.routes.insert(0, Route("/api/chat", self._chat_native, methods=["POST"]))
-        app.router.routes.insert(1, Route("/api/tags", self._tags, methods=["GET"]))
-        return app
+    def _routes(self) -> list[BaseRoute]:
+        return [
+            Route("/api/chat", self._chat, methods=["POST"]),
+            Route("/api/tags", self._tags, methods=["GET"]),
+        ]
+
+    def _unauthorized(self, recorded: RecordedRequest) -> Response | None:
+        if self._api_key is None:
+            return None
+        received = recorded.headers.get("authorization", "")
+        if received == f"Bearer {self._api_key}":
+            return None
+        # An authenticating proxy that echoes the key it got, to test redaction.
+        message = f"Incorrect API key provided: {received.removeprefix('Bearer ')}"
+        return JSONResponse({"error": {"message": message, "code": "invalid_api_key"}}, status_code=401)
 
     async def _tags(self, request: Request) -> Response:
-        recorded = await self._record(request)
-        denied = self._unauthorized(recorded)
+        _recorded, denied = await self._accept(request)
         if denied is not None:
             return denied
         if self.tags_reply is not None:
-            reply = self.tags_reply
-            return Response(reply.body, reply.status, headers=dict(reply.headers), media_type=reply.content_type)
+            return self.tags_reply.response()
         models = [
             {"name": m, "model": m, "modified_at": "2026-01-01T00:00:00Z", "size": 1, "digest": "0" * 64}
             for m in self._models
         ]
         return JSONResponse({"models": models})
 
-    async def _chat_native(self, request: Request) -> Response:
-        recorded = await self._record(request)
-        denied = self._unauthorized(recorded)
-        if denied is not None:
-            return denied
-        payload = recorded.json
-        behaviour: Any = self._next_behaviour(recorded)
-        if isinstance(behaviour, Hang):
-            return await self._hang(request)
-        if isinstance(behaviour, RawReply):
-            return Response(
-                behaviour.body, behaviour.status, headers=dict(behaviour.headers), media_type=behaviour.content_type
-            )
-        if isinstance(behaviour, RawStream):
-            return Response("".join(line + "\n" for line in behaviour.lines), 200, media_type=_NDJSON)
+    def _wants_stream(self, payload: Mapping[str, Any]) -> bool:
+        # Ollama streams unless the request says "stream": false.
+        return bool(payload.get("stream", True))
+
+    def _other_behaviour(self, behaviour: Any, payload: Mapping[str, Any]) -> Response:
         if isinstance(behaviour, StreamError):
-            return StreamingResponse(self._error_stream(behaviour, payload), media_type=_NDJSON)
-        if payload.get("stream", True):
-            return StreamingResponse(self._stream(behaviour, payload), media_type=_NDJSON)
-        return JSONResponse(self._final(behaviour, payload, behaviour.text))
+            return StreamingResponse(self._error_stream(behaviour, payload), media_type=self.stream_media_type)
+        return super()._other_behaviour(behaviour, payload)
 
     # --- reply bodies ----------------------------------------------------------------------
 
@@ -132,31 +119,35 @@ class FakeOllamaServer(FakeOpenAIServer):
         final = self._chunk(reply, payload, content)
         final.update(done=True, done_reason=reply.finish_reason, total_duration=1000, eval_duration=500)
         if reply.send_usage:
-            if reply.usage is not None:
-                prompt, completion = reply.usage
-            else:
-                messages = payload.get("messages", [])
-                prompt = sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
-                completion = len(reply.content_chunks())
+            messages = payload.get("messages", [])
+            texts = [str(m.get("content", "")) for m in messages if isinstance(m, dict)]
+            prompt, completion = self._word_usage(reply, texts)
             final.update(prompt_eval_count=prompt, eval_count=completion)
         return final
 
-    async def _stream(self, reply: TextReply, payload: Mapping[str, Any]) -> AsyncIterator[str]:
-        assert self._closing is not None
-        completed = False
-        try:
-            for index, piece in enumerate(reply.content_chunks()):
-                if reply.stall_after_chunks is not None and index >= reply.stall_after_chunks:
-                    await self._closing.wait()
-                    return
-                if reply.chunk_delay_s:
-                    await asyncio.sleep(reply.chunk_delay_s)
-                yield json.dumps(self._chunk(reply, payload, piece)) + "\n"
-            yield json.dumps(self._final(reply, payload, "")) + "\n"
-            completed = True
-        finally:
-            if not completed and not self._closing.is_set():
-                self._note_aborted()
+    def _tool_calls_chunk(self, reply: TextReply, payload: Mapping[str, Any]) -> dict[str, Any]:
+        chunk = self._chunk(reply, payload, "")
+        chunk["message"]["tool_calls"] = [
+            {"function": {"name": name, "arguments": json.loads(arguments)}} for name, arguments in reply.tool_calls
+        ]
+        return chunk
+
+    def _reply_body(self, reply: TextReply, payload: Mapping[str, Any]) -> dict[str, Any]:
+        final = self._final(reply, payload, reply.text)
+        if reply.tool_calls:
+            final["message"]["tool_calls"] = self._tool_calls_chunk(reply, payload)["message"]["tool_calls"]
+        return final
+
+    def _stream_opening(self, reply: TextReply, payload: Mapping[str, Any], stream_id: int) -> list[str]:
+        if not reply.tool_calls:
+            return []
+        return [json.dumps(self._tool_calls_chunk(reply, payload)) + "\n"]
+
+    def _stream_piece(self, reply: TextReply, payload: Mapping[str, Any], stream_id: int, piece: str) -> str:
+        return json.dumps(self._chunk(reply, payload, piece)) + "\n"
+
+    def _stream_closing(self, reply: TextReply, payload: Mapping[str, Any], stream_id: int) -> list[str]:
+        return [json.dumps(self._final(reply, payload, "")) + "\n"]
 
     async def _error_stream(self, behaviour: StreamError, payload: Mapping[str, Any]) -> AsyncIterator[str]:
         yield json.dumps(self._chunk(TextReply(""), payload, behaviour.text_before)) + "\n"
