@@ -69,7 +69,8 @@ def find_usages(workflow: Workflow, step_id: str) -> list[Usage]:
     usages: list[Usage] = []
     for step in workflow.iter_steps():
         for path, value in template_fields(step):
-            if isinstance(value, str) and step_id in _referenced_ids(value):
+            # A reference contains the id as text, so the substring test only skips parsing.
+            if isinstance(value, str) and step_id in value and step_id in _referenced_ids(value):
                 usages.append(Usage(step.id, path))
         if isinstance(step, ForEachStep) and step.config.output == step_id:
             usages.append(Usage(step.id, "config.output"))
