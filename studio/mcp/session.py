@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import JsonValue
 
@@ -19,8 +18,6 @@ from studio.secrets import SecretVault
 from studio.store import Store
 
 logger = logging.getLogger(__name__)
-
-MAX_PAGES = 50
 
 
 @dataclass(frozen=True)
@@ -126,6 +123,16 @@ class InstanceSession:
         limit = timeout_s if timeout_s is not None else self.instance.timeouts.call_s
         return await connection.call_tool(tool, arguments, timeout_s=limit, on_progress=None, raise_on_error=False)
 
+    def add_stderr_listener(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener` on the event loop with each stderr line from now on; return the remover.
+
+        Raises:
+            RuntimeError: the session was never started.
+        """
+        if self._connection is None:
+            raise RuntimeError(f"MCP instance {self.instance.name!r} was never started")
+        return self._connection.add_stderr_listener(listener)
+
     def stderr_tail(self, lines: int = 500) -> str:
         """Return the last lines the stdio server wrote to stderr ('' for remote servers)."""
         return self._connection.stderr_tail(lines) if self._connection is not None else ""
@@ -144,39 +151,38 @@ class InstanceSession:
         connection = self._require()
         if self.handshake is not None and capability not in self.handshake.capabilities:
             return Listing(note=f"the server does not offer {kind} (no '{capability}' capability)")
-        client = _client_of(connection)
-        method = client.list_resources if kind == "resources" else client.list_prompts
-        items: list[dict[str, JsonValue]] = []
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            async with asyncio.timeout(connection.spec.connect_timeout_s):
-                page = await method(cursor=cursor, cache_mode="refresh")
-            entries = page.resources if kind == "resources" else page.prompts
-            items.extend(entry.model_dump(mode="json", by_alias=True, exclude_none=True) for entry in entries)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        async with asyncio.timeout(connection.spec.connect_timeout_s):
+            if kind == "resources":
+                items: list[dict[str, JsonValue]] = [
+                    {
+                        "uri": resource.uri,
+                        "name": resource.name,
+                        "description": resource.description,
+                        "mime_type": resource.mime_type,
+                    }
+                    for resource in await connection.list_resources()
+                ]
+            else:
+                items = [
+                    {
+                        "name": prompt.name,
+                        "description": prompt.description,
+                        "arguments": [
+                            {"name": a.name, "description": a.description, "required": a.required}
+                            for a in prompt.arguments
+                        ],
+                    }
+                    for prompt in await connection.list_prompts()
+                ]
         return Listing(items=items)
 
 
-def _client_of(connection: ServerConnection) -> Any:
-    # NOTE: ServerConnection has no public accessor for the SDK client or the handshake yet, so this
-    # reads its private client; switch to the public properties once the engine offers them.
-    client = connection._client
-    if client is None:
-        raise RuntimeError(f"the session to MCP server {connection.name!r} is closed")
-    return client
-
-
 def _handshake_of(connection: ServerConnection) -> Handshake:
-    client = _client_of(connection)
-    info = client.server_info
-    capabilities = client.server_capabilities
-    dumped = capabilities.model_dump(mode="json", by_alias=True, exclude_none=True) if capabilities else {}
+    info = connection.server_info
     return Handshake(
-        server_name=str(getattr(info, "name", "") or ""),
-        server_version=str(getattr(info, "version", "") or ""),
-        protocol_version=str(client.protocol_version or ""),
-        capabilities=dumped,
-        instructions=client.instructions,
+        server_name=info.name if info is not None else "",
+        server_version=info.version if info is not None else "",
+        protocol_version=connection.protocol_version or "",
+        capabilities=connection.capabilities,
+        instructions=connection.instructions,
     )

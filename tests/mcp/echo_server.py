@@ -28,6 +28,13 @@ def build() -> MCPServer:
         return os.environ.get(name, "")
 
     @server.tool()
+    def log_line(text: str) -> str:
+        """Write the text as one line to the server's stderr and return it."""
+        sys.stderr.write(f"{text}\n")
+        sys.stderr.flush()
+        return text
+
+    @server.tool()
     def echo(text: str, times: int = 1) -> dict[str, Any]:
         """Return the text repeated."""
         return {"text": text * times}
