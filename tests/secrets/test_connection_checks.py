@@ -224,8 +224,8 @@ def test_where_used_lists_workflows_and_instances(store: Store, vault: SecretVau
 
     described = sorted(usage.describe() for usage in usages)
     assert len(usages) == 3
-    assert any("workflow 'Report' (version 1, steps summarise)" == text for text in described)
-    assert any("workflow 'Batch' (draft, steps inner)" == text for text in described)
+    assert "workflow 'Report' (version 1, steps summarise)" in described
+    assert "workflow 'Batch' (draft, steps inner)" in described
     instance = next(usage for usage in usages if usage.kind == "mcp_instance")
     assert instance.owner_id == instance_id
     assert instance.owner_name == "GitHub"

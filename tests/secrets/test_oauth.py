@@ -30,6 +30,7 @@ from studio.secrets.oauth_discovery import DiscoveryError, parse_www_authenticat
 from studio.secrets.oauth_flow import SignInError
 from studio.store import Store
 from tests.fakes.oauth_server import FakeOAuthServer, ProtectedMcpServer, oauth_server, protected_mcp_server
+from tests.fakes.openai_server import openai_server
 from tests.secrets.keyring_backends import MemoryKeyring
 
 
@@ -118,17 +119,14 @@ async def test_token_used_by_httpx_client(
     store: Store, vault: SecretVault, auth_server: FakeOAuthServer, memory_keyring: MemoryKeyring
 ) -> None:
     connection_id = await signed_in_static(store, vault, auth_server)
-    seen: list[str] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers["Authorization"])
-        return httpx.Response(200)
-
     auth = httpx_auth_for_connection(store, vault, connection_id)
-    with httpx.Client(transport=httpx.MockTransport(record), auth=auth) as client:
-        client.get("http://127.0.0.1:9/anything")
 
-    assert seen == [f"Bearer {stored_tokens(memory_keyring)['access_token']}"]
+    with openai_server() as api, httpx.Client(auth=auth) as client:
+        response = client.get(f"{api.base_url}/models")
+        sent = api.requests[-1].headers["authorization"]
+
+    assert response.status_code == 200
+    assert sent == f"Bearer {stored_tokens(memory_keyring)['access_token']}"
 
 
 async def test_sign_in_rejects_wrong_state(store: Store, vault: SecretVault, auth_server: FakeOAuthServer) -> None:
@@ -266,9 +264,11 @@ async def test_token_before_sign_in(store: Store, vault: SecretVault, auth_serve
 
 
 async def call_echo(url: str, auth: httpx2.Auth, text: str) -> str:
-    async with httpx2.AsyncClient(auth=auth, timeout=httpx2.Timeout(10.0)) as http:
-        async with Client(streamable_http_client(url, http_client=http)) as client:
-            result = await client.call_tool("echo", {"text": text})
+    async with (
+        httpx2.AsyncClient(auth=auth, timeout=httpx2.Timeout(10.0)) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        result = await client.call_tool("echo", {"text": text})
     return str(result.content[0].text)  # type: ignore[union-attr]
 
 

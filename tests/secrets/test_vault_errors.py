@@ -151,9 +151,8 @@ async def test_expired_token_in_blocking_client(store: Store, auth_server: FakeO
     later = time.time() + 7200
     auth = httpx_auth_for_connection(store, vault, connection_id, clock=lambda: later)
 
-    with httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200)), auth=auth) as client:
-        with pytest.raises(TokenExpiredError) as raised:
-            client.get("http://127.0.0.1:9/")
+    with httpx.Client(auth=auth) as client, pytest.raises(TokenExpiredError) as raised:
+        client.get(f"{auth_server.base_url}/.well-known/oauth-authorization-server")
 
     message = str(raised.value)
     assert "connection 'API'" in message
