@@ -9,6 +9,7 @@ from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget, QMenu
 
@@ -177,7 +178,7 @@ class LiveValidation(QObject):
         self._mark_scene()
 
     def _mark_scene(self) -> None:
-        if self.scene is None:
+        if self.scene is None or not shiboken6.isValid(self.scene):
             return
         per_step: dict[str, list[Finding]] = defaultdict(list)
         for finding in self.findings:

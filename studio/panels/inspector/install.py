@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLineEdit, QMainWindow, QMenu, QMenuBar
@@ -63,7 +64,10 @@ def install_inspector(
     view = getattr(window, "view", None)
 
     def on_selection_changed() -> None:
-        if view is not None and hasattr(view, "selected_step_ids"):
+        # While a window is destroyed, the scene emits its last selection change from its destructor.
+        if not shiboken6.isValid(scene) or not shiboken6.isValid(panel):
+            return
+        if view is not None and view.scene() is scene and hasattr(view, "selected_step_ids"):
             selected = view.selected_step_ids()
         else:
             selected = [item.step_id for item in scene.selectedItems() if hasattr(item, "step_id")]
