@@ -83,7 +83,7 @@ async def test_not_found_is_connect_error(pool: McpSessionPool, html_server: str
     with pytest.raises(McpConnectError) as caught:
         await pool.list_tools(spec)
 
-    assert "did not respond as an MCP server (Not Found)" in caught.value.message
+    assert "did not respond as an MCP server: it returned HTTP 404 with text/html (Not Found)" in caught.value.message
 
 
 async def test_refused_connection_is_connect_error(pool: McpSessionPool) -> None:

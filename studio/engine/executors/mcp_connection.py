@@ -31,6 +31,7 @@ from studio.engine.executors.mcp_errors import (
     McpError,
     McpProtocolError,
     McpServerCrashedError,
+    McpStdoutError,
     McpTimeoutError,
     McpToolError,
     McpUnknownToolError,
@@ -62,6 +63,8 @@ CLOSE_TIMEOUT_S = 10.0
 """Bound on a graceful session close; the SDK itself kills a stdio server within about 6 s."""
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 MAX_LIST_PAGES = 100
+MCP_CONTENT_TYPES = ("application/json", "text/event-stream")
+"""Content types of a streamable HTTP reply that carries MCP messages."""
 STDOUT_RULE = (
     "an stdio MCP server must write only JSON-RPC messages to stdout; make it send logs and other output to stderr"
 )
@@ -115,7 +118,7 @@ class ServerConnection:
         self._stderr_listeners: list[StderrListener] = []
         self._loop = asyncio.get_running_loop()
         self.http_failure: tuple[int, str] | None = None
-        """Status code and content type of the last HTTP reply with status 400 or more."""
+        """Status code and content type of the last HTTP reply that was an error or not MCP content."""
         self.stdout_garbage: str | None = None
         """The first stdout line that was not JSON-RPC, once the server wrote one; the session then ends."""
 
@@ -208,6 +211,7 @@ class ServerConnection:
         Raises:
             McpConnectError: The command was not found, the server exited or failed the handshake,
                 the handshake took longer than `spec.connect_timeout_s`, or the URL is not an MCP endpoint.
+            McpStdoutError: The stdio server wrote a line that is not JSON-RPC to stdout.
         """
         self._check_command()
         started = time.monotonic()
@@ -230,7 +234,7 @@ class ServerConnection:
             raise
         if self.stdout_garbage is not None:
             await self._cancel_owner()
-            raise McpConnectError(
+            raise McpStdoutError(
                 f"MCP server '{self.name}' wrote {self.stdout_garbage!r} to stdout during the handshake; {STDOUT_RULE}",
                 server=self.name,
                 stderr_tail=self.stderr_tail(),
@@ -494,9 +498,10 @@ class ServerConnection:
         return await stack.enter_async_context(self._new_client(transport))
 
     async def _on_http_response(self, response: httpx2.Response) -> None:
-        """Remember the last failed HTTP reply, because the SDK reports it without its status code."""
-        if response.status_code >= 400:
-            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+        """Remember the last reply that cannot be MCP, because the SDK reports it without status or content type."""
+        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        wrong_type = response.status_code == 200 and content_type not in MCP_CONTENT_TYPES
+        if response.status_code >= 400 or wrong_type:
             self.http_failure = (response.status_code, content_type)
 
     def _auth_error(self, where: str) -> McpAuthError | None:
@@ -602,7 +607,7 @@ class ServerConnection:
                 status, content_type = self.http_failure
                 return McpConnectError(
                     f"{where} did not respond as an MCP server: it returned HTTP {status} "
-                    f"with {content_type or 'no content type'}; check the URL "
+                    f"with {content_type or 'no content type'} ({leaf.error.message}); check the URL "
                     "(a streamable HTTP endpoint usually ends in /mcp)",
                     server=self.name,
                 )
@@ -633,7 +638,7 @@ class ServerConnection:
             self._stop.set()
             logger.warning("MCP server %s was lost during a call to tool %s", self.name, tool)
             if self.stdout_garbage is not None:
-                return McpServerCrashedError(
+                return McpStdoutError(
                     f"MCP server '{self.name}' wrote {self.stdout_garbage!r} to stdout while tool '{tool}' "
                     f"was running, so the session was closed; {STDOUT_RULE}",
                     server=self.name,

@@ -59,3 +59,8 @@ class McpUnknownToolError(McpError):
 
 class McpProtocolError(McpError):
     """The server returned a JSON-RPC error or a result that breaks the protocol or the tool's schema."""
+
+
+class McpStdoutError(McpProtocolError):
+    """An stdio server wrote something other than JSON-RPC to stdout, so its session was closed."""
+

@@ -1,0 +1,51 @@
+"""A small stdio MCP server for the MCP client tests: elicitation, sampling, crashes and stray stdout output."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import mcp_types
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel
+
+server = MCPServer("scripted")
+
+
+class Person(BaseModel):
+    name: str
+    age: int = 30
+
+
+@server.tool()
+async def ask_name(ctx: Context) -> str:
+    """Ask the user for a name and an age, and return what came back."""
+    result = await ctx.elicit("Who are you?", schema=Person)
+    if result.action == "accept":
+        return f"hello {result.data.name}, {result.data.age}"
+    return f"no answer: {result.action}"
+
+
+@server.tool(annotations=mcp_types.ToolAnnotations(idempotentHint=True))
+def crash_always(note: str) -> str:
+    """Write a note to stderr and exit at once, on every call."""
+    sys.stderr.write(f"fatal: {note} (pid {os.getpid()})\n")
+    sys.stderr.flush()
+    os._exit(3)
+
+
+@server.tool()
+def stray_print() -> str:
+    """Write a line straight to the stdout descriptor, which breaks the JSON-RPC stream, then return."""
+    os.write(1, b"debug: computing the answer\n")
+    return "done"
+
+
+@server.tool()
+def pid() -> int:
+    """Return the server's process id."""
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    server.run("stdio")
