@@ -27,7 +27,11 @@ MOVE_COMMAND_ID = 1001
 
 
 class DocumentCommand(QUndoCommand):
-    """Base of the editor's commands: runs :meth:`_redo` / :meth:`_undo` and announces the change."""
+    """Base of the editor's commands: ``redo`` runs :meth:`_redo` and ``undo`` runs :meth:`_undo`.
+
+    The document emits ``sig_changed`` when the undo stack's index changes, that is after the
+    command (or the whole macro) ran and the clean state is up to date.
+    """
 
     def __init__(self, document: EditorDocument, text: str, parent: QUndoCommand | None = None) -> None:
         super().__init__(text, parent)
@@ -35,11 +39,9 @@ class DocumentCommand(QUndoCommand):
 
     def redo(self) -> None:
         self._redo()
-        self.document._notify_changed()
 
     def undo(self) -> None:
         self._undo()
-        self.document._notify_changed()
 
     def _redo(self) -> None:
         raise NotImplementedError

@@ -95,7 +95,9 @@ class EditorDocument(QObject):
         self._last_dirty = False
         self._index: dict[str, tuple[str | None, int]] | None = None
         self._drag_serial = 0
+        self._loading = False
         self.undo_stack.cleanChanged.connect(self._on_undo_stack_clean_changed)
+        self.undo_stack.indexChanged.connect(self._on_undo_stack_index_changed)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -126,13 +128,17 @@ class EditorDocument(QObject):
 
         ``dirty`` marks the loaded content as unsaved, as a restored recovery file is.
         """
-        self.undo_stack.clear()
-        self._workflow = workflow
-        self.path = path
-        self._index = None
-        self._drag_serial += 1
-        self._forced_dirty = dirty
-        self.undo_stack.setClean()
+        self._loading = True
+        try:
+            self.undo_stack.clear()
+            self._workflow = workflow
+            self.path = path
+            self._index = None
+            self._drag_serial += 1
+            self._forced_dirty = dirty
+            self.undo_stack.setClean()
+        finally:
+            self._loading = False
         logger.info("document %s (%s) loaded from %s", workflow.name, workflow.id, path or "memory")
         self.sig_reset.emit()
         self.sig_changed.emit()
@@ -181,8 +187,15 @@ class EditorDocument(QObject):
         if self.read_only:
             raise EditError("the document is read-only (it shows a stored version); open the workflow file to edit it")
 
+    def _on_undo_stack_index_changed(self, _index: int) -> None:
+        # QUndoStack emits indexChanged after a push (merged or not), undo, redo and a finished macro.
+        if not self._loading:
+            self.sig_changed.emit()
+
     def _on_undo_stack_clean_changed(self, _clean: bool) -> None:
-        self._update_dirty()
+        # During load the old content is being replaced, not saved, so its dirty state is settled after the reset.
+        if not self._loading:
+            self._update_dirty()
 
     def _update_dirty(self) -> None:
         dirty = self.is_dirty()
@@ -529,8 +542,6 @@ class EditorDocument(QObject):
         self._workflow.groups[:] = groups
         self.sig_groups_changed.emit()
 
-    def _notify_changed(self) -> None:
-        self.sig_changed.emit()
 
 
 def _ids_with_bodies(step: AnyStep) -> list[str]:
