@@ -272,6 +272,8 @@ def describe_resolution(task: TaskRecord) -> str:
     if task.status == "timed_out":
         outcome = _TIMEOUT_OUTCOMES.get(task.decision or "", f"the decision was {task.decision}")
         return f"This task timed out: nobody resolved it in time, so {outcome} (its on_timeout policy)."
+    if task.status == "cancelled" and task.resolved_by not in (None, "system"):
+        return f"This input request was cancelled by {task.resolved_by}."
     if task.status == "cancelled":
         return "This task was cancelled because its run ended."
     return f"This task was already resolved by {task.resolved_by or 'someone else'} ({task.decision or task.status})."

@@ -54,6 +54,13 @@ STACKED_INBOX_MIN_PX = 150
 STACKED_INBOX_MAX_PX = 260
 """Height range of the inbox when it sits above the task view: room for a filter box and a few rows."""
 TICK_INTERVAL_MS = 1000
+_DECISION_VERBS = {
+    "approve": "Approved",
+    "reject": "Rejected",
+    "accept": "Accepted",
+    "decline": "Declined",
+    "cancel": "Cancelled",
+}
 WORKFLOW_COLUMN_PX = 120
 NOTIFY_DELAY_MS = 300
 """Tasks that arrive within this many milliseconds share one desktop notification."""
@@ -364,7 +371,7 @@ class CommandCenterPanel(QWidget):
             logger.info("Resolving task %s as %s failed: %s", task_id, decision, error)
             self._on_resolve_error(task_id, str(error))
             return False
-        verb = "Approved" if decision == "approve" else "Rejected"
+        verb = _DECISION_VERBS.get(decision, decision.capitalize())
         if self._is_shown(task_id):
             self.task_view.show_outcome(f"{verb} by {self.actor}. The run continues.", "info")
         if self.model.remove_task(task_id):

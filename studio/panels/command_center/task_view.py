@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine.elicitation import ELICITATION_KIND, task_kind
 from studio.model.workflow import JsonValue
 from studio.panels.command_center.form import TaskForm
 from studio.panels.command_center.json_tree import JsonTree
@@ -34,15 +35,16 @@ BANNER_STYLES = {
 
 
 class TaskView(QWidget):
-    """Shows one task and lets the user approve or reject it.
+    """Shows one task and lets the user approve or reject it, or accept, decline or cancel an MCP input request.
 
     The view does not call the engine: it emits :attr:`sig_resolve_requested` and the owner reports
     back with :meth:`set_busy` and :meth:`show_outcome`.
     """
 
     sig_resolve_requested = Signal(str, str, object)
-    """Emitted with the task id, the decision (``approve`` or ``reject``) and the form values (a dict,
-    with the comment under ``comment`` when one was written)."""
+    """Emitted with the task id, the decision (``approve`` or ``reject``; ``accept``, ``decline`` or
+    ``cancel`` for an elicitation task) and the form values (a dict, with the comment under ``comment``
+    when one was written)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,6 +52,7 @@ class TaskView(QWidget):
         self.form: TaskForm | None = None
         self._row: InboxRow | None = None
         self._settled = False
+        self._elicitation = False
 
         self._stack = QStackedWidget(self)
         self.placeholder = QLabel("Select a task in the inbox to see its details.", self)
@@ -112,11 +115,16 @@ class TaskView(QWidget):
 
         buttons = QHBoxLayout()
         buttons.addStretch(1)
+        self.cancel_button = QPushButton("Cancel request", page)
+        self.cancel_button.setToolTip("Dismiss the server's request without an answer")
+        self.cancel_button.clicked.connect(lambda: self._request("cancel"))
+        self.cancel_button.hide()
         self.reject_button = QPushButton("Reject", page)
-        self.reject_button.clicked.connect(lambda: self._request("reject"))
+        self.reject_button.clicked.connect(lambda: self._request("decline" if self._elicitation else "reject"))
         self.approve_button = QPushButton("Approve", page)
         self.approve_button.setDefault(True)
-        self.approve_button.clicked.connect(lambda: self._request("approve"))
+        self.approve_button.clicked.connect(lambda: self._request("accept" if self._elicitation else "approve"))
+        buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.reject_button)
         buttons.addWidget(self.approve_button)
         column.addLayout(buttons)
@@ -136,6 +144,10 @@ class TaskView(QWidget):
         self.task = task
         self._row = row
         self._settled = False
+        self._elicitation = task_kind(task.context) == ELICITATION_KIND
+        self.approve_button.setText("Accept" if self._elicitation else "Approve")
+        self.reject_button.setText("Decline" if self._elicitation else "Reject")
+        self.cancel_button.setVisible(self._elicitation)
         self.title_label.setText(task.title or task.step_id)
         self.instructions_label.setText(task.instructions)
         self.instructions_box.setVisible(bool(task.instructions.strip()))
@@ -144,7 +156,9 @@ class TaskView(QWidget):
         self._replace_form(task)
         self.comment_edit.clear()
         self.comment_edit.setReadOnly(False)
-        self.comment_box.setVisible(all(field.get("name") != COMMENT_KEY for field in task.fields))
+        # An input request's answer goes to the server, which expects its own fields only.
+        has_comment_field = any(field.get("name") == COMMENT_KEY for field in task.fields)
+        self.comment_box.setVisible(not self._elicitation and not has_comment_field)
         self.banner.hide()
         self.set_busy(False)
         self.tick()
@@ -177,6 +191,8 @@ class TaskView(QWidget):
             f"Step: {task.step_key}",
             f"Assignee: {task.assignee_role or 'anyone'}",
         ]
+        if self._elicitation:
+            parts.insert(0, "Kind: MCP input request")
         if not self._settled:
             parts.append(f"Time left: {format_time_left(task.due_at, now)}")
         # Non-breaking spaces inside each part make the line wrap only between parts.
@@ -187,7 +203,8 @@ class TaskView(QWidget):
     def _request(self, decision: str) -> None:
         if self.task is None or self.form is None:
             return
-        values = self.form.collect(decision)
+        # Accepting an input request needs the required fields, like approving a task.
+        values = self.form.collect("approve" if decision == "accept" else decision)
         if values is None:
             self.show_outcome("Fix the marked fields, then try again.", "error", final=False)
             return
@@ -201,6 +218,7 @@ class TaskView(QWidget):
         """Disable the buttons while a decision is being applied."""
         self.approve_button.setEnabled(not busy)
         self.reject_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(not busy)
 
     def show_outcome(self, message: str, kind: str = "info", *, final: bool = True) -> None:
         """Show ``message`` in the banner; ``final`` locks the form because the task is no longer pending."""
