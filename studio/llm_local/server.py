@@ -123,6 +123,10 @@ class LocalModelServer:
             str(port),
             "--n_ctx",
             str(self.settings.context_tokens),
+            # The GGUF file has no chat template that llama-cpp-python 0.3.36 picks up, and its fallback
+            # (the Llama 2 format) confuses a Gemma model.
+            "--chat_format",
+            "gemma",
         ]
         if self.settings.threads is not None:
             command += ["--n_threads", str(self.settings.threads)]

@@ -148,12 +148,13 @@ async def test_missing_usage_is_estimated(server: FakeOpenAIServer, client: http
     assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens
 
 
-async def test_tool_call_deltas_are_ignored(server: FakeOpenAIServer, client: httpx.AsyncClient) -> None:
+async def test_tool_call_deltas_joined(server: FakeOpenAIServer, client: httpx.AsyncClient) -> None:
     server.script(TextReply("after tools", tool_calls=[("lookup", '{"city": "Oslo"}')]))
 
     result = await chat_completion(client, endpoint_for(server), request())
 
     assert result.text == "after tools"
+    assert [(call.name, call.arguments) for call in result.tool_calls] == [("lookup", {"city": "Oslo"})]
 
 
 async def test_tool_call_only_reply_non_streaming(server: FakeOpenAIServer, client: httpx.AsyncClient) -> None:
@@ -163,6 +164,7 @@ async def test_tool_call_only_reply_non_streaming(server: FakeOpenAIServer, clie
 
     assert result.text == ""
     assert result.finish_reason == "tool_calls"
+    assert [(call.id, call.name, call.arguments) for call in result.tool_calls] == [("call_0", "lookup", {})]
 
 
 async def test_server_model_name_is_reported(server: FakeOpenAIServer, client: httpx.AsyncClient) -> None:

@@ -166,12 +166,16 @@ async def _send(
 
 
 def _result(reply: ProviderReply, request: ChatRequest, value: JsonValue, usage: TokenUsage) -> ChatResult:
+    finish_reason = reply.finish_reason
+    if reply.tool_calls and finish_reason in (None, "stop"):
+        # Some OpenAI-compatible servers end a reply with tool calls with "stop"; report what happened.
+        finish_reason = "tool_calls"
     return ChatResult(
         text=reply.text,
         value=value,
         usage=usage,
         model=reply.model or request.model,
-        finish_reason=reply.finish_reason,
+        finish_reason=finish_reason,
         tool_calls=reply.tool_calls,
     )
 

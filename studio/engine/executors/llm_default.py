@@ -48,6 +48,7 @@ __all__ = [
     "LlmServices",
     "ResolvedLlm",
     "default_connection",
+    "list_connection_models",
     "local_model_llm",
     "resolve_default_llm",
     "resolve_sampling_llm",
@@ -141,6 +142,43 @@ def set_default_connection(store: Store, connection_id: str | None, *, default_m
             continue
         store.update_connection(str(row["id"]), settings=settings)
     logger.info("Default LLM connection set to %s", connection_id)
+
+
+async def list_connection_models(
+    client: httpx.AsyncClient, store: Store, id_or_name: str, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """Return the models that a stored LLM connection's server offers, as its provider lists them.
+
+    Raises:
+        LlmConfigError: no such connection, a provider other than openai, anthropic or ollama, no base URL,
+            or its secret cannot be read.
+        LlmError: the request failed; see ``list_models``.
+    """
+    row = store.get_connection(id_or_name)
+    if row is None:
+        row = next((candidate for candidate in store.list_connections() if candidate["name"] == id_or_name), None)
+    if row is None:
+        raise LlmConfigError(f"connection {id_or_name!r} was not found; list them with 'studio connections list'")
+    endpoint = await _connection_endpoint(store, row, environ)
+    return await list_models(client, endpoint)
+
+
+async def _connection_endpoint(store: Store, row: Mapping[str, Any], environ: Mapping[str, str] | None) -> LlmEndpoint:
+    name = str(row["name"])
+    provider = row.get("provider")
+    if provider not in SUPPORTED_PROVIDERS or not row.get("base_url"):
+        raise LlmConfigError(
+            f"LLM connection '{name}' needs a provider ({', '.join(SUPPORTED_PROVIDERS)}) and a base URL; "
+            "edit the connection"
+        )
+    try:
+        # A thread, because reading a secret from the encrypted-file vault can block for seconds.
+        api_key, headers = await asyncio.to_thread(connection_credentials, store, row, environ)
+    except SecretsError as error:
+        raise LlmConfigError(f"LLM connection '{name}': {error}") from None
+    return LlmEndpoint(
+        provider=parse_provider(provider), base_url=str(row["base_url"]), api_key=api_key, extra_headers=headers
+    )
 
 
 async def resolve_step_llm(
@@ -268,26 +306,13 @@ async def _default_connection_llm(
     if row is None:
         return None
     name = str(row["name"])
-    provider = row.get("provider")
-    if provider not in SUPPORTED_PROVIDERS or not row.get("base_url"):
-        raise LlmConfigError(
-            f"the default LLM connection '{name}' needs a provider ({', '.join(SUPPORTED_PROVIDERS)}) and a base URL; "
-            "edit the connection"
-        )
     chosen_model = model or str((row.get("settings") or {}).get(DEFAULT_MODEL_SETTING) or "").strip()
     if not chosen_model and not allow_missing_model:
         raise LlmConfigError(
             f"the default LLM connection '{name}' names no model; set its settings.{DEFAULT_MODEL_SETTING} "
             "or the step's model"
         )
-    store = services.store
-    try:
-        api_key, headers = await asyncio.to_thread(connection_credentials, store, row, services.environ)
-    except SecretsError as error:
-        raise LlmConfigError(f"the default LLM connection '{name}': {error}") from None
-    endpoint = LlmEndpoint(
-        provider=parse_provider(provider), base_url=str(row["base_url"]), api_key=api_key, extra_headers=headers
-    )
+    endpoint = await _connection_endpoint(services.store, row, services.environ)
     return ResolvedLlm(endpoint, chosen_model, "connection", f"connection '{name}'")
 
 
