@@ -224,9 +224,12 @@ class _Exporter:
         instance = self.instances.get(instance_id) if instance_id else None
         server_url = instance.server_url if instance is not None and instance.server_url else step.config.server_url
         if not server_url:
-            reason = "names no MCP server" if not instance_id else f"uses MCP instance '{instance_id}', which"
-            if instance_id:
-                reason += " was not found or has no server URL"
+            if instance is None and instance_id:
+                reason = f"uses MCP instance '{instance_id}', which was not found"
+            elif instance is not None:
+                reason = f"uses MCP instance '{instance.name}', which has no server URL"
+            else:
+                reason = "names no MCP server"
             self.problems.append(
                 (f"{path}.config", f"step '{step.id}' {reason}; set a server_url on the step or the instance")
             )

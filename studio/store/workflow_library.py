@@ -294,6 +294,11 @@ def _ensure_workflow_row(
         )
         return str(existing)
     project = project_id or store.project_id
+    known = connection.execute(
+        select(t.projects.c.id).where(and_(t.projects.c.id == project, t.projects.c.workspace_id == store.workspace_id))
+    ).scalar()
+    if known is None:
+        raise NotFoundError(f"project '{project}' was not found; choose one of the workspace's projects")
     connection.execute(
         insert(t.workflows).values(
             id=workflow.id,

@@ -272,3 +272,33 @@ def test_import_rejects_unknown_ids(store: Store) -> None:
 
     with pytest.raises(SharedGraphError, match="MCP instance 'not-here' was not found"):
         library.import_graph(store, graph, ImportMapping(servers={GITHUB_URL: "not-here"}))
+
+
+def test_unknown_project_is_rejected(store: Store) -> None:
+    with pytest.raises(NotFoundError, match="project 'nope' was not found"):
+        library.create_workflow(store, "Lost", project_id="nope")
+
+    assert library.list_workflows(store) == []
+
+
+def test_export_contains_no_stored_id(store: Store) -> None:
+    vault = SecretVault("local", MemoryKeyring())
+    connection = create_connection(store, vault, "Token", "bearer", secret=SECRET)
+    instance_id = store.add_mcp_instance(name="GitHub", transport="http", url=GITHUB_URL)
+    workflow = graph_workflow(instance_id, connection.id)
+    workflow = workflow.model_copy(update={"steps": [*workflow.steps, *document([lua("local")]).steps]})
+    library.publish(store, workflow, "v1")
+    library.save_run_defaults(store, workflow, {"x": 1})
+
+    text = library.export_workflow(store, workflow).to_json()
+    stored_ids: set[str] = set()
+    with store.engine.connect() as connection_handle:
+        for table in metadata.sorted_tables:
+            if "id" in table.c:
+                values = connection_handle.execute(table.select().with_only_columns(table.c.id)).scalars()
+                # Integer row ids (such as event ids) are short numbers that any JSON text may contain.
+                stored_ids.update(value for value in values if isinstance(value, str))
+
+    assert stored_ids
+    assert SECRET not in text
+    assert [stored_id for stored_id in stored_ids if stored_id in text] == []

@@ -63,14 +63,7 @@ class ImportMappingDialog(QDialog):
         slots = step_slots(graph)
         if slots:
             layout.addWidget(self._slots_box(slots, connections, proposed))
-        server_slots = [slot for slot in graph.credentials if slot.server_url is not None]
-        for slot in server_slots:
-            note = QLabel(
-                f"The server {slot.server_url} needs credential “{slot.slot}” ({slot.kind}); "
-                "the MCP instance chosen for it brings its own.",
-                self,
-            )
-            note.setWordWrap(True)
+        for note in self._server_slot_notes(graph):
             layout.addWidget(note)
         if not graph.servers and not slots:
             layout.addWidget(QLabel("The graph needs no MCP servers and no credentials.", self))
@@ -87,6 +80,20 @@ class ImportMappingDialog(QDialog):
         for combo in [*self.server_combos.values(), *self.slot_combos.values()]:
             combo.currentIndexChanged.connect(self._update_status)
         self._update_status()
+
+    def _server_slot_notes(self, graph: SharedGraph) -> list[QLabel]:
+        notes = []
+        for slot in graph.credentials:
+            if slot.server_url is None:
+                continue
+            note = QLabel(
+                f"The server {slot.server_url} needs credential “{slot.slot}” ({slot.kind}); "
+                "the MCP instance chosen for it brings its own.",
+                self,
+            )
+            note.setWordWrap(True)
+            notes.append(note)
+        return notes
 
     def _servers_box(
         self, servers: Sequence[ServerRequirement], instances: Sequence[LocalInstance], proposed: ImportMapping
