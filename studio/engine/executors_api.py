@@ -16,7 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import JsonValue
@@ -38,6 +38,7 @@ from studio.engine.executors.llm_errors import (
     LlmProtocolError,
     LlmTimeoutError,
 )
+from studio.engine.executors.llm_sampling import sample_with_default_llm
 from studio.engine.executors.lua import LuaLimits, run_lua
 from studio.engine.executors.lua_errors import (
     LuaConversionError,
@@ -62,7 +63,6 @@ from studio.engine.executors.mcp_errors import (
     McpTimeoutError,
     McpToolError,
 )
-from studio.engine.mcp_sampling import SamplingService, sample_with_environment_llm
 from studio.mcp.errors import McpConfigError, McpNotFoundError
 from studio.mcp.resolve import spec_for_instance
 from studio.model.workflow import AnyStep
@@ -73,6 +73,12 @@ logger = logging.getLogger(__name__)
 
 STUDIO_TOOLS_COMMAND = "studio-tools"
 """Command name in a ``stdio:`` server URL that means the MCP tool server shipped with the studio."""
+
+
+class SamplingService(Protocol):
+    """Serves one MCP sampling request with the project's default LLM; raises an exception saying what failed."""
+
+    def __call__(self, services: ExecutorServices, request: SamplingRequest, /) -> Awaitable[SamplingResponse]: ...
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,8 @@ class ExecutorServices:
 
     Sessions are shared across steps and runs of one engine; ``aclose()`` ends them. MCP servers
     that ask for the client's roots get ``project_root`` (default: the current directory), and
-    their sampling requests go to ``sampling`` (default: the LLM endpoint of the environment).
+    their sampling requests go to ``sampling`` (default: ``sample_with_default_llm``, the project's
+    default LLM connection).
     """
 
     def __init__(
@@ -116,7 +123,7 @@ class ExecutorServices:
         self.store = store
         self.environ = dict(os.environ if environ is None else environ)
         self.project_root = (project_root or Path.cwd()).resolve()
-        self.sampling: SamplingService = sampling or sample_with_environment_llm
+        self.sampling: SamplingService = sampling or sample_with_default_llm
         self.mcp = McpSessionPool(roots=[self.project_root])
         self._http: httpx.AsyncClient | None = None
         # Lua runs on the engine's own threads, not the loop's default executor: under qasync that
