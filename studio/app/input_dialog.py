@@ -88,6 +88,25 @@ def schema_problems(schema: Mapping[str, Any], values: Mapping[str, JsonValue]) 
     return problems
 
 
+def saved_run_inputs(store: Store | None, workflow: Workflow) -> dict[str, JsonValue]:
+    """Return the run inputs saved for ``workflow`` that still fit its input schema, else an empty dict.
+
+    A run started without the dialog uses these, so it gets the values the dialog would show.
+    """
+    if store is None:
+        return {}
+    from studio.store.workflow_library import get_run_defaults
+
+    properties = workflow.input_schema.get("properties")
+    known = properties if isinstance(properties, dict) else {}
+    saved = {name: value for name, value in get_run_defaults(store, workflow.id).items() if name in known}
+    values = {**workflow.input_defaults(), **saved}
+    if schema_problems(workflow.input_schema, values):
+        logger.info("the saved run inputs of workflow %s no longer fit its input schema", workflow.id)
+        return {}
+    return saved
+
+
 def _text_of(value: JsonValue) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
 from studio.model.document import workflow_from_data
 from studio.model.shared_graph import ImportMapping, SharedGraphError, parse_shared_graph
@@ -302,3 +303,28 @@ def test_export_contains_no_stored_id(store: Store) -> None:
     assert stored_ids
     assert SECRET not in text
     assert [stored_id for stored_id in stored_ids if stored_id in text] == []
+
+
+def test_instance_binding_becomes_server_slot(store: Store) -> None:
+    vault = SecretVault("local", MemoryKeyring())
+    token = create_connection(store, vault, "GitHub token", "bearer", secret=SECRET)
+    instance_id = store.add_mcp_instance(name="GitHub", transport="http", url=GITHUB_URL)
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO mcp_instance_bindings (instance_id, target, name, connection_id) "
+                "VALUES (:instance, 'header', 'Authorization', :connection)"
+            ),
+            {"instance": instance_id, "connection": token.id},
+        )
+    workflow = document([{"id": "issues", "type": "mcp_call", "config": {"instance_id": instance_id, "tool": "t"}}])
+
+    assert library.local_instances(store)[0].connection_ids == (token.id,)
+    graph = parse_shared_graph(library.export_workflow(store, workflow).to_json())
+    slot = graph.credentials[0]
+    mapping = library.match_local(store, graph)
+
+    assert (slot.slot, slot.kind, slot.server_url, slot.steps) == ("github-token", "bearer", GITHUB_URL, [])
+    assert token.id not in graph.to_json()
+    assert mapping.missing(graph) == []
+    assert mapping.slots == {}

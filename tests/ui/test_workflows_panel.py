@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget
 
-from studio.app.input_dialog import RunInputDialog
+from studio.app.input_dialog import RunInputDialog, required_inputs_missing, saved_run_inputs
 from studio.app.main_window import MainWindow
 from studio.canvas.document import EditorDocument
 from studio.model.document import workflow_from_data
@@ -312,3 +312,17 @@ def test_read_only_flag_follows_loads(qtbot: Any, window: MainWindow, installed:
     assert installed.shown_version is None
     assert installed.versions.workflow_id == window.document.workflow_id
     assert Qt.DockWidgetArea.LeftDockWidgetArea == window.dockWidgetArea(installed.dock)
+
+
+def test_saved_inputs_for_runs_without_dialog(window: MainWindow) -> None:
+    workflow = inputs_workflow()
+    library.save_run_defaults(window.store, workflow, {"topic": "owls", "mode": "fast", "gone": 1})
+
+    saved = saved_run_inputs(window.store, workflow)
+
+    assert saved == {"topic": "owls", "mode": "fast"}
+    assert required_inputs_missing(workflow, saved) == []
+    assert required_inputs_missing(workflow) == ["topic", "mode"]
+    library.save_run_defaults(window.store, workflow, {"topic": "owls", "mode": "medium"})
+    assert saved_run_inputs(window.store, workflow) == {}
+    assert saved_run_inputs(None, workflow) == {}
