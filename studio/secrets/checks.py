@@ -1,4 +1,4 @@
-"""Connection tests: one cheap real request per connection that tells whether its secret works, and why not."""
+"""Connection tests: one cheap real request per connection that shows whether its secret works, and why not."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The outcome of a connection test; ``reason`` says what was requested and what to do next."""
+    """The outcome of a connection test. ``reason`` names the request, the outcome and what to do next."""
 
     verdict: CheckVerdict
     reason: str
@@ -75,7 +75,7 @@ async def check_connection(
 
     ``oauth2`` connections without a test URL are checked at the authorization server: the token is
     introspected when the server offers introspection, else renewed with the refresh token.
-    Never raises for a failed check; the result says what failed.
+    A failed check raises nothing: the result describes the failure.
 
     Raises:
         ConnectionNotFoundError: no such connection.

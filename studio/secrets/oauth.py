@@ -1,7 +1,7 @@
 """OAuth 2 connections: sign-in through the browser, tokens in the vault, refresh before expiry, and httpx auth.
 
 An ``oauth2`` connection keeps its tokens (and a client secret, if any) as one JSON value in the vault
-under its ``secret_ref``; the ``connection_oauth`` table keeps only endpoints, client id, scopes and
+under its ``secret_ref``. The ``connection_oauth`` table keeps only endpoints, client id, scopes and
 the expiry time. Two flows exist:
 
 - ``static``: the user gives the authorization and token endpoints and a client id.
@@ -166,8 +166,9 @@ def create_oauth_connection(
 ) -> Connection:
     """Create an ``oauth2`` connection; it needs :func:`sign_in` before use.
 
-    Give ``mcp_server_url`` for a remote MCP server (endpoints and client come from discovery), or the
-    authorization endpoint, token endpoint and client id of a registered client.
+    Give ``mcp_server_url`` for a remote MCP server (endpoints come from discovery, and a client is
+    registered at sign-in unless ``client_id`` names a pre-registered one), or the authorization
+    endpoint, token endpoint and client id of a registered client.
 
     Raises:
         ConnectionConfigError: a missing or invalid field.
@@ -270,7 +271,7 @@ async def sign_in(
             state = await _discover(store, connection, state, http)
         async with contextlib.AsyncExitStack() as stack:
             receiver = await _open_receiver(state, stack)
-            if state.flow == "mcp" and (state.client_id is None or state.redirect_uri != receiver.redirect_uri):
+            if state.flow == "mcp" and _needs_registration(state, receiver.redirect_uri):
                 state, payload = await _register(store, vault, connection, state, payload, receiver.redirect_uri, http)
             config = state.client_config(payload.get("client_secret"))
             tokens = await run_authorization_code_flow(
@@ -279,6 +280,13 @@ async def sign_in(
     state = _store_tokens(store, vault, connection, state, tokens, payload, signed_in=True, clock=clock)
     logger.info("Signed in connection %s (%s); token expires at %s", connection.id, connection.name, state.expires_at)
     return state
+
+
+def _needs_registration(state: OAuthState, redirect_uri: str) -> bool:
+    # A dynamically registered client has its redirect URI stored; a pre-registered one has none.
+    if state.client_id is None:
+        return True
+    return state.redirect_uri is not None and state.redirect_uri != redirect_uri
 
 
 async def _discover(store: Store, connection: Connection, state: OAuthState, http: httpx.AsyncClient) -> OAuthState:
@@ -324,7 +332,9 @@ async def _register(
     redirect_uri: str,
     http: httpx.AsyncClient,
 ) -> tuple[OAuthState, dict[str, str]]:
-    assert state.token_endpoint and state.authorization_endpoint and state.issuer
+    assert state.token_endpoint is not None
+    assert state.authorization_endpoint is not None
+    assert state.issuer is not None
     found = oauth_discovery.McpAuthorization(
         resource=state.resource or "",
         issuer=state.issuer,
@@ -465,7 +475,7 @@ class OAuthTokenSource:
 
     def _refresh_error(self, error: TokenEndpointError) -> OAuthError:
         if error.error is None and error.status_code is None:
-            return error  # unreachable endpoint: the message already says what to check
+            return error  # an unreachable endpoint: the message already names what to check
         logger.warning("Token refresh of connection %s was rejected: %s", self._connection.id, error.error)
         return TokenRefreshError(
             f"the token of {self._connection.label} could not be renewed: {error}. The sign-in was revoked or has "
@@ -495,7 +505,7 @@ class ConnectionAuth(httpx2.Auth):
     """httpx2 authentication with a connection's secret, for the MCP SDK's streamable HTTP client.
 
     ``oauth2`` connections get a bearer token that is renewed before it expires, and once more when the
-    server still answers 401; other kinds get their fixed headers.
+    server still responds with 401. Other kinds get their fixed headers.
     """
 
     def __init__(self, source: OAuthTokenSource | _StaticHeaders) -> None:

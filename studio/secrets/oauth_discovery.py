@@ -1,6 +1,7 @@
 """OAuth discovery for remote MCP servers: protected resource metadata, authorization server metadata, registration.
 
-The steps follow the MCP authorization specification (revision 2025-11-25) and the RFCs it builds on:
+The steps follow the MCP authorization specification (its authorization server discovery and client
+registration pages on modelcontextprotocol.io) and the RFCs it builds on:
 
 1. An unauthenticated request to the MCP endpoint returns 401 with ``WWW-Authenticate: Bearer
    resource_metadata="<url>"`` (and maybe ``scope="..."``). Without that parameter the client tries
@@ -10,8 +11,13 @@ The steps follow the MCP authorization specification (revision 2025-11-25) and t
    comes from ``/.well-known/oauth-authorization-server`` (RFC 8414) or ``openid-configuration``, with
    the issuer's path inserted after or appended to the well-known segment.
 3. The server must list ``S256`` in ``code_challenge_methods_supported``; otherwise the flow stops.
-4. The client registers itself at ``registration_endpoint`` (RFC 7591) as a public client with the
-   loopback redirect URI, and sends the MCP server URL as the ``resource`` parameter (RFC 8707).
+4. Unless the user gave a pre-registered client id, the client registers itself at
+   ``registration_endpoint`` (RFC 7591) as a public client with the loopback redirect URI. The MCP
+   server URL goes out as the ``resource`` parameter (RFC 8707).
+
+NOTE: Client ID Metadata Documents, which the specification ranks before dynamic registration, are not
+supported, because they need the client's metadata at an HTTPS URL that a desktop app does not host.
+An authorization server that offers only those needs a pre-registered client id.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ class DiscoveryError(OAuthError):
 
 @dataclass(frozen=True)
 class McpAuthorization:
-    """What discovery found: the endpoints, the resource indicator and the scopes to request."""
+    """Discovery results: the endpoints, the resource indicator and the scopes to request."""
 
     resource: str
     issuer: str
@@ -138,7 +144,7 @@ async def register_client(
 
 
 async def _challenge(server_url: str, http: httpx.AsyncClient) -> dict[str, str]:
-    # An initialize request without a token; an MCP server that requires authorization answers 401.
+    # Send an initialize request without a token. An MCP server that requires authorization responds with 401.
     body = {
         "jsonrpc": "2.0",
         "id": 0,
@@ -153,7 +159,7 @@ async def _challenge(server_url: str, http: httpx.AsyncClient) -> dict[str, str]
     response = await _send(http, "POST", server_url, json=body, headers=headers)
     if response.status_code != 401:
         raise DiscoveryError(
-            f"the MCP server {server_url} answered HTTP {response.status_code} to a request without a token, so it "
+            f"the MCP server {server_url} responded with HTTP {response.status_code} to a request without a token, so it "
             "does not ask for OAuth sign-in; use a connection of kind bearer or api_key, or none"
         )
     return parse_www_authenticate(response.headers.get("WWW-Authenticate", ""))
@@ -187,15 +193,15 @@ async def _authorization_server_metadata(issuer: str, http: httpx.AsyncClient) -
     return await _first_document(candidates, http, f"authorization server metadata of {issuer}")
 
 
-async def _first_document(candidates: list[str], http: httpx.AsyncClient, what: str) -> dict[str, Any]:
+async def _first_document(candidates: list[str], http: httpx.AsyncClient, description: str) -> dict[str, Any]:
     for url in candidates:
         response = await _send(http, "GET", url, headers={"Accept": "application/json"})
         if response.status_code == 200:
             document = _json_object(response)
             if document:
-                logger.debug("Read the %s from %s", what, url)
+                logger.debug("Read the %s from %s", description, url)
                 return document
-    raise DiscoveryError(f"the {what} was not found (tried {', '.join(candidates)}); the server may not support OAuth")
+    raise DiscoveryError(f"the {description} was not found (tried {', '.join(candidates)}); the server may not support OAuth")
 
 
 async def _send(http: httpx.AsyncClient | None, method: str, url: str, **kwargs: Any) -> httpx.Response:

@@ -1,6 +1,6 @@
 """OAuth 2 authorization code flow with PKCE: the loopback redirect receiver and the token endpoint requests.
 
-This module knows nothing about connections or the store. ``studio.secrets.oauth`` builds sign-in and
+This module does not depend on connections or the store. ``studio.secrets.oauth`` builds sign-in and
 token refresh for connections on top of it.
 """
 
@@ -261,7 +261,7 @@ def _check_redirect(params: Mapping[str, str], state: str, config: ClientConfig)
     if "error" in params:
         description = params.get("error_description", "")
         raise SignInError(
-            f"the authorization server {config.authorization_endpoint} refused the sign-in: {params['error']}"
+            f"the authorization server {config.authorization_endpoint} rejected the sign-in: {params['error']}"
             f"{': ' + description if description else ''}; check the client id and scopes, then sign in again"
         )
     code = params.get("code")

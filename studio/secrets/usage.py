@@ -1,4 +1,4 @@
-"""Where a connection is used: workflow steps and credential slots, MCP instance bindings, and recorded links."""
+"""Usage lookup for connections: workflow steps and credential slots, MCP instance bindings, and recorded links."""
 
 from __future__ import annotations
 
@@ -96,7 +96,12 @@ def _workflow_usages(store: Store, connection_id: str) -> Iterator[ConnectionUsa
         if not step_ids:
             continue
         version = document["version"]
-        where = "draft" if version is None else (f"version {version}" if version > 0 else "test snapshot")
+        if version is None:
+            where = "draft"
+        elif version > 0:
+            where = f"version {version}"
+        else:
+            where = "test snapshot"
         yield ConnectionUsage(
             kind="workflow",
             owner_id=str(document["workflow_id"]),

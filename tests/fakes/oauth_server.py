@@ -5,7 +5,7 @@ Both are real HTTP servers: uvicorn serves Starlette apps on 127.0.0.1 (free por
 ``FakeOAuthServer`` serves RFC 8414 metadata, RFC 7591 registration, ``/authorize`` (approves at once and
 redirects with a code, unless ``deny_authorization`` is set), ``/token`` (authorization_code with PKCE S256
 verification and the RFC 8707 ``resource`` check, refresh_token with rotation) and ``/introspect``. Its clock
-is ``time.time()`` plus ``clock_offset``: :meth:`advance` moves it, so tokens expire when the test says.
+is ``time.time()`` plus ``clock_offset``: :meth:`advance` moves it, so tokens expire when the test decides.
 
 ``ProtectedMcpServer`` is an ``mcp`` SDK ``MCPServer`` whose streamable HTTP endpoint ``/mcp`` answers 401
 with ``WWW-Authenticate: Bearer resource_metadata=...`` until it gets a token that the OAuth server issued
@@ -326,7 +326,7 @@ def _oauth_error(error: str, description: str, status: int) -> Response:
 
 
 class _Verifier:
-    """Token verifier of the MCP server: asks the fake OAuth server, in-process."""
+    """Token verifier of the MCP server: it looks tokens up in the fake OAuth server, in-process."""
 
     def __init__(self, oauth: FakeOAuthServer) -> None:
         self._oauth = oauth

@@ -353,3 +353,19 @@ async def test_discovery_rejects_open_server(store: Store, vault: SecretVault, a
     connection = create_oauth_connection(store, vault, "Not protected", mcp_server_url=url)
     with pytest.raises(DiscoveryError, match="does not ask for OAuth sign-in"):
         await sign_in(store, vault, connection.id, opener=follow_in_browser, timeout=10)
+
+
+async def test_mcp_pre_registered_client_skips_registration(
+    store: Store, vault: SecretVault, auth_server: FakeOAuthServer, mcp_server: ProtectedMcpServer
+) -> None:
+    client = auth_server.add_client()
+    connection = create_oauth_connection(
+        store, vault, "Remote MCP", mcp_server_url=mcp_server.url, client_id=client.client_id
+    )
+
+    state = await sign_in(store, vault, connection.id, opener=follow_in_browser, timeout=10)
+    reply = await call_echo(mcp_server.url, http_auth_for_connection(store, vault, connection.id), "known client")
+
+    assert state.client_id == client.client_id
+    assert [r.path for r in auth_server.requests].count("/register") == 0
+    assert reply == "known client"

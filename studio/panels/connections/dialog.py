@@ -55,7 +55,7 @@ class ConnectionForm:
 
 
 class ConnectionDialog(QDialog):
-    """A form per kind: API key, bearer and basic ask for the secret; OAuth asks for an MCP server URL or a client."""
+    """A form per kind. API key, bearer and basic take a secret, and OAuth takes an MCP server URL or a client."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -1,6 +1,6 @@
 """The Connections panel: list, create, sign in, test, rotate, see where used and delete connections.
 
-When secrets live in the encrypted-file fallback, a banner says so; while that file is locked, the
+When secrets live in the encrypted-file fallback, a banner states it. While that file is locked, the
 banner has a passphrase field. The passphrase only unlocks the vault in memory and is never written.
 """
 
@@ -238,7 +238,7 @@ class ConnectionsPanel(QWidget):
     # -- actions --------------------------------------------------------------------------------
 
     def create_connection(self, form: ConnectionForm) -> str | None:
-        """Create a connection from the dialog's values; start the sign-in when the form asks. Return its id."""
+        """Create a connection from the dialog's values; start the sign-in when the form requests it. Return its id."""
         vault = self._require_vault()
         if vault is None:
             return None
