@@ -230,3 +230,23 @@ def test_unknown_workflow_is_named(tmp_path: Path, command: str) -> None:
 
     assert result.returncode == 2
     assert "workflow 'Nope' was not found" in result.stderr
+
+
+def test_export_version_to_stdout_and_list(tmp_path: Path) -> None:
+    db = tmp_path / "studio.db"
+    path = write(tmp_path / "wf.json", workflow_data())
+    run_graphs(db, "publish", str(path), "--note", "first cut")
+    write(path, workflow_data("return 2"))
+    run_graphs(db, "publish", str(path), "--note", "second cut")
+
+    exported = run_graphs(db, "export", "CLI graphs", "--version", "1", "-o", "-")
+    listing = run_graphs(db, "versions", "CLI graphs")
+
+    assert exported.returncode == 0, exported.stderr
+    graph = json.loads(exported.stdout)
+    assert graph["workflow"]["steps"][0]["config"]["source"] == "return 1"
+    assert "id" not in graph["workflow"]
+    lines = listing.stdout.splitlines()
+    assert lines[0].startswith("v2")
+    assert lines[0].endswith("second cut")
+    assert lines[1].startswith("v1")
