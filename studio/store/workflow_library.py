@@ -2,7 +2,7 @@
 
 Every draft save also appends a row to ``draft_revisions``. A draft that another writer saved
 without history (``Store.save_draft``) is recorded as a ``kept`` revision before the library
-replaces it, so restoring a version or saving never loses content a user saved.
+replaces it, so a save or restore through this module never drops the draft content it replaces.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ class ImportMappingDialog(QDialog):
         self.setWindowTitle(f"Import “{name}”")
         self.server_combos: dict[str, QComboBox] = {}
         self.slot_combos: dict[str, QComboBox] = {}
+
         layout = QVBoxLayout(self)
         intro = f"Import {source} as a new draft workflow." if source else "Import as a new draft workflow."
         layout.addWidget(QLabel(intro, self))
@@ -67,6 +68,7 @@ class ImportMappingDialog(QDialog):
             layout.addWidget(note)
         if not graph.servers and not slots:
             layout.addWidget(QLabel("The graph needs no MCP servers and no credentials.", self))
+
         self.status_label = QLabel(self)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
@@ -77,6 +79,7 @@ class ImportMappingDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.status_label)
         layout.addWidget(self.buttons)
+
         for combo in [*self.server_combos.values(), *self.slot_combos.values()]:
             combo.currentIndexChanged.connect(self._update_status)
         self._update_status()
