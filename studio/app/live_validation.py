@@ -233,7 +233,7 @@ def node_tooltip(findings: list[Finding]) -> str:
 
 
 class LiveValidationInstall:
-    """What :func:`install_live_validation` added to a window."""
+    """The live validation, Problems panel and dock that :func:`install_live_validation` added to a window."""
 
     def __init__(self, live: LiveValidation, panel: ProblemsPanel, dock: QDockWidget) -> None:
         self.live = live

@@ -1,8 +1,8 @@
 """Known output shapes of steps and completion candidates for ``{{...}}`` template paths.
 
-A step's output shape comes from what the document declares (an MCP tool's output schema, an
-llm_call's ``output_schema``, a human task's form fields, a for_each's body output) merged with
-the value the step produced in the last run, when the caller passes one. Completion offers only
+A step's output shape comes from what the document declares: an MCP tool's output schema, an
+llm_call's ``output_schema``, a human task's form fields or a for_each's body output. When the
+caller passes the last run's results, the step's value from that run is merged in. Completion offers only
 steps that a template in the edited step may read: steps of its own level and of enclosing levels,
 never the step itself, a for_each that contains it, or a step downstream of it (the reference
 would close a cycle).
@@ -10,6 +10,7 @@ would close a cycle).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -297,11 +298,18 @@ def body_output_step(step: ForEachStep) -> AnyStep | None:
 def _step_references(step: AnyStep) -> set[str]:
     found: set[str] = set()
     for _path, value in template_fields(step):
-        try:
-            found.update(reference.step_id for reference in iter_references(value) if reference.step_id)
-        except TemplateError:
-            continue
+        if isinstance(value, str) and "{{" in value:
+            found.update(_referenced_ids(value))
     return found
+
+
+@functools.lru_cache(maxsize=16384)
+def _referenced_ids(text: str) -> frozenset[str]:
+    # Cached by text because an index is rebuilt after every edit and almost every template is unchanged.
+    try:
+        return frozenset(reference.step_id for reference in iter_references(text) if reference.step_id)
+    except TemplateError:
+        return frozenset()
 
 
 @dataclass
@@ -320,6 +328,8 @@ class DependencyIndex:
         self.steps: dict[str, AnyStep] = {}
         self.level_of: dict[str, _Level] = {}
         self._levels: list[_Level] = []
+        self._shapes: dict[str, Shape] = {}
+        self._shape_sources: tuple[object, object] = (None, None)
         self._collect(workflow.steps, workflow.edges, None)
         for step in self.steps.values():
             for source in _step_references(step):
@@ -356,6 +366,19 @@ class DependencyIndex:
             if self.level_of[holder] is source_level:
                 self._link(source_level, source, holder)
                 return
+
+    def shape(
+        self, step_id: str, schemas: OutputSchemaSource | None, last_results: Mapping[str, JsonValue] | None
+    ) -> Shape:
+        """Return :func:`step_shape` of ``step_id``, cached while ``schemas`` and ``last_results`` stay the same objects."""
+        if self._shape_sources[0] is not schemas or self._shape_sources[1] is not last_results:
+            self._shapes = {}
+            self._shape_sources = (schemas, last_results)
+        shape = self._shapes.get(step_id)
+        if shape is None:
+            shape = step_shape(self.steps[step_id], schemas=schemas, last_results=last_results)
+            self._shapes[step_id] = shape
+        return shape
 
     def enclosing_chain(self, step_id: str) -> list[str]:
         """Return ``step_id`` followed by the for_each steps that contain it, innermost first."""
@@ -423,8 +446,8 @@ def completions(
 
     Each candidate's ``text`` starts with the whole prefix, so a caller replaces the prefix with it.
     ``last_results`` maps step ids to their results in the last run. ``index`` is a
-    :class:`DependencyIndex` of ``workflow`` to reuse; callers that complete on every keystroke keep
-    one until the document changes, because building it parses every template of the workflow.
+    :class:`DependencyIndex` of ``workflow`` to reuse. Building one parses every template of the
+    workflow, so callers that complete on every keystroke keep one until the document changes.
     """
     if index is None:
         index = DependencyIndex(workflow)
@@ -453,7 +476,7 @@ class _Context:
     include_independent: bool
 
     def shape_of(self, step_id: str) -> Shape:
-        return step_shape(self.index.steps[step_id], schemas=self.schemas, last_results=self.last_results)
+        return self.index.shape(step_id, self.schemas, self.last_results)
 
     def item_shape(self) -> Shape | None:
         """Return the shape of ``{{item}}`` for the edited step, or None outside a for_each body."""

@@ -150,7 +150,7 @@ def test_strict_upstream_leaves_out_independent_steps() -> None:
     ]
 
 
-def test_body_step_sees_enclosing_level_but_not_its_for_each() -> None:
+def test_body_step_reads_outer_level() -> None:
     index = DependencyIndex(pipeline())
     ids = [step_id for step_id, _ in index.readable_steps("body")]
     assert "fetch" in ids

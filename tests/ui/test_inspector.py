@@ -277,6 +277,18 @@ def test_lua_inputs_table(host: EditorHost, inspector: InspectorPanel) -> None:
     assert inputs == {"rows": "{{steps.fetch.result}}", "input_1": 42}
 
 
+def test_lua_input_name_must_be_identifier(host: EditorHost, inspector: InspectorPanel) -> None:
+    inspector.show_step("script")
+    editor = inspector.editor("config.inputs")
+    assert isinstance(editor, NamedValuesEditor)
+    editor.table.item(0, 0).setText("end")
+    assert "Lua input name 'end' is a Lua keyword" in editor.error_text()
+    editor.table.item(0, 0).setText("two words")
+    assert "Lua input name 'two words' is not a valid Lua identifier" in editor.error_text()
+    inputs = host.document.workflow.step("script").config.inputs  # type: ignore[union-attr]
+    assert inputs == {"rows": "{{steps.fetch.result}}"}
+
+
 # -- rejected input -------------------------------------------------------------------------------
 
 
@@ -396,7 +408,7 @@ def test_removal_lists_usages_and_asks(host: EditorHost, inspector: InspectorPan
     assert "step 'summarise', field config.prompt" in text
     assert "step 'script', field config.inputs.rows" in text
     assert "step 'loop', field config.items" in text
-    assert host.document.workflow.step("fetch")  # nothing removed before the answer
+    assert host.document.workflow.step("fetch")  # nothing is removed before the user decides
     box.button(QMessageBox.StandardButton.Cancel).click()
     assert host.document.workflow.step("fetch").type == "mcp_call"
 

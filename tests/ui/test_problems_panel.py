@@ -14,7 +14,7 @@ from studio.model.validation import validate_workflow
 from studio.panels.inspector import install_inspector
 
 WAIT_MS = DEBOUNCE_MS + 2000
-"""Longest wait for one debounced validation; the validation of these small workflows takes milliseconds."""
+"""Maximum wait for one debounced validation, in milliseconds. Validating these small workflows takes a few."""
 
 
 def chain() -> EditorHost:

@@ -68,7 +68,6 @@ class TemplateCompleter(QObject):
     def close(self) -> None:
         """Hide the popup and stop following the widget, before the widget goes away."""
         self._hide_popup()
-        self.completer.setWidget(None)
         if isinstance(self.widget, QLineEdit):
             self.widget.textEdited.disconnect(self.update_popup)
         else:

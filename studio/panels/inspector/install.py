@@ -26,7 +26,7 @@ FINISHED_RUN_STATES = frozenset({"completed", "failed", "stopped"})
 
 @dataclass
 class InspectorInstall:
-    """What :func:`install_inspector` added to a window."""
+    """The panels, docks and actions that :func:`install_inspector` added to a window."""
 
     panel: InspectorPanel
     dock: QDockWidget

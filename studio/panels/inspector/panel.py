@@ -72,7 +72,7 @@ class InspectorPanel(QWidget):
         super().__init__(parent)
         self.document: Any = None
         self.catalog: ToolCatalog | None = None
-        """Tool input schemas; the arguments form is generated when it knows the step's tool."""
+        """Tool input schemas. The arguments form is generated when the catalog lists the step's tool."""
         self.schemas: OutputSchemaSource | None = None
         """Tool output schemas, for template completion."""
         self.last_results: Mapping[str, JsonValue] = {}
@@ -400,5 +400,10 @@ def confirm_step_removal(parent: QWidget, document: Any, step_ids: list[str], on
 def _join_path(parts: list[str | int]) -> str:
     text = ""
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif text:
+            text += f".{part}"
+        else:
+            text = part
     return text

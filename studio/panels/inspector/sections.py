@@ -240,7 +240,7 @@ def build_lua_script(builder: FormBuilder) -> None:
                                            number_converter("memory limit", integer=True, minimum=1, maximum=4096)))
     builder.group("Inputs")
     builder.note("Each input is rendered before the script runs and is a global of that name in Lua.")
-    builder.add("", NamedValuesEditor("config.inputs", "Lua input"))
+    builder.add("", NamedValuesEditor("config.inputs", "Lua input", lua_names=True))
 
 
 def build_for_each(builder: FormBuilder, body_ids: list[str]) -> None:

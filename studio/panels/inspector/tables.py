@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.model.validation_steps import _LUA_KEYWORDS as LUA_KEYWORDS
+from studio.model.validation_steps import _LUA_NAME as LUA_NAME
 from studio.model.workflow import FormField, FormFieldType
 from studio.panels.inspector.editors import ERROR_STYLE
 from studio.panels.inspector.values import InputError
@@ -266,12 +268,14 @@ def _field_problem(number: int, name: str, kind: str, problem: ValueError) -> st
 class NamedValuesEditor(_TableEditor):
     """Edits a name to value mapping such as a Lua script's ``config.inputs``.
 
-    Values are stored as JSON when the cell holds valid JSON that is not a plain word, otherwise as text,
+    Values are stored as JSON when the cell contains valid JSON that is not a plain word, otherwise as text,
     so ``{{steps.fetch.result}}`` stays a template and ``3`` becomes a number.
     """
 
-    def __init__(self, path: str, label: str, parent: QWidget | None = None) -> None:
+    def __init__(self, path: str, label: str, parent: QWidget | None = None, *, lua_names: bool = False) -> None:
         super().__init__(path, label, INPUT_COLUMNS, parent)
+        self.lua_names = lua_names
+        """Whether names must be Lua identifiers that are not keywords, as Lua script inputs must."""
 
     def _default_row(self) -> list[Any]:
         taken = {self._cell_text(row, 0) for row in range(self.table.rowCount())}
@@ -291,6 +295,10 @@ class NamedValuesEditor(_TableEditor):
                 raise InputError(f"{self.label} row {number} has no name; enter a name such as 'rows'")
             if name in values:
                 raise InputError(f"{self.label} name '{name}' is used twice; rename one of them")
+            if self.lua_names and (not LUA_NAME.match(name) or name in LUA_KEYWORDS):
+                reason = "is a Lua keyword" if name in LUA_KEYWORDS else "is not a valid Lua identifier"
+                raise InputError(f"{self.label} name '{name}' {reason}; use letters, digits and '_', "
+                                 "starting with a letter or '_' (for example 'rows')")
             values[name] = _cell_value(text)
         return values
 

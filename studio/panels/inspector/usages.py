@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 class UsagesPanel(QWidget):
-    """Lists the usages of one step; clicking a row asks to show that step and field."""
+    """Lists the usages of one step. Clicking a row emits a request to show that step and field."""
 
     sig_usage_activated = Signal(str, str)
     """Emitted with the reading step's id and the field path of a clicked row."""

@@ -28,7 +28,7 @@ Converter = Callable[[Any], Any]
 
 
 class InputError(ValueError):
-    """Input that cannot be stored; ``str()`` names the value and says how to fix it."""
+    """Input that cannot be stored. ``str()`` names the value and how to fix it."""
 
 
 def split_path(field_path: str) -> list[str | int]:
