@@ -7,10 +7,13 @@ from PySide6.QtGui import QPainter, QPainterPath, QPainterPathStroker, QPen, QPo
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from studio.canvas import theme
-from studio.canvas.node_item import DETAIL_ZOOM, NodeItem
+from studio.canvas.node_item import DETAIL_ZOOM as DETAIL_ZOOM  # re-exported: the benchmark switches it off here too
+from studio.canvas.node_item import NodeItem
 
 ARROW_LENGTH = 10.0
 ARROW_HALF_WIDTH = 5.0
+WIDE_PEN_ZOOM = 1.25
+"""From this zoom factor on, edges are drawn 1.6 units wide. Below it they are one pixel wide."""
 
 
 class EdgeItem(QGraphicsItem):
@@ -97,7 +100,15 @@ class EdgeItem(QGraphicsItem):
             painter.setPen(QPen(color, 0.0))
             painter.drawLine(self._path.pointAtPercent(0.0), self._arrow.at(0))
             return
-        pen = QPen(color, 2.6 if self.isSelected() else 1.6)
+        if self.isSelected():
+            pen = QPen(color, 2.6)
+        elif lod >= WIDE_PEN_ZOOM:
+            pen = QPen(color, 1.6)
+        else:
+            # A one-pixel cosmetic pen takes Qt's fast antialiased line path; wider pens are stroked
+            # as filled outlines, several times slower, which matters with hundreds of edges in view.
+            pen = QPen(color, 1.0)
+            pen.setCosmetic(True)
         if self._implied:
             pen.setStyle(Qt.PenStyle.DashLine)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)

@@ -31,8 +31,8 @@ class NodeItem(QGraphicsObject):
     """One step on the canvas, keyed by its step id.
 
     The item only projects the model: it copies what it draws from the step in :meth:`set_step`
-    and never changes the step. Connected edges are updated whenever the item's scene position
-    changes, including moves of an enclosing container.
+    and never changes the step. :meth:`setPos` updates the connected edges, and a container's
+    :meth:`setPos` also updates the edges of its body nodes.
     """
 
     WIDTH = 220.0
@@ -57,9 +57,6 @@ class NodeItem(QGraphicsObject):
         self._size = (self.WIDTH, self.HEIGHT)
         self._edges: list[EdgeItem] = []
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsScenePositionChanges)
-        self.setAcceptHoverEvents(True)
         self.setZValue(2.0)
         self.set_step(step)
 
@@ -157,6 +154,7 @@ class NodeItem(QGraphicsObject):
     # -- edges -----------------------------------------------------------------------------
 
     def add_edge(self, edge: EdgeItem) -> None:
+        """Register ``edge`` so it follows this node's moves."""
         if edge not in self._edges:
             self._edges.append(edge)
 
@@ -197,11 +195,20 @@ class NodeItem(QGraphicsObject):
             self._highlighted_port = port
             self.update()
 
-    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
-        if change == QGraphicsItem.GraphicsItemChange.ItemScenePositionHasChanged:
-            for edge in self._edges:
-                edge.update_path()
-        return super().itemChange(change, value)
+    def setPos(self, *args: Any) -> None:
+        """Move the item (``setPos(point)`` or ``setPos(x, y)``) and redraw the edges of it and its body nodes.
+
+        Edges follow through this method instead of ``itemChange`` notifications, because every
+        notification is a call into Python and a scene of thousands of nodes gets several per node
+        while it is built. So move nodes with ``setPos``, not ``moveBy``, ``setX`` or ``setY``.
+        """
+        super().setPos(*args)
+        self.update_edges()
+
+    def update_edges(self) -> None:
+        """Recompute the edges of this node and of the nodes inside it (a ``for_each`` body)."""
+        for edge in self._edges:
+            edge.update_path()
 
     # -- geometry and painting -------------------------------------------------------------
 
@@ -358,6 +365,12 @@ class ContainerItem(NodeItem):
         self.update()
         for edge in self._edges:
             edge.update_path()
+
+    def update_edges(self) -> None:
+        super().update_edges()
+        for child in self.childItems():
+            if isinstance(child, NodeItem):
+                child.update_edges()
 
     def body_origin(self) -> QPointF:
         """Return where the body's top-left corner goes, in this item's coordinates."""

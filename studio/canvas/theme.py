@@ -74,7 +74,7 @@ def edge_color(current: QPalette, *, implied: bool, selected: bool = False) -> Q
 def grid_color(current: QPalette) -> QColor:
     """Return the colour of the background grid dots, a faint tint of the text colour."""
     color = QColor(current.color(QPalette.ColorRole.Text))
-    color.setAlphaF(0.12)
+    color.setAlphaF(0.07)
     return color
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QLineF, QMimeData, QPoint, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -38,7 +39,9 @@ KEY_ZOOM_STEP = 1.25
 FIT_MARGIN = 40.0
 """Space kept around the drawing by zoom to fit, in scene units."""
 GRID_MIN_ZOOM = 0.5
-"""Below this zoom factor the background grid is not drawn: its dots would merge into a tint."""
+"""Below this zoom factor the background grid is not drawn: its lines would merge into a tint."""
+GRID_FINE_ZOOM = 0.9
+"""From this zoom factor on, the grid shows every snap line. Below it, every fifth."""
 OVERVIEW_ZOOM = 0.25
 """Below this zoom factor a large graph is drawn as one batch of boxes and lines (see :data:`OVERVIEW_MIN_NODES`)."""
 OVERVIEW_MIN_NODES = 300
@@ -88,7 +91,9 @@ class CanvasView(QGraphicsView):
         self._overview_enabled = True
         self._overview = False
         self._overview_selection: set[str] = set()
+        self._overview_cache: tuple[dict[str, list[QRectF]], list[QLineF]] | None = None
         scene.sig_workflow_changed.connect(self._on_scene_workflow_changed)
+        scene.changed.connect(self._on_scene_changed)
         self._reset_pan_range()
 
     def workflow_scene(self) -> WorkflowScene:
@@ -216,20 +221,25 @@ class CanvasView(QGraphicsView):
         rect = QRectF(rect)
         palette = theme.palette()
         painter.fillRect(rect, theme.canvas_background(palette))
-        if not self._grid_visible or self.zoom() < GRID_MIN_ZOOM:
+        zoom = self.zoom()
+        if not self._grid_visible or zoom < GRID_MIN_ZOOM:
             return
-        left = int(rect.left() // GRID_SIZE) * GRID_SIZE
-        top = int(rect.top() // GRID_SIZE) * GRID_SIZE
-        points: list[QPointF] = []
-        x = left
-        while x < rect.right():
-            y = top
-            while y < rect.bottom():
-                points.append(QPointF(x, y))
-                y += GRID_SIZE
-            x += GRID_SIZE
-        painter.setPen(QPen(theme.grid_color(palette), 2.0 / self.zoom()))
-        painter.drawPoints(points)
+        # Lines, not dots: a frame draws about 150 of them in one call, where dots would be thousands.
+        spacing = GRID_SIZE if zoom >= GRID_FINE_ZOOM else GRID_SIZE * 5
+        lines: list[QLineF] = []
+        x = math.floor(rect.left() / spacing) * spacing
+        while x <= rect.right():
+            lines.append(QLineF(x, rect.top(), x, rect.bottom()))
+            x += spacing
+        y = math.floor(rect.top() / spacing) * spacing
+        while y <= rect.bottom():
+            lines.append(QLineF(rect.left(), y, rect.right(), y))
+            y += spacing
+        pen = QPen(theme.grid_color(palette), 1.0)
+        pen.setCosmetic(True)
+        painter.setPen(pen)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        painter.drawLines(lines)
 
     # -- selection by id ---------------------------------------------------------------------
 
@@ -339,12 +349,14 @@ class CanvasView(QGraphicsView):
 
     def refresh_overview(self) -> None:
         """Re-apply overview mode after items were added or the graph was replaced."""
+        self._overview_cache = None
         self._update_overview()
         if self._overview:
             self.viewport().update()
 
     def _on_scene_workflow_changed(self) -> None:
         self._overview_selection = set()
+        self._overview_cache = None
         self._reset_pan_range()
         self.refresh_overview()
 
@@ -354,35 +366,44 @@ class CanvasView(QGraphicsView):
 
     def _paint_overview(self, painter: QPainter, rect: QRectF) -> None:
         palette = theme.palette()
-        scene = self.workflow_scene()
+        if self._overview_cache is None:
+            self._overview_cache = self._build_overview_cache(palette)
+        boxes_by_color, lines = self._overview_cache
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        lines = []
-        for edge in scene.edge_items().values():
-            start = edge.source.output_anchor()
-            end = edge.target.input_anchor()
-            lines.append((start, end))
         painter.setPen(QPen(theme.edge_color(palette, implied=False), 0.0))
-        for start, end in lines:
-            painter.drawLine(start, end)
-        by_color: dict[str, list[QRectF]] = {}
-        selected: list[QRectF] = []
-        mid = palette.color(QPalette.ColorRole.Mid).name()
-        for step_id, item in scene.node_items().items():
-            box = item.mapRectToScene(QRectF(0.0, 0.0, *item.size()))
-            if not box.intersects(rect):
-                continue
-            color = theme.status_color(item.status).name() if item.status != "pending" else mid
-            by_color.setdefault(color, []).append(box)
-            if step_id in self._overview_selection:
-                selected.append(box)
+        painter.drawLines(lines)
         painter.setPen(Qt.PenStyle.NoPen)
-        for color, boxes in by_color.items():
+        for color, boxes in boxes_by_color.items():
             painter.setBrush(QColor(color))
             painter.drawRects(boxes)
+        selected = [
+            box for step_id in self._overview_selection
+            if (box := self._overview_box(step_id)) is not None and box.intersects(rect)
+        ]
         if selected:
             painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), 3.0 / max(self.zoom(), 1e-3)))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRects(selected)
+
+    def _overview_box(self, step_id: str) -> QRectF | None:
+        item = self.workflow_scene().node_item(step_id)
+        return None if item is None else item.mapRectToScene(QRectF(0.0, 0.0, *item.size()))
+
+    def _build_overview_cache(self, palette: QPalette) -> tuple[dict[str, list[QRectF]], list[QLineF]]:
+        """Collect every node box by fill colour and every edge as a straight line, in scene units."""
+        scene = self.workflow_scene()
+        lines = [QLineF(edge.source.output_anchor(), edge.target.input_anchor()) for edge in scene.edge_items().values()]
+        boxes_by_color: dict[str, list[QRectF]] = {}
+        mid = palette.color(QPalette.ColorRole.Mid).name()
+        for item in scene.node_items().values():
+            box = item.mapRectToScene(QRectF(0.0, 0.0, *item.size()))
+            color = theme.status_color(item.status).name() if item.status != "pending" else mid
+            boxes_by_color.setdefault(color, []).append(box)
+        return (boxes_by_color, lines)
+
+    def _on_scene_changed(self) -> None:
+        # Any item change (a move, a status) may change the overview, so it is collected again on the next paint.
+        self._overview_cache = None
 
     # -- events ----------------------------------------------------------------------------
 
