@@ -377,7 +377,9 @@ def connection_credentials(
 
     NOTE: this call blocks. With the encrypted file, the first call per file and passphrase unlocks it
     and decrypts the value (about 2 s of Argon2id on a 2-core machine); later calls read a cache
-    until the file changes. An async caller on an event loop stalls the loop for that time.
+    until the file changes. An ``oauth2`` connection whose token is due is renewed with a blocking
+    request to its token endpoint (30 s timeout). An async caller on an event loop stalls the loop
+    for that time.
 
     Raises:
         SecretsError: no usable vault, or the secret is missing or unreadable.

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import MetaData, Table, delete, insert, inspect, select
 
 from studio.store import Store
 from studio.store.connection_tables import connection_checks, connection_oauth, connection_usage_links
@@ -137,22 +137,32 @@ def _instance_usages(store: Store, connection_id: str) -> Iterator[ConnectionUsa
             if fields:
                 yield ConnectionUsage("mcp_instance", str(row["id"]), names[str(row["id"])], f"in {', '.join(fields)}")
     # Binding tables (any table with connection_id and instance_id columns) name the instance directly.
-    for table in _binding_tables():
+    # They are read from the database schema, so this module needs no import of the modules that define them.
+    for table in _binding_tables(store):
         with store.engine.connect() as db:
             rows = [dict(r._mapping) for r in db.execute(select(table).where(table.c.connection_id == connection_id))]
         for row in rows:
             instance_id = str(row["instance_id"])
-            bound = [f"{key}={value}" for key, value in row.items() if key in ("name", "target", "env", "header")]
-            detail = f"binding {', '.join(bound)}" if bound else f"binding in {table.name}"
-            yield ConnectionUsage("mcp_instance", instance_id, names.get(instance_id, instance_id), detail)
+            yield ConnectionUsage("mcp_instance", instance_id, names.get(instance_id, instance_id), _binding_detail(row))
 
 
-def _binding_tables() -> list[Table]:
-    return [
-        table
-        for table in metadata.tables.values()
-        if table.name not in _OWN_TABLES and "connection_id" in table.c and "instance_id" in table.c
-    ]
+def _binding_tables(store: Store) -> list[Table]:
+    schema = inspect(store.engine)
+    tables = []
+    for name in schema.get_table_names():
+        columns = {column["name"] for column in schema.get_columns(name)}
+        if name not in _OWN_TABLES and {"connection_id", "instance_id"} <= columns:
+            tables.append(Table(name, MetaData(), autoload_with=store.engine))
+    return tables
+
+
+def _binding_detail(row: Mapping[str, Any]) -> str:
+    target, name = row.get("target"), row.get("name")
+    if target == "env" and name:
+        return f"environment variable {name}"
+    if target == "header" and name:
+        return f"header {name}"
+    return "binding"
 
 
 def _mentions(value: Any, connection_id: str) -> bool:

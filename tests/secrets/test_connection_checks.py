@@ -272,3 +272,21 @@ async def test_delete_oauth_connection_removes_metadata(
     assert get_oauth_state(store, connection_id) is None
     assert last_check(store, connection_id) is None
     assert memory_keyring.values == {}
+
+
+def test_where_used_reads_instance_bindings(store: Store, vault: SecretVault) -> None:
+    from studio.mcp.instances import bind, create_instance
+
+    connection = create_connection(store, vault, "GitHub token", "bearer", secret=KEY)
+    instance = create_instance(store, "builtin:studio-tools", name="tools")
+    bind(store, instance.id, "env", "GITHUB_TOKEN", connection.id)
+    bind(store, instance.id, "header", "Authorization", connection.id)
+
+    usages = where_used(store, connection.id)
+
+    assert sorted(usage.describe() for usage in usages) == [
+        "MCP instance 'tools' (environment variable GITHUB_TOKEN)",
+        "MCP instance 'tools' (header Authorization)",
+    ]
+    with pytest.raises(ConnectionInUseError, match="MCP instance 'tools'"):
+        delete_connection(store, vault, connection.id)
