@@ -28,8 +28,8 @@ SAVE_SUFFIX = ".workflow.json"
 class EditorActions(QObject):
     """The window's document actions, the History dock, unsaved-change prompts and crash recovery.
 
-    Prompts that must answer before the caller continues (closing the window, opening another
-    file) are modal; the recovery offer at start-up is not, so the window stays usable meanwhile.
+    Prompts whose result the caller needs before it continues (closing the window, opening another
+    file) are modal. The recovery offer at start-up is not modal, so the window stays usable meanwhile.
     """
 
     def __init__(self, window: MainWindow, recovery_dir: Path) -> None:

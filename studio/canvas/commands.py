@@ -247,8 +247,8 @@ class DisconnectCommand(DocumentCommand):
 class RenameStepCommand(DocumentCommand):
     """Rename a step and rewrite its explicit edges, groups, ``for_each`` outputs and template references.
 
-    Only the renamed step and the steps that reference it are replaced; a ``for_each`` among them
-    keeps its body list, whose steps are rewritten one by one.
+    Only the renamed step and the steps that reference it are replaced. A ``for_each`` among them
+    keeps its body list, and the body steps are rewritten one by one.
     """
 
     def __init__(self, document: EditorDocument, old_id: str, new_id: str,

@@ -45,7 +45,7 @@ _STEP_ADAPTER: TypeAdapter[AnyStep] = TypeAdapter(Step)
 
 @dataclass(frozen=True)
 class StepSlot:
-    """Where a step sits: the ``for_each`` whose body holds it (None at top level) and its list index."""
+    """Location of a step: the ``for_each`` whose body contains it (None at top level) and its list index."""
 
     container_id: str | None
     index: int
@@ -306,6 +306,10 @@ class EditorDocument(QObject):
                 f"set_step cannot change the id of '{step_id}' to '{new_step.id}'; rename the step instead"
             )
         old = self.find_step(step_id)
+        others = set(self._step_index()) - set(_ids_with_bodies(old))
+        clashes = [body_id for body_id in _ids_with_bodies(new_step)[1:] if body_id in others]
+        if clashes:
+            raise EditError(f"body step id '{clashes[0]}' is already taken by another step; choose a different id")
         self.push(SetStepsCommand(self, [(old, new_step)], f"Edit step {step_id}"))
 
     def rename_step(self, old_id: str, new_id: str) -> None:

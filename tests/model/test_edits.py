@@ -130,7 +130,8 @@ def test_rename_rewrites_edges_groups_and_output() -> None:
     assert loop.config.output == "first"
     assert [(edge.source, edge.target) for edge in loop.config.edges] == [("first", "after")]
     after = body.step("after")
-    assert after.type == "lua_script" and after.config.inputs == {"x": "{{steps.first.result}}"}
+    assert after.type == "lua_script"
+    assert after.config.inputs == {"x": "{{steps.first.result}}"}
 
 
 def test_rename_result_validates_like_original() -> None:
@@ -207,7 +208,8 @@ def test_new_step_id_from_title_and_tool() -> None:
     assert new_step("lua_script", base, title="Fetch Contacts!").id == "fetch-contacts-2"
     step = new_step("mcp_call", base, tool="read_file")
     assert step.id == "read_file"
-    assert step.type == "mcp_call" and step.config.tool == "read_file"
+    assert step.type == "mcp_call"
+    assert step.config.tool == "read_file"
     assert new_step("llm_call", base, title="   ").id == "step"
 
 
@@ -269,11 +271,14 @@ def test_paste_gives_fresh_ids_and_rewrites() -> None:
     assert loop.config.items == "{{steps.parse-2.result}}"
     assert loop.config.output == "each-2"
     each = loop.config.steps[0]
-    assert each.type == "lua_script" and each.config.inputs["p"] == "{{steps.parse-2.result}}"
+    assert each.type == "lua_script"
+    assert each.config.inputs["p"] == "{{steps.parse-2.result}}"
     new_edges = [(edge.source, edge.target) for edge in pasted.edges][3:]
     assert new_edges == [("fetch-2", "parse-2"), ("parse-2", "loop-2")]
-    assert parse.position is not None and (parse.position.x, parse.position.y) == (310.0, 100.0)
-    assert len(pasted.notes) == 2 and pasted.notes[1].id != "n1"
+    assert parse.position is not None
+    assert (parse.position.x, parse.position.y) == (310.0, 100.0)
+    assert len(pasted.notes) == 2
+    assert pasted.notes[1].id != "n1"
     assert (pasted.notes[1].position.x, pasted.notes[1].position.y) == (15.0, 26.0)
     assert [step.id for step in original.steps] == ["fetch", "parse", "config", "loop"]
     assert not [finding for finding in validate_workflow(pasted) if finding.severity == "error"]

@@ -76,7 +76,8 @@ def test_add_step_into_body(document: EditorDocument, scene: WorkflowScene) -> N
     assert item is not None
     assert isinstance(item.parentItem(), ContainerItem)
     loop = document.find_step("loop")
-    assert isinstance(loop, ForEachStep) and loop.config.steps[-1].id == "inside"
+    assert isinstance(loop, ForEachStep)
+    assert loop.config.steps[-1].id == "inside"
     undo(document)
     assert scene.node_item("inside") is None
 
@@ -132,7 +133,8 @@ def test_move_do_undo_redo(document: EditorDocument, scene: WorkflowScene) -> No
     document.move_steps({"total": (500.0, 300.0)})
     assert (item.pos().x(), item.pos().y()) == (500.0, 300.0)
     position = document.find_step("total").position
-    assert position is not None and (position.x, position.y) == (500.0, 300.0)
+    assert position is not None
+    assert (position.x, position.y) == (500.0, 300.0)
     undo(document)
     assert document.find_step("total").position is None
     redo(document)
@@ -150,7 +152,8 @@ def test_drag_moves_merge_into_one_step(document: EditorDocument, scene: Workflo
     assert document.undo_stack.count() == 2
     undo(document)
     position = document.find_step("total").position
-    assert position is not None and position.x == 30.0
+    assert position is not None
+    assert position.x == 30.0
     undo(document)
     assert document.find_step("total").position is None
     assert document.find_step("announce").position is None
@@ -168,7 +171,8 @@ def test_move_body_step_relayouts_container(document: EditorDocument, scene: Wor
     document.move_steps({"square": (0.0, 0.0), "label": (0.0, 400.0)})
     square = scene.node_item("square")
     label = scene.node_item("label")
-    assert square is not None and label is not None
+    assert square is not None
+    assert label is not None
     assert label.pos().y() - square.pos().y() == 400.0
     assert scene.model_position("label") == (0.0, 400.0)
     assert container.size()[1] > 400.0
@@ -181,7 +185,8 @@ def test_connect_and_disconnect(document: EditorDocument, scene: WorkflowScene) 
     document.connect("numbers", "announce")
     assert ("numbers", "announce") in edge_keys(scene)
     edge = scene.edge_item("numbers", "announce")
-    assert edge is not None and not edge.implied
+    assert edge is not None
+    assert not edge.implied
     undo(document)
     assert ("numbers", "announce") not in edge_keys(scene)
     redo(document)
@@ -219,7 +224,8 @@ def test_body_edges_connect(document: EditorDocument, scene: WorkflowScene) -> N
     assert isinstance(loop, ForEachStep)
     assert [(edge.source, edge.target) for edge in loop.config.edges] == [("square", "label")]
     edge = scene.edge_item("square", "label")
-    assert edge is not None and not edge.implied
+    assert edge is not None
+    assert not edge.implied
 
 
 def test_splice_is_one_undo_step(document: EditorDocument, scene: WorkflowScene) -> None:
@@ -241,10 +247,12 @@ def test_splice_is_one_undo_step(document: EditorDocument, scene: WorkflowScene)
 def test_set_step_field_updates_item_and_edges(document: EditorDocument, scene: WorkflowScene) -> None:
     document.set_step_field("announce", "title", "Say done")
     item = scene.node_item("announce")
-    assert item is not None and item.title == "Say done"
+    assert item is not None
+    assert item.title == "Say done"
     document.set_step_field("announce", "config.inputs.n", "{{steps.numbers.result}}")
     edge = scene.edge_item("numbers", "announce")
-    assert edge is not None and edge.implied
+    assert edge is not None
+    assert edge.implied
     undo(document)
     assert scene.edge_item("numbers", "announce") is None
     undo(document)
@@ -275,12 +283,29 @@ def test_set_step_replaces_type(document: EditorDocument, scene: WorkflowScene) 
     replacement = new_step("llm_call", document.workflow)
     document.set_step("announce", replacement.model_copy(update={"id": "announce"}))
     item = scene.node_item("announce")
-    assert item is not None and item.step_type == "llm_call"
+    assert item is not None
+    assert item.step_type == "llm_call"
     undo(document)
     assert scene.node_item("announce") is not None
     assert scene.node_item("announce").step_type == "lua_script"  # type: ignore[union-attr]
     with pytest.raises(EditError, match="cannot change the id"):
         document.set_step("announce", replacement)
+
+
+def test_set_step_replaces_body(document: EditorDocument, scene: WorkflowScene) -> None:
+    loop = document.find_step("loop")
+    assert isinstance(loop, ForEachStep)
+    clash = LuaScriptStep(id="total")
+    changed = loop.model_copy(update={"config": loop.config.model_copy(update={"steps": [clash]})})
+    with pytest.raises(EditError, match="'total' is already taken"):
+        document.set_step("loop", changed)
+    kept = loop.model_copy(update={"config": loop.config.model_copy(update={"steps": loop.config.steps[:1]})})
+    document.set_step("loop", kept)
+    assert not document.has_step("label")
+    assert scene.node_item("label") is None
+    assert scene.node_item("square") is not None
+    document.undo_stack.undo()
+    assert scene.node_item("label") is not None
 
 
 def test_rename_follows_in_scene(document: EditorDocument, scene: WorkflowScene) -> None:
@@ -289,7 +314,8 @@ def test_rename_follows_in_scene(document: EditorDocument, scene: WorkflowScene)
     assert scene.node_item("values") is not None
     assert ("values", "loop") in edge_keys(scene)
     loop = document.find_step("loop")
-    assert isinstance(loop, ForEachStep) and loop.config.items == "{{steps.values.result}}"
+    assert isinstance(loop, ForEachStep)
+    assert loop.config.items == "{{steps.values.result}}"
     undo(document)
     assert scene.node_item("numbers") is not None
     assert ("numbers", "loop") in edge_keys(scene)
@@ -435,7 +461,8 @@ def test_save_round_trip(document: EditorDocument, tmp_path: Path) -> None:
     document.move_steps({"total": (30.0, 20.0)})
     document.save()
     position = load_workflow(path).step("total").position
-    assert position is not None and position.x == 30.0
+    assert position is not None
+    assert position.x == 30.0
 
 
 def test_save_without_path_fails(document: EditorDocument) -> None:
@@ -501,7 +528,8 @@ def test_single_move_in_large_workflow_is_fast(qapp: QApplication) -> None:
     assert median_ms < 6.0, f"median move took {median_ms:.2f} ms"
     assert document.undo_stack.count() == 1
     item = scene.node_item("s2500")
-    assert item is not None and item.pos().x() == 199.0
+    assert item is not None
+    assert item.pos().x() == 199.0
 
 
 # -- the window -----------------------------------------------------------------------------
@@ -558,12 +586,14 @@ def test_window_close_save_writes_file(window: MainWindow, write_workflow: Any) 
     answer_next_box(QMessageBox.StandardButton.Save)
     assert window.close()
     position = load_workflow(path).step("total").position
-    assert position is not None and (position.x, position.y) == (11.0, 22.0)
+    assert position is not None
+    assert (position.x, position.y) == (11.0, 22.0)
 
 
 def test_window_new_save_as_revert(window: MainWindow, tmp_path: Path) -> None:
     assert window.editor.new_document()
-    assert window.workflow is not None and window.workflow.steps == []
+    assert window.workflow is not None
+    assert window.workflow.steps == []
     window.document.add_step(new_step("lua_script", window.document.workflow), (0.0, 0.0))
     target = tmp_path / "new.workflow.json"
     assert window.editor.save_as(target)

@@ -104,7 +104,8 @@ def test_loading_another_document_keeps_draft(document: EditorDocument, tmp_path
     document.move_steps({"total": (5.0, 6.0)})
     written = writer.write_now()
     document.load(workflow_from_data({"schema_version": 1, "steps": []}))
-    assert written is not None and written.exists()
+    assert written is not None
+    assert written.exists()
 
 
 # -- finding files --------------------------------------------------------------------------
@@ -125,7 +126,8 @@ def test_find_skips_live_and_broken_files(document: EditorDocument, tmp_path: Pa
 
 def test_file_name_is_safe_for_odd_ids() -> None:
     name = recovery_file_name("../../etc/passwd")
-    assert "/" not in name and name.endswith(RECOVERY_SUFFIX)
+    assert "/" not in name
+    assert name.endswith(RECOVERY_SUFFIX)
     assert recovery_file_name("abc-123") == "abc-123" + RECOVERY_SUFFIX
 
 
@@ -209,7 +211,8 @@ def test_restore_after_sigkill(qtbot: Any, tmp_path: Path, write_workflow: Any) 
     assert document.has_step("finish")
     assert not document.has_step("announce")
     position = document.find_step("total").position
-    assert position is not None and (position.x, position.y) == (123.0, 456.0)
+    assert position is not None
+    assert (position.x, position.y) == (123.0, 456.0)
     assert window.scene.node_item("finish") is not None
 
     assert window.editor.save()
