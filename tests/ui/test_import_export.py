@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shiboken6
 
 from studio.app.main_window import MainWindow
 from studio.model.document import workflow_from_data
@@ -30,7 +31,8 @@ def window(qtbot: Any, tmp_path: Path) -> Iterator[MainWindow]:
     main_window.show()
     yield main_window
     # Closing a window with unsaved changes opens a modal Save/Discard/Cancel box that blocks the test.
-    main_window.document.mark_clean()
+    if shiboken6.isValid(main_window.document):
+        main_window.document.mark_clean()
 
 
 @pytest.fixture

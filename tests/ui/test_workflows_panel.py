@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget
 
@@ -18,6 +20,9 @@ from studio.model.edits import EditError
 from studio.model.workflow import LuaScriptStep, Workflow
 from studio.panels.workflows import WorkflowLibrary, install_workflow_library
 from studio.store import workflow_library as library
+
+
+TERMINAL = ("completed", "failed", "stopped")
 
 
 def lua(step_id: str, source: str = "return 1", x: float = 0.0) -> dict[str, Any]:
@@ -35,7 +40,8 @@ def window(qtbot: Any, tmp_path: Path) -> Iterator[MainWindow]:
     main_window.show()
     yield main_window
     # Closing a window with unsaved changes opens a modal Save/Discard/Cancel box that blocks the test.
-    main_window.document.mark_clean()
+    if shiboken6.isValid(main_window.document):
+        main_window.document.mark_clean()
 
 
 @pytest.fixture
@@ -326,3 +332,24 @@ def test_saved_inputs_for_runs_without_dialog(window: MainWindow) -> None:
     library.save_run_defaults(window.store, workflow, {"topic": "owls", "mode": "medium"})
     assert saved_run_inputs(window.store, workflow) == {}
     assert saved_run_inputs(None, workflow) == {}
+
+
+def test_run_refreshes_versions(window: MainWindow, installed: WorkflowLibrary, qasync_loop: Any, qtbot: Any) -> None:
+    workflow = make_workflow("Runnable", [lua("a")])
+    library.save_draft(window.store, workflow)
+    installed.open_workflow(workflow.id)
+    assert installed.versions.keys() == [0]
+
+    async def run_to_end() -> str | None:
+        finished = asyncio.Event()
+        window.sig_run_state_changed.connect(lambda state: finished.set() if state in TERMINAL else None)
+        run_id = await window.start_run()
+        await asyncio.wait_for(finished.wait(), 60)
+        return run_id
+
+    run_id = qasync_loop.run_until_complete(run_to_end())
+
+    assert run_id is not None
+    assert window.run_state == "completed"
+    assert installed.versions.keys() == [0, 1]
+    assert rows(installed)[0][2] == "v1"

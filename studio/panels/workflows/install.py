@@ -89,14 +89,23 @@ class WorkflowLibrary(QObject):
         self.versions.sig_compare_requested.connect(self.compare)
         self.document.sig_reset.connect(self._on_document_reset)
         self.document.sig_dirty_changed.connect(self._update_actions)
+        controller = getattr(self.window, "controller", None)
+        if controller is not None and hasattr(controller, "sig_run_started"):
+            # A run publishes the document as a version first, so the list gains a row.
+            controller.sig_run_started.connect(self._on_run_started)
 
     # -- document state ---------------------------------------------------------------------
 
     def _on_document_reset(self) -> None:
-        # Every load resets the document; only a load from open_version() stays read-only.
+        # Every load resets the document. A load from open_version() makes it read-only, and the next
+        # load clears the flag again; a read-only state that other code set is left alone.
+        showed_version = self.shown_version is not None
         self.shown_version = self._loading_version
         self._loading_version = None
-        self.document.read_only = self.shown_version is not None
+        if self.shown_version is not None:
+            self.document.read_only = True
+        elif showed_version:
+            self.document.read_only = False
         workflow = self.document.workflow
         if getattr(self.window, "has_workflow", True):
             self.versions.show_workflow(workflow.id, workflow.name)
@@ -292,6 +301,10 @@ class WorkflowLibrary(QObject):
         if key == DRAFT:
             return library.get_draft(self.store, workflow_id), "the draft"
         return library.get_version_by_number(self.store, workflow_id, key).workflow, f"version {key}"
+
+    def _on_run_started(self, _run_id: str) -> None:
+        self.versions.refresh()
+        self.panel.refresh()
 
     def _on_panel_error_raised(self, message: str) -> None:
         self.window.show_error("Workflow library", message)
