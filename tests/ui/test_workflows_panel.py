@@ -21,7 +21,6 @@ from studio.model.workflow import LuaScriptStep, Workflow
 from studio.panels.workflows import WorkflowLibrary, install_workflow_library
 from studio.store import workflow_library as library
 
-
 TERMINAL = ("completed", "failed", "stopped")
 
 
