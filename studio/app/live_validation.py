@@ -15,6 +15,8 @@ from PySide6.QtWidgets import QDockWidget, QMenu
 
 from studio.model.validation import Finding, IncrementalValidator, ToolCatalog
 from studio.model.workflow import AnyStep, ForEachStep, Workflow
+from studio.panels.inspector.navigation import select_step
+from studio.panels.inspector.tool_schemas import tool_schemas_from_store
 from studio.panels.problems import ProblemsPanel
 
 logger = logging.getLogger(__name__)
@@ -244,13 +246,16 @@ class LiveValidationInstall:
 def install_live_validation(window: Any, *, catalog: ToolCatalog | None = None) -> LiveValidationInstall:
     """Add the Problems dock and live validation to ``window``.
 
-    ``window`` needs ``document`` (an EditorDocument) and ``scene`` (a WorkflowScene). A click on a
+    ``window`` needs ``document`` (an EditorDocument) and ``scene`` (a WorkflowScene). Without
+    ``catalog``, MCP tools are checked against the tool cache of ``window.store`` when it has one. A click on a
     problem selects its step on the canvas, centres the view on it when the window has ``view``, and
     focuses the field in the inspector when :func:`studio.panels.inspector.install_inspector` has set
     ``window.inspector``.
     """
     document = window.document
     scene = window.scene
+    if catalog is None:
+        catalog = tool_schemas_from_store(getattr(window, "store", None))[0]
     live = LiveValidation(document, scene, catalog=catalog, parent=window)
     panel = ProblemsPanel(window)
     live.sig_findings_changed.connect(panel.set_findings)
@@ -276,21 +281,3 @@ def install_live_validation(window: Any, *, catalog: ToolCatalog | None = None) 
     window.problems_panel = panel
     live.schedule()
     return LiveValidationInstall(live, panel, dock)
-
-
-def select_step(window: Any, step_id: str) -> bool:
-    """Select only the node of ``step_id`` on ``window.scene`` and centre ``window.view`` on it."""
-    scene = window.scene
-    item = scene.node_item(step_id)
-    if item is None:
-        logger.debug("no node for step %s, so it cannot be selected", step_id)
-        return False
-    view = getattr(window, "view", None)
-    if view is not None and hasattr(view, "set_selected_step_ids"):
-        view.set_selected_step_ids([step_id])
-    else:
-        scene.clearSelection()
-        item.setSelected(True)
-    if view is not None:
-        view.centerOn(item)
-    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +14,15 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QLineEdit, QMessageBox, QPlainTextEdit
 from pytestqt.qtbot import QtBot
 
+from studio.engine.executors.mcp_model import ToolInfo
+from studio.mcp.instances import create_instance
+from studio.mcp.tool_cache import cache_tools
 from studio.model.validation import ToolCatalog
 from studio.panels.inspector import InspectorPanel, install_inspector
+from studio.panels.inspector.completer import TemplateCompleter
 from studio.panels.inspector.editors import CommitTextEdit, FieldEditor
 from studio.panels.inspector.tables import FormFieldsEditor, NamedValuesEditor
+from studio.store import open_store
 
 SEARCH_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -289,6 +295,22 @@ def test_lua_input_name_must_be_identifier(host: EditorHost, inspector: Inspecto
     assert inputs == {"rows": "{{steps.fetch.result}}"}
 
 
+def test_lua_input_cell_completes(host: EditorHost, inspector: InspectorPanel) -> None:
+    inspector.show_step("script")
+    editor = inspector.editor("config.inputs")
+    assert isinstance(editor, NamedValuesEditor)
+    item = editor.table.item(0, 1)
+    editor.table.openPersistentEditor(item)
+    line = editor.table.indexWidget(editor.table.indexFromItem(item))
+    assert isinstance(line, QLineEdit)
+    completer = line.findChild(TemplateCompleter)
+    assert completer is not None
+    line.clear()
+    QTest.keyClicks(line, "{{steps.f")
+    assert completer.candidates() == ["steps.fetch.result"]
+    editor.table.closePersistentEditor(item)
+
+
 # -- rejected input -------------------------------------------------------------------------------
 
 
@@ -528,3 +550,31 @@ def test_completion_follows_last_run_results(host: EditorHost, inspector: Inspec
     widget.clear()
     QTest.keyClicks(widget, "{{steps.fetch.result.rows[0].")
     assert completer.candidates() == ["steps.fetch.result.rows[0].email"]
+
+
+# -- tool schemas from the store ------------------------------------------------------------------
+
+
+def test_install_reads_tool_cache(tmp_path: Path, qtbot: QtBot) -> None:
+    store = open_store(tmp_path / "studio.db")
+    try:
+        instance = create_instance(store, "builtin:studio-tools", name="tools")
+        output_schema = {"type": "object", "properties": {"hits": {"type": "array"}, "total": {"type": "integer"}}}
+        cache_tools(store, instance.id, [ToolInfo("search", "find things", SEARCH_SCHEMA, output_schema)], {})
+        step = mcp("fetch")
+        step["config"]["instance_id"] = instance.id
+        window = EditorHost(build_workflow([step, llm("summarise", prompt="x")]))
+        qtbot.addWidget(window)
+        window.store = store
+        install = install_inspector(window)
+        install.panel.show_step("fetch")
+        assert isinstance(field(install.panel, "config.arguments.mode").input, QComboBox)
+        install.panel.show_step("summarise")
+        widget = field(install.panel, "config.model").input
+        completer = next(completer for completer in install.panel.completers if completer.widget is widget)
+        assert isinstance(widget, QLineEdit)
+        QTest.keyClicks(widget, "{{steps.fetch.result.")
+        assert completer.candidates() == ["steps.fetch.result.hits", "steps.fetch.result.total"]
+        install.panel.show_step(None)
+    finally:
+        store.close()

@@ -11,11 +11,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLineEdit, QMainWindow, QMenu, QMenuBar
 
-from studio.app.live_validation import select_step
 from studio.model.output_shapes import OutputSchemaSource
 from studio.model.validation import ToolCatalog
 from studio.panels.inspector.editors import FieldEditor
+from studio.panels.inspector.navigation import select_step
 from studio.panels.inspector.panel import InspectorPanel
+from studio.panels.inspector.tool_schemas import tool_schemas_from_store
 from studio.panels.inspector.usages import UsagesPanel
 from studio.panels.inspector.values import last_run_results
 
@@ -48,13 +49,16 @@ def install_inspector(
 ) -> InspectorInstall:
     """Add the Inspector and Usages docks and the Find usages (Shift+F12) and Rename step (F2) actions.
 
-    ``window`` needs ``document`` (an EditorDocument) and ``scene`` (a WorkflowScene); ``view`` and
-    ``store`` are used when present. The inspector follows the scene selection and is stored as
+    ``window`` needs ``document`` (an EditorDocument) and ``scene`` (a WorkflowScene). ``view`` and
+    ``store`` are used when present. Without ``catalog`` and ``schemas`` the tool schemas come from
+    the store's MCP tool cache. The inspector follows the scene selection and is stored as
     ``window.inspector``.
     """
     document = window.document
     scene = window.scene
     panel = InspectorPanel(document, window)
+    if catalog is None and schemas is None:
+        catalog, schemas = tool_schemas_from_store(getattr(window, "store", None))
     panel.catalog = catalog
     panel.schemas = schemas
     dock = _dock(window, "Inspector", "inspector-dock", panel, Qt.DockWidgetArea.RightDockWidgetArea)

@@ -239,7 +239,7 @@ class InspectorPanel(QWidget):
 
     def _build_form(self, step: AnyStep) -> None:
         self._clear_form()
-        builder = FormBuilder(self.form_host, self._attach_completer)
+        builder = FormBuilder(self.form_host, self._attach_completer, self._attach_cell_completer)
         build_common(builder)
         if isinstance(step, McpCallStep):
             tools = self.catalog.tools_for(step.config.instance_id, step.config.server_url) if self.catalog else None
@@ -264,6 +264,10 @@ class InspectorPanel(QWidget):
 
     def _attach_completer(self, widget: QLineEdit | QPlainTextEdit) -> None:
         self.completers.append(attach_template_completer(widget, context=self._completion_context))
+
+    def _attach_cell_completer(self, widget: QLineEdit) -> TemplateCompleter:
+        # Not kept in self.completers: the line edit and its completer go away when the cell edit ends.
+        return attach_template_completer(widget, context=self._completion_context)
 
     def _completion_context(self) -> tuple[object, str, dict[str, object]]:
         if self.step_id is None:

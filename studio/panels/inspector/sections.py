@@ -46,8 +46,15 @@ ARGUMENTS_PATH = "config.arguments"
 class FormBuilder:
     """Adds labelled editors to group boxes and records each editor under its field path."""
 
-    def __init__(self, parent: QWidget, attach_completer: Callable[[QLineEdit | QPlainTextEdit], None]) -> None:
+    def __init__(
+        self,
+        parent: QWidget,
+        attach_completer: Callable[[QLineEdit | QPlainTextEdit], None],
+        attach_cell_completer: Callable[[QLineEdit], object] | None = None,
+    ) -> None:
         self.parent = parent
+        self.attach_cell_completer = attach_cell_completer
+        """Adds completion to a table cell's short-lived line edit, without keeping it."""
         self.editors: dict[str, Editor] = {}
         self.groups: list[QGroupBox] = []
         self._layout: QFormLayout | None = None
@@ -240,7 +247,10 @@ def build_lua_script(builder: FormBuilder) -> None:
                                            number_converter("memory limit", integer=True, minimum=1, maximum=4096)))
     builder.group("Inputs")
     builder.note("Each input is rendered before the script runs and is a global of that name in Lua.")
-    builder.add("", NamedValuesEditor("config.inputs", "Lua input", lua_names=True))
+    inputs = NamedValuesEditor("config.inputs", "Lua input", lua_names=True)
+    if builder.attach_cell_completer is not None:
+        inputs.set_value_completer(builder.attach_cell_completer)
+    builder.add("", inputs)
 
 
 def build_for_each(builder: FormBuilder, body_ids: list[str]) -> None:

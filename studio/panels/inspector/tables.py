@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -265,6 +269,22 @@ def _field_problem(number: int, name: str, kind: str, problem: ValueError) -> st
     return f"form field '{name}' is invalid: {reason}; fix the row"
 
 
+class _LineEditorDelegate(QStyledItemDelegate):
+    """Calls ``attach`` with each line edit the table creates for editing a cell."""
+
+    def __init__(self, attach: Callable[[QLineEdit], object], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._attach = attach
+
+    def createEditor(
+        self, parent: QWidget, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QWidget:
+        editor = super().createEditor(parent, option, index)
+        if isinstance(editor, QLineEdit):
+            self._attach(editor)
+        return editor
+
+
 class NamedValuesEditor(_TableEditor):
     """Edits a name to value mapping such as a Lua script's ``config.inputs``.
 
@@ -276,6 +296,10 @@ class NamedValuesEditor(_TableEditor):
         super().__init__(path, label, INPUT_COLUMNS, parent)
         self.lua_names = lua_names
         """Whether names must be Lua identifiers that are not keywords, as Lua script inputs must."""
+
+    def set_value_completer(self, attach: Callable[[QLineEdit], object]) -> None:
+        """Call ``attach`` with the line edit of each value cell the user edits, to add template completion."""
+        self.table.setItemDelegateForColumn(1, _LineEditorDelegate(attach, self.table))
 
     def _default_row(self) -> list[Any]:
         taken = {self._cell_text(row, 0) for row in range(self.table.rowCount())}
