@@ -97,7 +97,9 @@ def _add_own_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     login.add_argument(
         "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the sign-in (default 300)"
     )
-    test = commands.add_parser("test", help="check with one real request that a connection's secret works")
+    test = commands.add_parser(
+        "test", help="check with one real request that a connection's secret works (exit status 1 when it does not)"
+    )
     test.add_argument("connection", help=_ID_HELP)
     test.add_argument("--json", action="store_true", help="print the result as JSON")
     usage = commands.add_parser("usage", help="list the workflows and MCP instances that use a connection")

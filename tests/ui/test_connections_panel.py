@@ -21,7 +21,7 @@ from studio.panels.connections import ConnectionDialog, ConnectionForm, Connecti
 from studio.secrets import SecretVault, encrypted_file_vault
 from studio.store import Store
 from tests.conftest import build_workflow
-from tests.fakes.oauth_server import FakeOAuthServer, oauth_server
+from tests.fakes.oauth_server import FakeOAuthServer, oauth_server, protected_mcp_server
 from tests.fakes.openai_server import FakeOpenAIServer, openai_server
 from tests.secrets.keyring_backends import PASSPHRASE, MemoryKeyring
 
@@ -182,6 +182,56 @@ def test_oauth_sign_in_shows_expiry(
     assert panel.message_label.text().startswith("Signed in Tokens; the token is valid until ")
     assert not panel.rotate_button.isEnabled()
     assert panel.sign_in_button.isEnabled()
+
+
+def test_mcp_sign_in_from_dialog(
+    panel: ConnectionsPanel, auth_server: FakeOAuthServer, qasync_loop: qasync.QEventLoop, qtbot: QtBot
+) -> None:
+    dialog = ConnectionDialog()
+    qtbot.addWidget(dialog)
+    dialog.name_edit.setText("Remote tools")
+    dialog.set_kind("oauth2")
+    with protected_mcp_server(auth_server) as mcp_server:
+        dialog.mcp_url_edit.setText(mcp_server.url)
+        form = dialog.form()
+
+        finished = run_and_wait(qasync_loop, panel.sig_sign_in_finished, lambda: panel.create_connection(form))
+
+    assert finished[1] is True, panel.message_label.text()
+    (row,) = table_text(panel)
+    assert row[:4] == ["Remote tools", "oauth2", "", "signed in"]
+    assert [r.path for r in auth_server.requests].count("/register") == 1
+
+
+def test_sign_in_can_be_cancelled(
+    panel: ConnectionsPanel, auth_server: FakeOAuthServer, qasync_loop: qasync.QEventLoop
+) -> None:
+    form = ConnectionForm(
+        name="Abandoned",
+        kind="oauth2",
+        authorization_endpoint=f"{auth_server.base_url}/authorize",
+        token_endpoint=f"{auth_server.base_url}/token",
+        client_id=auth_server.add_client().client_id,
+        sign_in=True,
+    )
+
+    async def scenario() -> tuple[Any, ...]:
+        browser_opened = asyncio.Event()
+        panel.browser_opener = lambda _url: browser_opened.set()
+        waiting = asyncio.ensure_future(next_emission(panel.sig_sign_in_finished))
+        panel.create_connection(form)
+        await browser_opened.wait()
+        label_while_waiting = panel.sign_in_button.text()
+        panel.sign_in_button.click()
+        return (label_while_waiting, *await waiting)
+
+    label, _connection_id, succeeded = qasync_loop.run_until_complete(scenario())
+
+    assert label == "Cancel sign-in"
+    assert succeeded is False
+    assert panel.sign_in_button.text() == "Sign in"
+    assert panel.message_label.text() == "Sign-in of Abandoned cancelled."
+    assert table_text(panel)[0][3] == "not signed in"
 
 
 def test_usage_and_delete_warning(panel: ConnectionsPanel, store: Store, keychain: MemoryKeyring) -> None:

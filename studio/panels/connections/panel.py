@@ -79,6 +79,7 @@ class ConnectionsPanel(QWidget):
         self.last_usages: list[ConnectionUsage] = []
         self._vault_factory = vault_factory or self._open_default_vault
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._sign_in_task: asyncio.Future[Any] | None = None
         self._build()
         self._open_vault(None)
         self.refresh()
@@ -229,7 +230,8 @@ class ConnectionsPanel(QWidget):
         row = self.selected_row()
         unlocked = self.vault is not None
         self.add_button.setEnabled(unlocked)
-        self.sign_in_button.setEnabled(unlocked and row is not None and row.kind == "oauth2")
+        signing_in = self._sign_in_task is not None and not self._sign_in_task.done()
+        self.sign_in_button.setEnabled(signing_in or (unlocked and row is not None and row.kind == "oauth2"))
         self.test_button.setEnabled(unlocked and row is not None)
         self.rotate_button.setEnabled(unlocked and row is not None and row.kind not in ("oauth2", "none"))
         self.usage_button.setEnabled(row is not None)
@@ -273,12 +275,16 @@ class ConnectionsPanel(QWidget):
         return connection.id
 
     def sign_in_selected(self) -> None:
-        """Start the browser sign-in of the selected OAuth connection."""
+        """Start the browser sign-in of the selected OAuth connection, or cancel the one that is waiting."""
+        if self._sign_in_task is not None and not self._sign_in_task.done():
+            self._sign_in_task.cancel()
+            return
         row, vault = self.selected_row(), self._require_vault()
         if row is None or vault is None:
             return
         self._show_message(f"Signing in {row.name}: finish the sign-in in the browser…")
-        self._spawn(self._sign_in(row, vault))
+        self.sign_in_button.setText("Cancel sign-in")
+        self._sign_in_task = self._spawn(self._sign_in(row, vault))
 
     async def _sign_in(self, row: ConnectionRow, vault: secrets.SecretVault) -> None:
         try:
@@ -287,6 +293,13 @@ class ConnectionsPanel(QWidget):
             self._show_message(str(error), error=True)
             self.sig_sign_in_finished.emit(row.id, False)
             return
+        except asyncio.CancelledError:
+            self._show_message(f"Sign-in of {row.name} cancelled.")
+            self.sig_sign_in_finished.emit(row.id, False)
+            raise
+        finally:
+            self.sign_in_button.setText("Sign in")
+            self._update_buttons()
         self.refresh()
         expiry = "" if state.expires_at is None else " until " + (self.selected_row() or row).expiry_text
         self._show_message(f"Signed in {row.name}; the token is valid{expiry}.")
@@ -370,11 +383,12 @@ class ConnectionsPanel(QWidget):
             self._show_message("Unlock the secrets first: enter the passphrase in the banner above.", error=True)
         return self.vault
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_task_error)
+        return task
 
     def _show_message(self, text: str, *, error: bool = False) -> None:
         self.message_label.setStyleSheet("color: #b00020;" if error else "")
