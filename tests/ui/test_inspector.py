@@ -404,6 +404,18 @@ def test_rename_rewrites_references(host: EditorHost, inspector: InspectorPanel)
     assert inspector.step_id == "fetch"
 
 
+def test_rename_keeps_focus_on_id(host: EditorHost, inspector: InspectorPanel, qtbot: QtBot) -> None:
+    host.setCentralWidget(inspector)
+    with qtbot.waitActive(host):
+        host.show()
+        host.activateWindow()
+    inspector.show_step("fetch")
+    field(inspector, "id").focus_input()
+    enter_text(inspector, "id", "download")
+    assert inspector.step_id == "download"
+    assert QApplication.focusWidget() is field(inspector, "id").input
+
+
 def test_rename_to_taken_id_is_rejected(host: EditorHost, inspector: InspectorPanel) -> None:
     inspector.show_step("fetch")
     editor = enter_text(inspector, "id", "summarise")

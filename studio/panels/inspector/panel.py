@@ -202,10 +202,21 @@ class InspectorPanel(QWidget):
         self._set_buttons_enabled(True)
         structure = self._structure_of(step)
         if structure != self._structure:
+            focused_path = self._focused_path()
             self._build_form(step)
             self._structure = structure
             self._shown_values = {}
+            self._fill_values(step)
+            if focused_path is not None:
+                self.focus_field(focused_path)  # a rename rebuilds the form under the user's cursor
+            return
         self._fill_values(step)
+
+    def _focused_path(self) -> str | None:
+        focused = self.focusWidget()
+        if focused is None or not self.form_host.isAncestorOf(focused):
+            return None
+        return next((path for path, editor in self.editors.items() if editor.isAncestorOf(focused)), None)
 
     def _structure_of(self, step: AnyStep) -> object:
         """Return what decides which editors the form has; values alone never change it."""
