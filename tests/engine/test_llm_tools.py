@@ -38,8 +38,7 @@ class Harness:
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
-        requests: list[RecordedRequest] = self.server.chat_requests
-        return requests
+        return self.server.chat_requests
 
 
 def _start(provider: str) -> AbstractContextManager[Any]:

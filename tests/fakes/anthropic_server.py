@@ -78,13 +78,11 @@ def server_error(status: int = 500, retry_after: str | None = None) -> RawReply:
 class FakeAnthropicServer(FakeLlmServer):
     """The running server: its root URL, the requests it received, and its script of replies."""
 
-    @property
-    def chat_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path == "/v1/messages"]
+    chat_path = "/v1/messages"
 
     def _routes(self) -> list[BaseRoute]:
         return [
-            Route("/v1/messages", self._chat, methods=["POST"]),
+            Route(self.chat_path, self._chat, methods=["POST"]),
             Route("/v1/models", self._list_models, methods=["GET"]),
         ]
 

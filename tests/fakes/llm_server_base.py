@@ -114,6 +114,8 @@ class FakeLlmServer:
 
     # Content type of streamed replies and of RawStream replies.
     stream_media_type = "text/event-stream"
+    # Path of the provider's chat resource.
+    chat_path = ""
 
     def __init__(self, *, api_key: str | None, models: Sequence[str], base_path: str = "") -> None:
         self._api_key = api_key
@@ -169,6 +171,11 @@ class FakeLlmServer:
     def set_models(self, models: Sequence[str]) -> None:
         """Replace the model list the server returns."""
         self._models = list(models)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """The chat requests received so far, in order."""
+        return [r for r in self.requests if r.path == self.chat_path]
 
     @property
     def pending_script(self) -> int:

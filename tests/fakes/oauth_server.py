@@ -213,7 +213,9 @@ class FakeOAuthServer(_ThreadedApp):
         client = RegisteredClient(client_id=f"dyn-{secrets.token_hex(6)}", redirect_uris=uris)
         with self._lock:
             self.clients[client.client_id] = client
-        return JSONResponse({"client_id": client.client_id, "redirect_uris": uris, "client_id_issued_at": int(self.now())}, 201)
+        return JSONResponse(
+            {"client_id": client.client_id, "redirect_uris": uris, "client_id_issued_at": int(self.now())}, 201
+        )
 
     async def _authorize(self, request: Request) -> Response:
         params = dict(request.query_params)
@@ -224,7 +226,9 @@ class FakeOAuthServer(_ThreadedApp):
             return _oauth_error("invalid_request", "unknown client_id or redirect_uri", 400)
         state = params.get("state", "")
         if self.deny_authorization:
-            return _redirect(redirect_uri, error="access_denied", error_description="the user denied access", state=state)
+            return _redirect(
+                redirect_uri, error="access_denied", error_description="the user denied access", state=state
+            )
         if params.get("response_type") != "code" or params.get("code_challenge_method") != "S256":
             return _redirect(redirect_uri, error="invalid_request", state=state)
         code = secrets.token_urlsafe(16)

@@ -57,6 +57,8 @@ def model_not_found(model: str = "missing-model") -> RawReply:
 class FakeOllamaServer(FakeLlmServer):
     """The running server: its root URL, the requests it received, and its script of replies."""
 
+    chat_path = "/api/chat"
+
     stream_media_type = "application/x-ndjson"
 
     def __init__(self, *, api_key: str | None, models: Sequence[str]) -> None:
@@ -64,13 +66,9 @@ class FakeOllamaServer(FakeLlmServer):
         # When set, GET /api/tags returns this reply instead of the model list.
         self.tags_reply: RawReply | None = None
 
-    @property
-    def chat_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path == "/api/chat"]
-
     def _routes(self) -> list[BaseRoute]:
         return [
-            Route("/api/chat", self._chat, methods=["POST"]),
+            Route(self.chat_path, self._chat, methods=["POST"]),
             Route("/api/tags", self._tags, methods=["GET"]),
         ]
 

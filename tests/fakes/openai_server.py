@@ -113,16 +113,14 @@ def html_page(status: int = 200) -> RawReply:
 class FakeOpenAIServer(FakeLlmServer):
     """The running server: its URL (``http://127.0.0.1:PORT/v1``), the requests it received, its script of replies."""
 
+    chat_path = "/v1/chat/completions"
+
     def __init__(self, *, api_key: str | None, models: Sequence[str]) -> None:
         super().__init__(api_key=api_key, models=models, base_path="/v1")
 
-    @property
-    def chat_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.endswith("/chat/completions")]
-
     def _routes(self) -> list[BaseRoute]:
         return [
-            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route(self.chat_path, self._chat, methods=["POST"]),
             Route("/v1/models", self._list_models, methods=["GET"]),
         ]
 
