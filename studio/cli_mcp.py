@@ -218,8 +218,22 @@ def _cmd_instances(store: Any, args: argparse.Namespace) -> int:
 
 def _cmd_add(store: Any, args: argparse.Namespace) -> int:
     from studio.mcp.catalog import add_entry, detect_remote_transport, get_entry
-    from studio.mcp.instances import Profile, Timeouts, create_instance
+    from studio.mcp.instances import (
+        Profile,
+        Timeouts,
+        check_profile,
+        check_timeouts,
+        create_instance,
+        list_instances,
+    )
 
+    profile = Profile(args.profile, env=_parse_env(args.env), args=tuple(args.profile_arg))
+    timeouts = Timeouts(args.connect_timeout, args.call_timeout, not args.no_progress_extends)
+    # Checked before a new catalog entry is written, so invalid input leaves nothing behind.
+    check_profile(profile, args.name)
+    check_timeouts(timeouts)
+    if args.name in {instance.name for instance in list_instances(store)}:
+        raise McpCliError(f"an MCP instance named {args.name!r} exists already; choose another name")
     if args.entry:
         entry = get_entry(store, args.entry)
     elif args.server_command:
@@ -229,8 +243,6 @@ def _cmd_add(store: Any, args: argparse.Namespace) -> int:
         if transport == "auto":
             transport = asyncio.run(detect_remote_transport(args.url))
         entry = add_entry(store, args.name, transport, url=args.url)
-    profile = Profile(args.profile, env=_parse_env(args.env), args=tuple(args.profile_arg))
-    timeouts = Timeouts(args.connect_timeout, args.call_timeout, not args.no_progress_extends)
     instance = create_instance(
         store,
         entry,

@@ -6,13 +6,16 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from studio.engine.executors.mcp_model import McpServerSpec
 from studio.mcp.catalog import STUDIO_TOOLS_COMMAND
 from studio.mcp.errors import McpConfigError
 from studio.mcp.instances import Binding, McpInstance, get_instance
 from studio.secrets import Connection, SecretVault, open_vault, resolve_headers
 from studio.store import Store
+
+if TYPE_CHECKING:
+    from studio.engine.executors.mcp_model import McpServerSpec
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,9 @@ def _build(
     url: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> McpServerSpec:
+    # Imported here because the engine package imports this module (its executors resolve instances).
+    from studio.engine.executors.mcp_model import McpServerSpec
+
     return McpServerSpec(
         transport=transport,  # type: ignore[arg-type]  # 'sse' is checked by McpServerSpec itself
         command=command,

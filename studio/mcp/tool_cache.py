@@ -5,16 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import JsonValue
 from sqlalchemy import delete, insert, select
 
-from studio.engine.executors.mcp_model import ToolInfo
 from studio.mcp.instances import list_instances
 from studio.model.validation_tools import ToolCatalog
 from studio.store import Store
 from studio.store.mcp_tables import mcp_tool_cache
+
+if TYPE_CHECKING:
+    # Not imported at run time: the engine package imports studio.mcp, so this would be circular.
+    from studio.engine.executors.mcp_model import ToolInfo
 
 
 @dataclass(frozen=True)

@@ -142,8 +142,15 @@ def test_migration_moves_old_instances(tmp_path: Path) -> None:
         for name, command_name, env in (("tools", "studio-tools", {}), ("git", "mcp-server-git", {"GIT_DIR": "/r"})):
             connection.execute(
                 insert(t.mcp_instances).values(
-                    id=f"id-{name}", workspace_id=old.workspace_id, project_id=old.project_id, name=name,
-                    transport="stdio", command=command_name, args=["--verbose"], env=env, created_at=1.0,
+                    id=f"id-{name}",
+                    workspace_id=old.workspace_id,
+                    project_id=old.project_id,
+                    name=name,
+                    transport="stdio",
+                    command=command_name,
+                    args=["--verbose"],
+                    env=env,
+                    created_at=1.0,
                 )
             )
     old.close()

@@ -127,9 +127,7 @@ def test_studio_tools_runs_with_this_python(store: Store) -> None:
     assert spec.args == ("-m", "studio.toolserver", "--root", "/tmp")
 
 
-def test_env_binding_reads_vault(
-    store: Store, file_vault: SecretVault, echo_command: tuple[str, list[str]]
-) -> None:
+def test_env_binding_reads_vault(store: Store, file_vault: SecretVault, echo_command: tuple[str, list[str]]) -> None:
     connection = create_connection(store, file_vault, "echo key", "api_key", secret=SECRET)
     echo_instance(store, echo_command, bindings=[Binding("env", "ECHO_API_KEY", connection.id)])
 
@@ -172,9 +170,7 @@ def test_header_binding_builds_bearer(store: Store, file_vault: SecretVault) -> 
 
 
 def test_raw_header_for_api_key_setting(store: Store, file_vault: SecretVault) -> None:
-    connection = create_connection(
-        store, file_vault, "raw", "api_key", secret=SECRET, settings={"header": "X-Api-Key"}
-    )
+    connection = create_connection(store, file_vault, "raw", "api_key", secret=SECRET, settings={"header": "X-Api-Key"})
     entry = add_entry(store, "remote", "http", url="http://127.0.0.1:9/mcp")
     create_instance(store, entry, bindings=[Binding("header", "X-Api-Key", connection.id)])
 
@@ -257,7 +253,11 @@ async def test_start_caches_tool_list(store: Store, echo_command: tuple[str, lis
 
     assert cached is not None
     assert cached.server_info["server_name"] == "echo-server"
-    assert [(e.instance_name, e.tool_name) for e in entries] == [("echo", "echo"), ("echo", "env_value")]
+    assert [(e.instance_name, e.tool_name) for e in entries] == [
+        ("echo", "echo"),
+        ("echo", "env_value"),
+        ("echo", "log_line"),
+    ]
     assert entries[0].server_url.startswith(f"stdio:{sys.executable}")
     assert entries[0].input_schema["required"] == ["text"]
     assert catalog.input_schema(instance_id, None, "echo") == entries[0].input_schema

@@ -195,9 +195,7 @@ def test_claude_export_leaves_out_remote(store: Store, file_vault: SecretVault) 
     ("file_format", "document"),
     [("claude", claude_document), ("cursor", cursor_document), ("vscode", vscode_document)],
 )
-def test_round_trip(
-    tmp_path: Path, file_vault: SecretVault, file_format: str, document: Any
-) -> None:
+def test_round_trip(tmp_path: Path, file_vault: SecretVault, file_format: str, document: Any) -> None:
     first = open_store(tmp_path / "first.db")
     second = open_store(tmp_path / "second.db")
     try:

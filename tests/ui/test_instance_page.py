@@ -189,9 +189,7 @@ def test_exit_at_start_shows_stderr(qtbot: QtBot, qasync_loop: qasync.QEventLoop
 
 def test_silent_server_times_out(qtbot: QtBot, qasync_loop: qasync.QEventLoop, store: Store) -> None:
     script = "import sys; sys.stdin.read()"
-    instance_id = stdio_instance(
-        store, "silent", sys.executable, ["-c", script], timeouts=Timeouts(connect_s=1.5)
-    )
+    instance_id = stdio_instance(store, "silent", sys.executable, ["-c", script], timeouts=Timeouts(connect_s=1.5))
     page = make_page(qtbot, store, instance_id)
 
     started = qasync_loop.run_until_complete(page.start_instance())
@@ -201,7 +199,10 @@ def test_silent_server_times_out(qtbot: QtBot, qasync_loop: qasync.QEventLoop, s
 
 
 def test_html_endpoint_explained(
-    qtbot: QtBot, qasync_loop: qasync.QEventLoop, store: Store, html_server: str  # noqa: F811
+    qtbot: QtBot,
+    qasync_loop: qasync.QEventLoop,
+    store: Store,
+    html_server: str,  # noqa: F811
 ) -> None:
     entry = add_entry(store, "web page", "http", url=f"{html_server}/mcp")
     instance = create_instance(store, entry, timeouts=Timeouts(connect_s=10))
@@ -214,9 +215,7 @@ def test_html_endpoint_explained(
     assert "Check that the server is running" in page.error_label.text()
 
 
-def test_unauthorized_explained(
-    qtbot: QtBot, qasync_loop: qasync.QEventLoop, store: Store, token_server: str
-) -> None:
+def test_unauthorized_explained(qtbot: QtBot, qasync_loop: qasync.QEventLoop, store: Store, token_server: str) -> None:
     entry = add_entry(store, "token server", "http", url=token_server)
     instance = create_instance(store, entry, timeouts=Timeouts(connect_s=10))
     page = make_page(qtbot, store, instance.id)
@@ -228,9 +227,7 @@ def test_unauthorized_explained(
     assert "page-token-8812" not in page.error_label.text()
 
 
-def test_panel_imports_and_starts(
-    qtbot: QtBot, qasync_loop: qasync.QEventLoop, store: Store, tmp_path: Path
-) -> None:
+def test_panel_imports_and_starts(qtbot: QtBot, qasync_loop: qasync.QEventLoop, store: Store, tmp_path: Path) -> None:
     config = tmp_path / "claude_desktop_config.json"
     config.write_text(json.dumps({"mcpServers": {"studio": {"command": "studio-tools", "args": []}}}))
     window = QMainWindow()

@@ -1,0 +1,214 @@
+"""The ``studio mcp`` commands as a user runs them: subprocesses on a temporary database and real servers.
+
+The commands run through ``python -m studio.cli_mcp``, which has the same parser and handler that
+the main ``studio`` command includes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, cli_env
+from tests.secrets.keyring_backends import PASSPHRASE
+
+pytestmark = pytest.mark.slow
+
+ECHO_SERVER = REPO_ROOT / "tests" / "mcp" / "echo_server.py"
+GITHUB_TOKEN = "ghp_cliImportToken0987654321zyxw"
+
+
+def mcp(db: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "studio.cli_mcp", "--db", str(db), "mcp", *args],
+        capture_output=True,
+        text=True,
+        env=env or cli_env(),
+        timeout=120,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+
+
+def vault_env(tmp_path: Path) -> dict[str, str]:
+    return cli_env(
+        STUDIO_SECRETS_BACKEND="file",
+        STUDIO_SECRETS_FILE=str(tmp_path / "secrets.cfg"),
+        STUDIO_SECRETS_PASSPHRASE=PASSPHRASE,
+    )
+
+
+def test_catalog_lists_builtin(tmp_path: Path) -> None:
+    result = mcp(tmp_path / "s.db", "catalog", "--json")
+
+    assert result.returncode == 0, result.stderr
+    entries = json.loads(result.stdout)
+    assert entries[0]["id"] == "builtin:studio-tools"
+    assert entries[0]["builtin"] is True
+
+
+def test_add_start_tools_call(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+
+    added = mcp(db, "add", "tools", "--entry", "Studio tools", "--profile-arg=--root", f"--profile-arg={tmp_path}")
+    started = mcp(db, "start", "tools")
+    cached = mcp(db, "tools", "tools", "--cached", "--json")
+    called = mcp(db, "call", "tools", "text_stats", "--args", '{"text": "a b c"}')
+    listed = mcp(db, "instances", "--json")
+
+    assert added.returncode == 0, added.stderr
+    assert "Added MCP instance" in added.stdout
+    assert started.returncode == 0, started.stderr
+    assert "server studio-tools 0.1.0" in started.stdout
+    assert "Capabilities: prompts, resources, tools" in started.stdout
+    assert "text_stats(text, top)" in started.stdout
+    assert cached.returncode == 0, cached.stderr
+    assert "text_stats" in [tool["name"] for tool in json.loads(cached.stdout)]
+    assert called.returncode == 0, called.stderr
+    assert json.loads(called.stdout)["value"]["words"] == 3
+    assert json.loads(listed.stdout)[0]["cached_tools"] > 0
+
+
+def test_call_error_result_exits_1(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    mcp(db, "add", "tools", "--entry", "Studio tools")
+
+    result = mcp(db, "call", "tools", "fail", "--args", '{"message": "planned failure"}')
+
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["is_error"] is True
+
+
+def test_custom_command_and_env(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    added = mcp(db, "add", "echo", "--command", sys.executable, "--arg", str(ECHO_SERVER), "--env", "ECHO_MODE=quiet")
+
+    result = mcp(db, "call", "echo", "env_value", "--args", '{"name": "ECHO_MODE"}')
+
+    assert added.returncode == 0, added.stderr
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["value"] == {"result": "quiet"}
+
+
+def test_import_bind_and_export(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    env = vault_env(tmp_path)
+    config = tmp_path / "claude_desktop_config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "echo": {
+                        "command": sys.executable,
+                        "args": [str(ECHO_SERVER)],
+                        "env": {"GITHUB_TOKEN": GITHUB_TOKEN, "ECHO_MODE": "loud"},
+                    }
+                }
+            }
+        )
+    )
+    exported_path = tmp_path / "out.json"
+
+    imported = mcp(db, "import", str(config), env=env)
+    secret = mcp(db, "call", "echo", "env_value", "--args", '{"name": "GITHUB_TOKEN"}', env=env)
+    exported = mcp(db, "export", "--format", "vscode", "-o", str(exported_path), env=env)
+
+    assert imported.returncode == 0, imported.stderr
+    assert "Stored a secret as connection 'echo GITHUB_TOKEN'" in imported.stdout
+    assert secret.returncode == 0, secret.stderr
+    assert json.loads(secret.stdout)["value"] == {"result": GITHUB_TOKEN}
+    assert exported.returncode == 0, exported.stderr
+    text = exported_path.read_text()
+    assert GITHUB_TOKEN not in text
+    assert json.loads(text)["servers"]["echo"]["env"] == {
+        "ECHO_MODE": "loud",
+        "GITHUB_TOKEN": "${input:echo-github-token}",
+    }
+    assert GITHUB_TOKEN.encode() not in db.read_bytes()
+
+
+def test_unbound_placeholder_then_bind(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    env = vault_env(tmp_path)
+    config = tmp_path / "mcp.json"
+    config.write_text(
+        json.dumps(
+            {
+                "servers": {
+                    "echo": {
+                        "type": "stdio",
+                        "command": sys.executable,
+                        "args": [str(ECHO_SERVER)],
+                        "env": {"API_TOKEN": "${input:token}"},
+                    }
+                }
+            }
+        )
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "--db",
+            str(db),
+            "connections",
+            "add",
+            "echo token",
+            "--kind",
+            "bearer",
+            "--base-url",
+            "http://127.0.0.1:9",
+        ],
+        input="echo-secret-3344\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=120,
+    )
+
+    imported = mcp(db, "import", str(config), env=env)
+    before = mcp(db, "start", "echo", env=env)
+    bound = mcp(db, "bind", "echo", "--env", "API_TOKEN", "--connection", "echo token", env=env)
+    after = mcp(db, "call", "echo", "env_value", "--args", '{"name": "API_TOKEN"}', env=env)
+
+    assert "needs a connection: echo: env API_TOKEN" in imported.stderr
+    assert before.returncode == 2
+    assert "needs a connection; bind one with 'studio mcp bind echo --env API_TOKEN" in before.stderr
+    assert bound.returncode == 0, bound.stderr
+    assert json.loads(after.stdout)["value"] == {"result": "echo-secret-3344"}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("start", "ghost"), "MCP instance 'ghost' was not found"),
+        (("call", "ghost", "t", "--args", "[1]"), "--args must be a JSON object, got list"),
+        (("call", "ghost", "t", "--args", "{x"), "--args is not valid JSON"),
+        (("import", "/no/such/file.json"), "cannot read /no/such/file.json"),
+        (("add", "x", "--entry", "nope"), "MCP catalog entry 'nope' was not found"),
+        (("add", "x", "--command", "srv", "--env", "NOVALUE"), "--env 'NOVALUE' is invalid; write --env NAME=VALUE"),
+        (("add", "x", "--command", "srv", "--env", "API_KEY=sk-1234"), "looks like a secret"),
+    ],
+)
+def test_bad_input_exits_2(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    result = mcp(tmp_path / "s.db", *args)
+
+    assert result.returncode == 2
+    assert expected in result.stderr
+
+
+def test_broken_server_exits_1(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    mcp(db, "add", "broken", "--command", str(tmp_path / "missing-server"))
+
+    result = mcp(db, "start", "broken")
+
+    assert result.returncode == 1
+    assert "missing-server' was not found" in result.stderr
