@@ -336,6 +336,7 @@ class WorkflowScene(QGraphicsScene):
     def _on_document_steps_moved(self, step_ids: list[str]) -> None:
         document = self._require_document()
         containers: set[str] = set()
+        unplaced: list[str] = []
         for step_id in step_ids:
             item = self._nodes.get(step_id)
             if item is None or not document.has_step(step_id):
@@ -345,10 +346,27 @@ class WorkflowScene(QGraphicsScene):
                 containers.add(parent.step_id)
                 continue
             position = document.find_step(step_id).position
-            if position is not None and (item.pos().x(), item.pos().y()) != (position.x, position.y):
+            if position is None:
+                unplaced.append(step_id)
+            elif (item.pos().x(), item.pos().y()) != (position.x, position.y):
                 item.setPos(QPointF(position.x, position.y))
+        if unplaced:
+            self._place_by_layout(unplaced)
         self._replace_bodies(containers)
         self._grow_scene_rect([self._nodes[step_id] for step_id in step_ids if step_id in self._nodes])
+
+    def _place_by_layout(self, step_ids: list[str]) -> None:
+        """Put top-level steps that lost their stored position (an undone first move) back at their layout place.
+
+        This lays out the whole top level, as the first build did, so it is slow for very large workflows.
+        """
+        workflow = self._require_document().workflow
+        items = {step.id: self._nodes[step.id] for step in workflow.steps if step.id in self._nodes}
+        edges = workflow_edges(workflow, self._references)
+        positions = self._scope_positions(workflow.steps, None, edges, container_of(workflow), items)
+        for step_id in step_ids:
+            if step_id in positions:
+                self._nodes[step_id].setPos(QPointF(*positions[step_id]))
 
     def _on_document_step_renamed(self, old_id: str, new_id: str) -> None:
         self._rebuild_item(old_id, new_id)

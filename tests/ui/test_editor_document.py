@@ -137,6 +137,7 @@ def test_move_do_undo_redo(document: EditorDocument, scene: WorkflowScene) -> No
     assert (position.x, position.y) == (500.0, 300.0)
     undo(document)
     assert document.find_step("total").position is None
+    assert (item.pos().x(), item.pos().y()) == start
     redo(document)
     assert (item.pos().x(), item.pos().y()) == (500.0, 300.0)
     assert start != (500.0, 300.0)
