@@ -35,6 +35,7 @@ from PySide6.QtWidgets import QApplication, QGraphicsScene
 
 from studio.canvas import edge_item, node_item
 from studio.canvas.document import EditorDocument
+from studio.canvas.node_item import DETAIL_ZOOM, PLAIN_ZOOM
 from studio.canvas.scene import WorkflowScene
 from studio.canvas.view import CanvasView
 from studio.model.document import workflow_from_data
@@ -140,9 +141,9 @@ def plain_scene_timing(workflow: Workflow) -> Timing:
 
 def set_level_of_detail(enabled: bool, view: CanvasView) -> None:
     """Turn both the per-item cheap painting and the overview batch on or off."""
-    threshold = 0.4 if enabled else 0.0
-    node_item.DETAIL_ZOOM = threshold
-    edge_item.DETAIL_ZOOM = threshold
+    node_item.DETAIL_ZOOM = DETAIL_ZOOM if enabled else 0.0
+    node_item.PLAIN_ZOOM = PLAIN_ZOOM if enabled else 0.0
+    edge_item.PLAIN_ZOOM = PLAIN_ZOOM if enabled else 0.0
     view.set_overview_enabled(enabled)
 
 

@@ -34,6 +34,8 @@ RESIZE_HANDLE = 14.0
 GROUP_PADDING = 24.0
 """Space between a group's frame and its steps' boxes, in scene units."""
 GROUP_TITLE_HEIGHT = 26.0
+GROUP_TITLE_MIN_PIXELS = 9.0
+"""Smallest on-screen height of a group title while the title bar has room for it, in pixels."""
 
 
 class _NoteText(QGraphicsTextItem):
@@ -193,6 +195,10 @@ class GroupItem(QGraphicsObject):
         painter.drawRoundedRect(self._rect, 10.0, 10.0)
         font = QFont(painter.font())
         font.setBold(True)
+        # Zoomed out, the title grows in scene units so it stays readable, up to the title bar's height.
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        pixels = max(QFontMetricsF(font).height(), GROUP_TITLE_MIN_PIXELS / max(lod, 1e-3))
+        font.setPixelSize(max(1, round(min(pixels, GROUP_TITLE_HEIGHT * 0.8))))
         painter.setFont(font)
         painter.setPen(palette.color(QPalette.ColorRole.Text))
         metrics = QFontMetricsF(font)

@@ -7,8 +7,8 @@ from PySide6.QtGui import QPainter, QPainterPath, QPainterPathStroker, QPen, QPo
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from studio.canvas import theme
-from studio.canvas.node_item import DETAIL_ZOOM as DETAIL_ZOOM  # re-exported: the benchmark switches it off here too
-from studio.canvas.node_item import NodeItem
+from studio.canvas.node_item import PLAIN_ZOOM as PLAIN_ZOOM  # re-exported: the benchmark switches it off here too
+from studio.canvas.node_item import PORT_RADIUS, NodeItem
 
 ARROW_LENGTH = 10.0
 ARROW_HALF_WIDTH = 5.0
@@ -68,7 +68,9 @@ class EdgeItem(QGraphicsItem):
     def update_path(self) -> None:
         """Recompute the curve from the current node anchors."""
         start = self._source.output_anchor()
-        end = self._target.input_anchor()
+        # The arrow's tip touches the input port's circle instead of hiding under it.
+        anchor = self._target.input_anchor()
+        end = QPointF(anchor.x() - PORT_RADIUS, anchor.y())
         tip_base = QPointF(end.x() - ARROW_LENGTH, end.y())
         reach = max(40.0, abs(tip_base.x() - start.x()) / 2.0)
         path = QPainterPath(start)
@@ -94,7 +96,7 @@ class EdgeItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         color = theme.edge_color(theme.palette(), implied=self._implied, selected=self.isSelected())
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        if lod < DETAIL_ZOOM:
+        if lod < PLAIN_ZOOM:
             # A straight thin line without arrowhead or antialiasing is enough at this size.
             painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
             painter.setPen(QPen(color, 0.0))

@@ -14,7 +14,7 @@ from studio.canvas.view import CanvasView
 
 logger = logging.getLogger(__name__)
 
-MINIMAP_SIZE = (220, 150)
+MINIMAP_SIZE = (180, 120)
 """Width and height of the minimap in device-independent pixels."""
 MINIMAP_MARGIN = 12
 REFRESH_DELAY_MS = 60
@@ -47,8 +47,12 @@ class Minimap(QWidget):
             self._timer.start()
 
     def _place(self) -> None:
-        viewport = self._view.viewport().geometry()
-        self.move(viewport.right() - self.width() - MINIMAP_MARGIN, viewport.bottom() - self.height() - MINIMAP_MARGIN)
+        # The view's own size, because its viewport is resized only after this filter sees the event.
+        frame = self._view.frameWidth()
+        self.move(
+            self._view.width() - frame - self.width() - MINIMAP_MARGIN,
+            self._view.height() - frame - self.height() - MINIMAP_MARGIN,
+        )
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self._view and event.type() == QEvent.Type.Resize:

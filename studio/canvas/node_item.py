@@ -16,9 +16,14 @@ if TYPE_CHECKING:
     from studio.canvas.edge_item import EdgeItem
 
 PIN_TOOLTIP = "output pinned: test runs use it instead of running the step"
-PIN_BADGE_TEXT = "📌 pinned"
+PIN_BADGE_TEXT = "pinned"
+"""Badge text. The badge draws its own pin dot, because an emoji needs a font that many Linux systems lack."""
 DETAIL_ZOOM = 0.4
-"""Below this zoom factor items paint plain boxes without text or icons, which keeps large graphs fast."""
+"""Below this zoom factor nodes paint a summary (icon and an enlarged title) instead of every detail."""
+PLAIN_ZOOM = 0.15
+"""Below this zoom factor nodes paint plain boxes without text or icons, which keeps large graphs fast."""
+SUMMARY_TEXT_PIXELS = 9.0
+"""Height of the title on screen when a node paints its summary, in device-independent pixels."""
 PORT_RADIUS = 6.0
 """Radius of the input and output port circles, in scene units."""
 PORT_HIT_RADIUS = 12.0
@@ -231,10 +236,14 @@ class NodeItem(QGraphicsObject):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         palette = theme.palette()
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        if lod < DETAIL_ZOOM:
+        if lod < min(PLAIN_ZOOM, DETAIL_ZOOM):
             # Plain boxes without antialiasing: at this size rounded corners and text are invisible anyway.
             painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
             self._paint_cheap(painter, palette)
+            return
+        if lod < DETAIL_ZOOM:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            self._paint_summary(painter, palette, lod)
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         self._paint_frame(painter, palette)
@@ -266,6 +275,25 @@ class NodeItem(QGraphicsObject):
         text = str(self._problem_count) if self._problem_count < 100 else "99+"
         painter.drawText(QRectF(center.x() - radius, center.y() - radius, 2 * radius, 2 * radius),
                          Qt.AlignmentFlag.AlignCenter, text)
+
+    def _paint_summary(self, painter: QPainter, palette: QPalette, lod: float) -> None:
+        """Draw the frame, a large icon and the title in a font that stays readable when zoomed out."""
+        self._paint_frame(painter, palette)
+        height = self.HEIGHT
+        icon_size = self.ICON_SIZE * 1.4
+        icon_rect = QRectF(self.MARGIN, (height - icon_size) / 2.0, icon_size, icon_size)
+        icon = step_icon(self._step_type)
+        painter.drawPixmap(icon_rect, icon, QRectF(icon.rect()))
+        font = QFont(painter.font())
+        font.setBold(True)
+        font.setPixelSize(max(1, round(SUMMARY_TEXT_PIXELS / lod)))
+        painter.setFont(font)
+        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        left = icon_rect.right() + self.MARGIN / 2.0
+        text_rect = QRectF(left, 2.0, self._size[0] - left - self.MARGIN / 2.0, height - 4.0)
+        # Two lines fit in the box at every summary zoom, so long titles wrap instead of being cut to a few letters.
+        flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextWordWrap
+        painter.drawText(text_rect, int(flags), self._title)
 
     def _paint_cheap(self, painter: QPainter, palette: QPalette) -> None:
         painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), 8.0) if self.isSelected() else Qt.PenStyle.NoPen)
@@ -318,14 +346,18 @@ class NodeItem(QGraphicsObject):
     def _paint_pin(self, painter: QPainter, palette: QPalette, font: QFont, area: QRectF) -> None:
         """Draw the pin badge at the right end of the type label's line, clear of the title."""
         metrics = QFontMetricsF(font)
-        width = metrics.horizontalAdvance(PIN_BADGE_TEXT) + 12.0
+        width = metrics.horizontalAdvance(PIN_BADGE_TEXT) + 22.0
         badge = QRectF(area.right() - self.MARGIN - width, area.top() + self.MARGIN + 16.0, width, 16.0)
-        painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), 1.2))
+        highlight = palette.color(QPalette.ColorRole.Highlight)
+        painter.setPen(QPen(highlight, 1.2))
         painter.setBrush(palette.color(QPalette.ColorRole.Base))
         painter.drawRoundedRect(badge, 8.0, 8.0)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(highlight)
+        painter.drawEllipse(QPointF(badge.left() + 9.0, badge.center().y()), 3.0, 3.0)
         painter.setPen(palette.color(QPalette.ColorRole.Text))
         painter.setFont(font)
-        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, PIN_BADGE_TEXT)
+        painter.drawText(badge.adjusted(14.0, 0.0, 0.0, 0.0), Qt.AlignmentFlag.AlignCenter, PIN_BADGE_TEXT)
 
     def _paint_badge(self, painter: QPainter, palette: QPalette, font: QFont, top_left: QPointF) -> None:
         metrics = QFontMetricsF(font)

@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from studio.canvas import CanvasView, ContainerItem, NodeItem, WorkflowScene
-from studio.canvas.node_item import DETAIL_ZOOM
+from studio.canvas.node_item import PLAIN_ZOOM
 from studio.canvas.theme import status_color
 from studio.model.document import workflow_from_data
 from studio.model.workflow import LuaScriptStep
@@ -167,7 +167,7 @@ def test_zoomed_out_nodes_paint_plain_boxes(qapp: QApplication, pipeline: dict[s
     scene.set_step_status("total", "completed")
     total = scene.node_item("total")
     assert total is not None
-    small = render_item(scene, total, scale=DETAIL_ZOOM / 2)
+    small = render_item(scene, total, scale=PLAIN_ZOOM / 2)
     centre = small.pixelColor(small.width() // 2, small.height() // 2)
     assert color_distance(centre, status_color("completed")) < 30
 
