@@ -1,4 +1,8 @@
-"""Tests of tool calling, stop sequences, history and Retry-After across the three providers' loopback fakes."""
+"""Tests of the provider features across the three providers' loopback fakes.
+
+Tool calling, stop sequences, history, schema-checked JSON output and Retry-After, each run against the
+OpenAI, Anthropic and Ollama fakes.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ from studio.engine.executors.llm_errors import LlmConfigError, LlmOutputError
 from tests.fakes import anthropic_server as anthropic_fake
 from tests.fakes import ollama_server as ollama_fake
 from tests.fakes.llm_server_base import FakeLlmServer, RecordedRequest
-from tests.fakes.openai_server import TextReply, openai_server
+from tests.fakes.openai_server import TextReply, json_reply, openai_server
 from tests.fakes.openai_server import rate_limited as openai_rate_limited
+from tests.fakes.openai_server import server_error as openai_server_error
 
 WEATHER = ToolSpec(
     name="get_weather",
@@ -150,13 +155,14 @@ async def test_tool_choice_sent(
 
 
 @pytest.mark.parametrize("stream", [True, False])
-async def test_invalid_tool_arguments_fail_clearly(harness: Harness, client: httpx.AsyncClient, stream: bool) -> None:
-    if harness.provider != "openai":
-        pytest.skip("only the OpenAI protocol sends arguments as free text; the others send JSON objects")
-    harness.server.script(TextReply("", tool_calls=[("get_weather", '{"city": "Os')]))
+async def test_invalid_tool_arguments_fail_clearly(client: httpx.AsyncClient, stream: bool) -> None:
+    # Only the OpenAI protocol sends arguments as free text; the others send JSON objects.
+    with openai_server() as server:
+        server.script(TextReply("", tool_calls=[("get_weather", '{"city": "Os')]))
+        endpoint = LlmEndpoint("openai", server.base_url)
 
-    with pytest.raises(LlmOutputError) as caught:
-        await chat_completion(client, harness.endpoint, tool_request(), stream=stream)
+        with pytest.raises(LlmOutputError) as caught:
+            await chat_completion(client, endpoint, tool_request(), stream=stream)
 
     assert "tool 'get_weather'" in caught.value.message
     assert "not valid JSON" in caught.value.message
@@ -209,6 +215,58 @@ async def test_retry_after_respected(harness: Harness, client: httpx.AsyncClient
     assert result.text == "after the wait"
     assert len(harness.chat_requests) == 2
     assert elapsed >= 0.4
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_server_error_retry_after_respected(harness: Harness, client: httpx.AsyncClient, status: int) -> None:
+    if harness.provider == "anthropic":
+        failure = anthropic_fake.server_error(status, retry_after="0.3")
+    else:
+        failure = openai_server_error(status, retry_after="0.3")
+    harness.server.script(failure, TextReply("recovered"))
+
+    started = time.monotonic()
+    result = await chat_completion(client, harness.endpoint, ChatRequest("fake-model", None, "Hi"))
+    elapsed = time.monotonic() - started
+
+    assert result.text == "recovered"
+    assert len(harness.chat_requests) == 2
+    assert elapsed >= 0.3
+
+
+# --- JSON output ----------------------------------------------------------------------------------------
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+    "required": ["name", "age"],
+}
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_schema_mismatch_then_valid(harness: Harness, client: httpx.AsyncClient, stream: bool) -> None:
+    harness.server.script(json_reply({"name": "Ada"}), json_reply({"name": "Ada", "age": 36}))
+
+    result = await chat_completion(
+        client, harness.endpoint, ChatRequest("fake-model", None, "Who?", output_schema=PERSON), stream=stream
+    )
+
+    assert result.value == {"name": "Ada", "age": 36}
+    assert len(harness.chat_requests) == 2
+    corrective = harness.chat_requests[-1].json["messages"][-1]["content"]
+    assert "'age' is a required property" in corrective
+
+
+async def test_schema_mismatch_twice_fails(harness: Harness, client: httpx.AsyncClient) -> None:
+    harness.server.script(json_reply({"name": "Ada"}), json_reply({"name": "Ada", "age": -1}))
+
+    with pytest.raises(LlmOutputError) as caught:
+        await chat_completion(client, harness.endpoint, ChatRequest("fake-model", None, "Who?", output_schema=PERSON))
+
+    assert len(harness.chat_requests) == 2
+    assert "does not match the output schema at $.age" in caught.value.message
+    assert "-1 is less than the minimum of 0" in caught.value.message
+    assert caught.value.retryable
 
 
 # --- request checks -------------------------------------------------------------------------------------
