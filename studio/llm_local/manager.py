@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 class LocalModelManager:
-    """Owns at most one local model server and hands out its endpoint, starting the server when needed."""
+    """Owner of at most one local model server: returns its base URL and starts the server when needed."""
 
     def __init__(self, environ: Mapping[str, str] | None = None, settings: LocalServerSettings | None = None) -> None:
         self._environ = dict(os.environ if environ is None else environ)
@@ -31,7 +31,7 @@ class LocalModelManager:
 
     @property
     def server(self) -> LocalModelServer | None:
-        """The current server, started or not; None before the first ``base_url()`` call."""
+        """The current server, running or not. None before the first ``base_url()`` call."""
         return self._server
 
     def is_installed(self) -> bool:
@@ -67,12 +67,12 @@ class LocalModelManager:
             await self._server.stop()
 
     def stop_now(self) -> None:
-        """Stop the server when one runs, blocking; for interpreter exit and signal handlers."""
+        """Stop the server when one runs, and block until it exits (for interpreter exit and signal handlers)."""
         if self._server is not None:
             self._server.stop_now()
 
     def _loop_lock(self) -> asyncio.Lock:
-        # An asyncio.Lock belongs to one event loop; tests and the app may call from different loops in turn.
+        # An asyncio.Lock belongs to one event loop, and tests and the app may call from different loops in turn.
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:
             self._lock = asyncio.Lock()
@@ -85,7 +85,7 @@ _shared_lock = threading.Lock()
 
 
 def shared_manager() -> LocalModelManager:
-    """Return the process-wide manager, created on first use; its server is stopped when the interpreter exits."""
+    """Return the process-wide manager, created on first use. Its server is stopped when the interpreter exits."""
     global _shared_manager
     with _shared_lock:
         if _shared_manager is None:

@@ -1,4 +1,4 @@
-"""Where the local model is installed: its virtual environment, Python interpreter and GGUF model file."""
+"""Install location of the local model: its virtual environment, Python interpreter and GGUF model file."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ INSTALL_COMMAND = "tools/install-local-model.sh"
 
 MODEL_FILE_NAME = "gemma-3-270m-q4_k_m.gguf"
 LOCAL_MODEL_NAME = "gemma-3-270m"
-"""Model name the local server reports; requests may send any name, the server has only this model."""
+"""Model name the local server reports. Requests may send any name, because the server has only this model."""
 
 # Environment variables that move the install away from the default under the repository.
 ENV_DIR_VARIABLE = "STUDIO_LLAMA_ENV"

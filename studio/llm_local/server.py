@@ -26,12 +26,12 @@ _ADDRESS_IN_USE_MARKERS = ("address already in use", "error while attempting to 
 _OUTPUT_TAIL_LINES = 40
 # Seconds to wait for the process to exit after SIGTERM before it is killed.
 _STOP_GRACE_S = 5.0
-# Starts with a fresh port when the chosen one was taken between choosing and binding.
+# Starts with a new port when another process bound the chosen one before the server did.
 _MAX_PORT_ATTEMPTS = 3
 
 
 class LocalModelStartError(RuntimeError):
-    """The local model server exited or did not become ready; the message contains the end of its output."""
+    """The local model server exited or did not become ready. The message contains the end of its output."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class LocalServerSettings:
 
     # Context window in tokens: the prompt and the reply together must fit.
     context_tokens: int = 4096
-    # CPU threads for generation; None lets llama.cpp choose.
+    # CPU threads for generation. None lets llama.cpp choose.
     threads: int | None = None
     # Seconds to wait for the model to load and the server to accept requests.
     startup_timeout_s: float = 120.0
@@ -85,7 +85,7 @@ class LocalModelServer:
             return "\n".join(self._output_tail)
 
     async def start(self) -> None:
-        """Start the server and wait until it answers ``GET /v1/models``.
+        """Start the server and wait until ``GET /v1/models`` returns 200.
 
         Raises:
             LocalModelStartError: the process exited, or was not ready within ``startup_timeout_s``.
@@ -96,10 +96,10 @@ class LocalModelServer:
                 await self._wait_ready()
                 break
             except LocalModelStartError:
-                taken = any(marker in self.output_tail().lower() for marker in _ADDRESS_IN_USE_MARKERS)
-                if not taken or attempt == _MAX_PORT_ATTEMPTS:
+                port_in_use = any(marker in self.output_tail().lower() for marker in _ADDRESS_IN_USE_MARKERS)
+                if not port_in_use or attempt == _MAX_PORT_ATTEMPTS:
                     raise
-                logger.info("Port %s of the local model server was taken; trying another port", self.port)
+                logger.info("Port %s of the local model server is in use; trying another port", self.port)
         await self._check_serving()
         logger.info("Local model server pid %s serves %s at %s", self.pid, self.install.model_file, self.base_url)
 
@@ -138,7 +138,7 @@ class LocalModelServer:
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            # Its own process group, so a Ctrl+C in the studio's terminal reaches the studio only; the
+            # Its own process group, so a Ctrl+C in the studio's terminal reaches the studio only. The
             # studio stops the server itself.
             start_new_session=True,
         )
@@ -200,7 +200,7 @@ class LocalModelServer:
             response.raise_for_status()
         except httpx.HTTPError as exc:
             self.stop_now()
-            raise LocalModelStartError(f"the local model server at {url} does not answer: {exc}") from None
+            raise LocalModelStartError(f"the local model server at {url} failed its first request: {exc}") from None
 
     async def stop(self) -> None:
         """Stop the server: SIGTERM, then SIGKILL after a few seconds. Does nothing when it is not running."""
@@ -229,7 +229,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 def _free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago; the server binds it soon after."""
+    """Return a TCP port on 127.0.0.1 that was free a moment ago. The server binds it soon after."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

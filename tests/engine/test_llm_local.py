@@ -1,6 +1,6 @@
 """Tests of the local model provider: a real llama_cpp.server process with the Gemma 3 270M model.
 
-The model comes from tools/install-local-model.sh (run by tools/bootstrap-test-deps.sh). Its answers
+The model comes from tools/install-local-model.sh (run by tools/bootstrap-test-deps.sh). Its replies
 are poor, so these tests check the mechanics (streaming, token counts, stops, process lifetime), not the text.
 """
 
@@ -78,7 +78,7 @@ async def test_streaming_deltas_until_max_tokens(endpoint: LlmEndpoint, client: 
     assert len(deltas) == 16
     assert "".join(deltas) == result.text
     assert result.text.strip()
-    # The server sends no usage while streaming, so the client estimates it and says so.
+    # The server sends no usage while streaming, so the client estimates it and marks it as estimated.
     assert result.usage.estimated is True
     assert result.usage.completion_tokens > 0
     assert result.usage.prompt_tokens > 0

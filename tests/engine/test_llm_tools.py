@@ -203,10 +203,10 @@ async def test_history_sent_as_turns(harness: Harness, client: httpx.AsyncClient
 
 async def test_retry_after_respected(harness: Harness, client: httpx.AsyncClient) -> None:
     if harness.provider == "anthropic":
-        refusal = anthropic_fake.rate_limited(retry_after="0.4")
+        rate_limit_reply = anthropic_fake.rate_limited(retry_after="0.4")
     else:
-        refusal = openai_rate_limited(retry_after="0.4")
-    harness.server.script(refusal, TextReply("after the wait"))
+        rate_limit_reply = openai_rate_limited(retry_after="0.4")
+    harness.server.script(rate_limit_reply, TextReply("after the wait"))
 
     started = time.monotonic()
     result = await chat_completion(client, harness.endpoint, ChatRequest("fake-model", None, "Hi"))

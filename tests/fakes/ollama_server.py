@@ -95,7 +95,7 @@ class FakeOllamaServer(FakeLlmServer):
         return JSONResponse({"models": models})
 
     def _wants_stream(self, payload: Mapping[str, Any]) -> bool:
-        # Ollama streams unless the request says "stream": false.
+        # Ollama streams unless the request sets "stream": false.
         return bool(payload.get("stream", True))
 
     def _other_behaviour(self, behaviour: Any, payload: Mapping[str, Any]) -> Response:

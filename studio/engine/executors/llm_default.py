@@ -77,7 +77,7 @@ _model_lists: dict[str, tuple[float, list[str]]] = {}
 
 
 class LlmServices(Protocol):
-    """What resolution and sampling need from the executor services (``ExecutorServices`` has all of it)."""
+    """Executor services as resolution and sampling use them (``ExecutorServices`` provides all of it)."""
 
     store: Store | None
     environ: dict[str, str]
@@ -266,11 +266,11 @@ async def resolve_sampling_llm(
 
 async def _with_hinted_model(services: LlmServices, resolved: ResolvedLlm, hints: Sequence[str]) -> ResolvedLlm:
     """Return ``resolved`` with the first listed model that contains a hint, or unchanged when none matches."""
-    wanted = [hint.strip().lower() for hint in hints if hint.strip()]
-    if not wanted:
+    hint_texts = [hint.strip().lower() for hint in hints if hint.strip()]
+    if not hint_texts:
         return resolved
     names = await _cached_model_list(services, resolved.endpoint)
-    for hint in wanted:
+    for hint in hint_texts:
         for name in names:
             if hint in name.lower():
                 logger.debug("Sampling model hint %r picked model %s", hint, name)
