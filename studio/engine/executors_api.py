@@ -94,7 +94,9 @@ class StepContext:
     emit: Callable[[EventType, dict[str, JsonValue]], None]
     record_usage: Callable[[str, float, str, dict[str, JsonValue]], None]
     ask_person: Callable[[ElicitationRequest], Awaitable[ElicitationAnswer]] | None = None
-    """Create a pending elicitation task for this step and wait for a person's answer; None outside a run."""
+    """Create a pending elicitation task for this step and wait for a person's answer; None outside a run.
+
+    NOTE: the wait stops the MCP call's own time limit but not the step's ``timeout_s``."""
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit(EventType.STEP_LOG, {"level": level, "message": message})

@@ -868,6 +868,11 @@ class RunExecution:
         """Create an elicitation task for a running step and wait for its answer; cancel the task if the call ends."""
         task_id = new_id()
         self._elicitations[key] = number = self._elicitations.get(key, 0) + 1
+
+        for stale in self.store.list_tasks(run_id=self.run_id):
+            # A task of this step that no call waits on was left by a call that a crash interrupted.
+            if stale.step_key.startswith(f"{key}#elicitation-") and stale.id not in self._task_waiters:
+                self.store.resolve_task(stale.id, status="cancelled", decision="cancel", values={}, actor="system")
         try:
             row = elicitation.task_row(
                 request,
@@ -880,12 +885,14 @@ class RunExecution:
         except elicitation.ElicitationSchemaError as error:
             logger.info("Declined an elicitation for step %s of run %s: %s", key, self.run_id, error)
             return ElicitationAnswer(action="decline")
+
         self.journal.task_row(row)
         self.journal.event(
             EventType.STEP_WAITING, step_key=key, step_id=step.id, data={"task_id": task_id, "kind": "elicitation"}
         )
         await self.journal.flush()
         logger.info("Step %s of run %s waits for elicitation task %s", key, self.run_id, task_id)
+
         try:
             decision = await self._await_decision(None, task_id, None)
         except asyncio.CancelledError:

@@ -84,7 +84,9 @@ def everything_processes() -> list[int]:
     return sorted(pids)
 
 
-def everything_step(step_id: str, tool: str, arguments: dict[str, object], instance: str, **extra: object) -> dict[str, object]:
+def everything_step(
+    step_id: str, tool: str, arguments: dict[str, object], instance: str, **extra: object
+) -> dict[str, object]:
     """Return an mcp_call step on a server-everything instance."""
     config = {"instance_id": instance, "tool": tool, "arguments": arguments}
     return {"id": step_id, "type": "mcp_call", "config": config, **extra}

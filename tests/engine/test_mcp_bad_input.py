@@ -157,7 +157,7 @@ async def test_idempotent_crash_restarted_once(pool: McpSessionPool) -> None:
 
 
 class _StatusHandler(http.server.BaseHTTPRequestHandler):
-    """Answers every request with the status code in the first path segment, like a gateway checking tokens."""
+    """Replies to every request with the status code in the first path segment, like a gateway checking tokens."""
 
     def _reply(self) -> None:
         status = int(self.path.strip("/").split("/")[0])

@@ -122,7 +122,7 @@ class McpSessionPool:
         `timeout_s` defaults to `spec.call_timeout_s`; see `CallDeadline` for how progress and
         server requests affect it. Cancelling the awaiting task cancels the call on the server.
         `on_progress(progress, total, message)` receives the server's progress notifications for
-        this call; it runs on the event loop and must not block. `scope` says how the server's
+        this call; it runs on the event loop and must not block. `scope` decides how the server's
         sampling and elicitation requests during the call are served.
 
         When the server is lost during the call, the pool starts it again and repeats the call

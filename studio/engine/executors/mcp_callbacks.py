@@ -1,6 +1,6 @@
 """Requests an MCP server sends to the client during a tool call: sampling, elicitation and roots.
 
-A tool call carries a `CallScope` that says how its server requests are served. The session's
+A tool call carries a `CallScope` that decides how its server requests are served. The session's
 callbacks find the scope of the call a request belongs to (see `ScopeRegistry`) and hand the
 request to the scope's sampler or elicitor. `CallDeadline` is the time limit of one call, which
 progress notifications may restart and which stops while a person or an LLM serves a request.
@@ -59,7 +59,7 @@ class SamplingResponse:
 
 
 Sampler = Callable[[SamplingRequest], Awaitable[SamplingResponse]]
-"""Serves a sampling request with an LLM; raises an exception whose text says what failed."""
+"""Serves a sampling request with an LLM; raises an exception whose message names the failure."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,6 @@ class CallDeadline:
         self.reset_on_progress = reset_on_progress and timeout_s is not None
         self.max_s = max_s
         self.progress_seen = False
-        self.hit_max = False
         self._loop = asyncio.get_running_loop()
         now = self._loop.time()
         self._due: float | None = None if timeout_s is None else now + timeout_s
@@ -160,7 +159,7 @@ class CallDeadline:
 
 @dataclass
 class CallScope:
-    """How the server requests of one tool call are served, and where they are reported.
+    """Rules for serving the server requests of one tool call, and the label for reporting them.
 
     `label` names the run and step in logs. A scope without a sampler rejects sampling, and one
     without an elicitor rejects elicitation, each with a message naming what to change.
@@ -215,7 +214,7 @@ class ScopeRegistry:
             return scope
         if len(self._scopes) > 1:
             # NOTE: with several calls in flight on an older-protocol session, a server request
-            # cannot be matched to its call; it is served in the scope of the oldest call.
+            # cannot be matched to its call. It is served in the scope of the oldest call.
             logger.warning("%d MCP calls share one session; serving a server request for the oldest", len(self._scopes))
         return next(iter(self._scopes.values()), None)
 

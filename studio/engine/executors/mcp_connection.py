@@ -63,6 +63,8 @@ CLOSE_TIMEOUT_S = 10.0
 """Bound on a graceful session close; the SDK itself kills a stdio server within about 6 s."""
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 MAX_LIST_PAGES = 100
+DEFAULT_MAX_CALL_S = 3600.0
+"""Hard limit on a call whose time limit progress restarts, when the spec sets no max_call_timeout_s."""
 MCP_CONTENT_TYPES = ("application/json", "text/event-stream")
 """Content types of a streamable HTTP reply that carries MCP messages."""
 STDOUT_RULE = (
@@ -116,6 +118,7 @@ class ServerConnection:
         self._scopes = ScopeRegistry()
         self._handlers = ServerRequestHandlers(self.name, self._scopes, roots)
         self._stderr_listeners: list[StderrListener] = []
+        self._stderr_closed = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self.http_failure: tuple[int, str] | None = None
         """Status code and content type of the last HTTP reply that was an error or not MCP content."""
@@ -176,22 +179,40 @@ class ServerConnection:
 
         return remove
 
-    async def stderr_lines(self) -> AsyncIterator[str]:
-        """Yield each stderr line the server writes from now on, until the server exits or the session closes."""
+    def stderr_lines(self) -> AsyncIterator[str]:
+        """Return an iterator over the stderr lines the server writes from this call on.
+
+        For a stdio server it ends after the last line, once the server has exited. For an HTTP
+        server, which has no stderr, it ends when the session closes. The subscription starts
+        at once, so iterate the result to the end or close it with ``aclose()``.
+        """
         queue: asyncio.Queue[str] = asyncio.Queue()
         remove = self.add_stderr_listener(queue.put_nowait)
-        closed = asyncio.create_task(self._stop.wait())
+        return self._iterate_stderr(queue, remove)
+
+    async def _iterate_stderr(self, queue: asyncio.Queue[str], remove: Callable[[], None]) -> AsyncIterator[str]:
+        ended = self._stderr_closed if self.spec.transport == "stdio" else self._stop
+        closed = asyncio.create_task(ended.wait())
         try:
             while True:
                 getter = asyncio.create_task(queue.get())
                 done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                    return
-                yield getter.result()
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                # The lines were queued before the end of file was signalled, so draining loses none.
+                while not queue.empty():
+                    yield queue.get_nowait()
+                return
         finally:
             remove()
             closed.cancel()
+
+    def _on_stderr_closed(self) -> None:
+        """Signal, after the last line, that the server's stderr reached end of file."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stderr_closed.set)
 
     def _on_stderr_line(self, line: str) -> None:
         """Forward a line from the reader thread to the listeners on the event loop."""
@@ -345,9 +366,11 @@ class ServerConnection:
         """Call a tool in the caller's task; see `McpSessionPool.call_tool` for the contract."""
         client = self._require_client()
         spec = self.spec
-        deadline = CallDeadline(
-            timeout_s, reset_on_progress=spec.reset_timeout_on_progress, max_s=spec.max_call_timeout_s
-        )
+        max_s = spec.max_call_timeout_s
+        if max_s is None and spec.reset_timeout_on_progress and timeout_s is not None:
+            max_s = max(DEFAULT_MAX_CALL_S, timeout_s)
+        deadline = CallDeadline(timeout_s, reset_on_progress=spec.reset_timeout_on_progress, max_s=max_s)
+
         scope = scope or CallScope(label="a call", allow_sampling=spec.allow_sampling)
         scope.tool = tool
         scope.deadline = deadline
@@ -474,7 +497,7 @@ class ServerConnection:
         spec = self.spec
         if spec.transport == "stdio":
             assert spec.command is not None
-            self.stderr = StderrRing(self.name, on_line=self._on_stderr_line)
+            self.stderr = StderrRing(self.name, on_line=self._on_stderr_line, on_closed=self._on_stderr_closed)
             params = StdioServerParameters(
                 command=spec.command,
                 args=list(spec.args),
@@ -544,7 +567,7 @@ class ServerConnection:
         """End the session on the first stdout line that is not JSON-RPC, instead of waiting for a timeout.
 
         A server that prints anything else to stdout corrupts the protocol stream, and the request
-        it was answering would otherwise wait until its time limit.
+        it was serving would otherwise wait until its time limit.
         """
         if self.stdout_garbage is not None:
             return

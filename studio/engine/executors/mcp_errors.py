@@ -63,4 +63,3 @@ class McpProtocolError(McpError):
 
 class McpStdoutError(McpProtocolError):
     """An stdio server wrote something other than JSON-RPC to stdout, so its session was closed."""
-

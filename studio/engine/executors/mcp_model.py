@@ -49,11 +49,13 @@ class McpServerSpec:
     reset_timeout_on_progress: bool = False
     """Whether each progress notification from the server restarts the call's time limit."""
     max_call_timeout_s: float | None = None
-    """Hard limit in seconds on one call whose time limit progress notifications keep restarting."""
+    """Hard limit in seconds on one call whose time limit progress notifications keep restarting.
+
+    None means one hour, or the call timeout when that is longer."""
     allow_sampling: bool = False
     """Whether the server's sampling requests are served by the default LLM connection."""
     credential_source: str = ""
-    """Name of the connection whose secret `headers` or `env` carry, so an auth failure can say what to fix."""
+    """Name of the connection whose secret `headers` or `env` carry, so an auth failure can name what to fix."""
 
     def __post_init__(self) -> None:
         if self.transport not in ("stdio", "http"):

@@ -19,7 +19,8 @@ MAX_LINE_CHARS = 2000
 class StderrRing:
     """A pipe whose write end becomes the server's stderr; a reader thread keeps the last MAX_LINES lines.
 
-    `on_line`, when given, receives every line on the reader thread as it arrives.
+    `on_line`, when given, receives every line on the reader thread as it arrives, and `on_closed`
+    is called on that thread after the last line.
 
     The SDK hands `errlog` to the subprocess as its stderr file descriptor, so a real pipe is needed
     (an in-memory stream has no descriptor). The reader reaches end of file once the server and every
@@ -27,9 +28,15 @@ class StderrRing:
     for stdio servers.
     """
 
-    def __init__(self, server_name: str, on_line: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        server_name: str,
+        on_line: Callable[[str], None] | None = None,
+        on_closed: Callable[[], None] | None = None,
+    ) -> None:
         self._server_name = server_name
         self._on_line = on_line
+        self._on_closed = on_closed
         self._lines: collections.deque[str] = collections.deque(maxlen=MAX_LINES)
         self._lock = threading.Lock()
         self._eof = threading.Event()
@@ -86,6 +93,8 @@ class StderrRing:
         finally:
             self._reader.close()
             self._eof.set()
+            if self._on_closed is not None:
+                self._on_closed()
 
     def _append(self, raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")

@@ -1,6 +1,6 @@
 """A hand-written stdio JSON-RPC server that speaks just enough MCP (2025-11-25) to misbehave on purpose.
 
-Tool `noisy` writes a line that is not JSON-RPC to stdout and never answers; tool `ok` answers.
+Tool `noisy` writes a line that is not JSON-RPC to stdout and never replies; tool `ok` replies.
 """
 
 from __future__ import annotations

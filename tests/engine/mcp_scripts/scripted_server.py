@@ -1,4 +1,4 @@
-"""A small stdio MCP server for the MCP client tests: elicitation, sampling, crashes and stray stdout output."""
+"""A small stdio MCP server for the MCP client tests: elicitation, crashes, stderr lines and stray stdout output."""
 
 from __future__ import annotations
 
@@ -39,6 +39,15 @@ def stray_print() -> str:
     """Write a line straight to the stdout descriptor, which breaks the JSON-RPC stream, then return."""
     os.write(1, b"debug: computing the answer\n")
     return "done"
+
+
+@server.tool()
+def log_stderr(lines: list[str]) -> int:
+    """Write each line to stderr and return how many were written."""
+    for line in lines:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    return len(lines)
 
 
 @server.tool()
