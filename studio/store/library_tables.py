@@ -16,8 +16,9 @@ draft_revisions = Table(
     Column("revision", Integer, nullable=False),
     Column("content_hash", String(80), nullable=False),
     Column("document", JSON, nullable=False),
-    # What made the revision: 'save', 'create', 'rename', 'import', 'restore' or 'kept' (a draft that
-    # another writer saved without history, recorded before the library replaced it).
+    # What made the revision: 'save', 'create', 'rename', 'import', 'restore' (a version),
+    # 'restore-draft' (an earlier revision) or 'kept' (a draft that another writer saved without
+    # history, recorded before the library replaced it).
     Column("reason", String(16), nullable=False),
     # The published version number a 'restore' copied, else None.
     Column("source_version", Integer, nullable=True),

@@ -359,6 +359,19 @@ def list_draft_revisions(store: Store, workflow_id: str) -> list[DraftRevision]:
     return [DraftRevision(**{name: row._mapping[name] for name in fields}) for row in rows]
 
 
+def restore_draft_revision(store: Store, workflow_id: str, revision: int) -> Workflow:
+    """Make an earlier draft revision the draft again (as a new revision); return its workflow."""
+    revisions = list_draft_revisions(store, workflow_id)
+    for item in revisions:
+        if item.revision == revision:
+            workflow = item.workflow
+            save_draft(store, workflow, reason="restore-draft")
+            logger.info("Restored draft revision %d of workflow %s", revision, workflow_id)
+            return workflow
+    known = ", ".join(str(item.revision) for item in reversed(revisions)) or "none"
+    raise NotFoundError(f"workflow '{workflow_id}' has no draft revision {revision}; saved revisions: {known}")
+
+
 def rename_workflow(store: Store, workflow_id: str, name: str) -> None:
     """Rename a workflow and its draft (as a new draft revision)."""
     clean = _checked_name(name)

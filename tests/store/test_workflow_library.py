@@ -328,3 +328,18 @@ def test_instance_binding_becomes_server_slot(store: Store) -> None:
     assert token.id not in graph.to_json()
     assert mapping.missing(graph) == []
     assert mapping.slots == {}
+
+
+def test_restore_draft_revision(store: Store) -> None:
+    workflow = document([lua("a")])
+    library.save_draft(store, workflow)
+    library.save_draft(store, workflow.model_copy(update={"description": "second"}))
+
+    restored = library.restore_draft_revision(store, workflow.id, 1)
+    revisions = library.list_draft_revisions(store, workflow.id)
+
+    assert restored == workflow
+    assert store.get_draft(workflow.id) == workflow
+    assert [(item.revision, item.reason) for item in revisions] == [(3, "restore-draft"), (2, "save"), (1, "save")]
+    with pytest.raises(NotFoundError, match="has no draft revision 9; saved revisions: 1, 2, 3"):
+        library.restore_draft_revision(store, workflow.id, 9)

@@ -352,3 +352,21 @@ def test_run_refreshes_versions(window: MainWindow, installed: WorkflowLibrary, 
     assert window.run_state == "completed"
     assert installed.versions.keys() == [0, 1]
     assert rows(installed)[0][2] == "v1"
+
+
+def test_draft_history_restores_revision(window: MainWindow, installed: WorkflowLibrary) -> None:
+    created = installed.new_workflow("History")
+    assert created is not None
+    window.document.add_step(LuaScriptStep(id="later", config={"source": "return 2"}), (0.0, 0.0))
+    installed.save_draft()
+
+    dialog = installed.show_draft_history()
+    assert dialog is not None
+    assert dialog.revisions() == [2, 1]
+    assert not dialog.restore_button.isEnabled()
+    dialog.select_revision(1)
+    dialog.restore_button.click()
+
+    assert window.document.workflow.steps == []
+    assert window.document.workflow_id == created.id
+    assert [item.revision for item in library.list_draft_revisions(window.store, created.id)] == [3, 2, 1]

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDockWidget, QInputDialog, QLineEdit, QMenu
 
 from studio.model.workflow import Workflow
 from studio.panels.workflows.diff_dialog import DiffDialog
+from studio.panels.workflows.history_dialog import DraftHistoryDialog
 from studio.panels.workflows.library_panel import WorkflowsPanel
 from studio.panels.workflows.publish_dialog import PublishDialog
 from studio.panels.workflows.versions_panel import DRAFT, VersionsPanel
@@ -43,6 +44,7 @@ class WorkflowLibrary(QObject):
         self.publish_dialog: PublishDialog | None = None
         self.diff_dialog: DiffDialog | None = None
         self.rename_dialog: QInputDialog | None = None
+        self.history_dialog: DraftHistoryDialog | None = None
 
         self.panel = WorkflowsPanel(self.store, window)
         self.dock = self._add_dock("Workflows", "workflows-dock", self.panel)
@@ -87,6 +89,7 @@ class WorkflowLibrary(QObject):
         self.versions.sig_open_requested.connect(self.open_version)
         self.versions.sig_restore_requested.connect(self.restore_version)
         self.versions.sig_compare_requested.connect(self.compare)
+        self.versions.sig_history_requested.connect(self.show_draft_history)
         self.document.sig_reset.connect(self._on_document_reset)
         self.document.sig_dirty_changed.connect(self._update_actions)
         controller = getattr(self.window, "controller", None)
@@ -296,6 +299,33 @@ class WorkflowLibrary(QObject):
         self.diff_dialog = dialog
         dialog.open()
         return dialog
+
+    def show_draft_history(self) -> DraftHistoryDialog | None:
+        """Open the draft history of the listed workflow (non-blocking); Restore loads the chosen revision."""
+        workflow_id = self.versions.workflow_id
+        if workflow_id is None:
+            return None
+        name = self.store.workflow_names([workflow_id]).get(workflow_id, "")
+        dialog = DraftHistoryDialog(self.store, workflow_id, name, self.window)
+        dialog.accepted.connect(lambda: self.restore_draft_revision(workflow_id, dialog.chosen_revision))
+        dialog.finished.connect(dialog.deleteLater)
+        self.history_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def restore_draft_revision(self, workflow_id: str, revision: int | None) -> bool:
+        """Make draft ``revision`` of ``workflow_id`` the draft and open it; current edits are kept first."""
+        if revision is None or not self.keep_current():
+            return False
+        try:
+            workflow = library.restore_draft_revision(self.store, workflow_id, revision)
+        except (StoreError, ValueError) as error:
+            self.window.show_error("Cannot restore the draft revision", str(error))
+            return False
+        self._load(workflow)
+        self.panel.refresh()
+        self.window.statusBar().showMessage(f"Restored draft revision {revision}", 5000)
+        return True
 
     def _row_workflow(self, workflow_id: str, key: int) -> tuple[Workflow, str]:
         if key == DRAFT:

@@ -36,6 +36,8 @@ class VersionsPanel(QWidget):
     """Emitted with a version number when the user asks to make it the draft."""
     sig_compare_requested = Signal(int, int)
     """Emitted with the older and newer row keys to compare (0 is the draft)."""
+    sig_history_requested = Signal()
+    """Emitted when the user asks for the draft history of the listed workflow. No arguments."""
 
     def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,8 +53,9 @@ class VersionsPanel(QWidget):
         self.restore_button = QPushButton("Restore as draft", self)
         self.compare_button = QPushButton("Compare", self)
         self.compare_button.setToolTip("Compare two selected rows, or the selected version with the draft")
+        self.history_button = QPushButton("Draft history…", self)
         buttons = QHBoxLayout()
-        for button in (self.open_button, self.restore_button, self.compare_button):
+        for button in (self.open_button, self.restore_button, self.compare_button, self.history_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title_label)
@@ -63,6 +66,7 @@ class VersionsPanel(QWidget):
         self.open_button.clicked.connect(self._on_open_clicked)
         self.restore_button.clicked.connect(self._on_restore_clicked)
         self.compare_button.clicked.connect(self._on_compare_clicked)
+        self.history_button.clicked.connect(self.sig_history_requested)
         self._update_buttons()
 
     def show_workflow(self, workflow_id: str | None, name: str = "") -> None:
@@ -124,6 +128,7 @@ class VersionsPanel(QWidget):
         self.open_button.setEnabled(single_version)
         self.restore_button.setEnabled(single_version)
         self.compare_button.setEnabled(self.comparison() is not None)
+        self.history_button.setEnabled(DRAFT in self.keys())
 
     def _on_tree_double_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
         key = int(item.data(0, NUMBER_ROLE))
