@@ -30,8 +30,8 @@ from studio.model.workflow import (
     template_fields,
 )
 
-_LUA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_LUA_KEYWORDS = frozenset(
+LUA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+LUA_KEYWORDS = frozenset(
     {
         "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
         "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
@@ -164,9 +164,9 @@ def _check_lua_script(step: LuaScriptStep) -> list[Finding]:
     if not step.config.source.strip():
         findings.append(_missing(step, "config.source", "Lua source"))
     for name in step.config.inputs:
-        if _LUA_NAME.match(name) and name not in _LUA_KEYWORDS:
+        if LUA_NAME.match(name) and name not in LUA_KEYWORDS:
             continue
-        reason = "is a Lua keyword" if name in _LUA_KEYWORDS else "is not a valid Lua identifier"
+        reason = "is a Lua keyword" if name in LUA_KEYWORDS else "is not a valid Lua identifier"
         findings.append(
             error(
                 "lua-input-name",

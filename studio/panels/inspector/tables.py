@@ -24,8 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.model.validation_steps import _LUA_KEYWORDS as LUA_KEYWORDS
-from studio.model.validation_steps import _LUA_NAME as LUA_NAME
+from studio.model.validation_steps import LUA_KEYWORDS, LUA_NAME
 from studio.model.workflow import FormField, FormFieldType
 from studio.panels.inspector.editors import ERROR_STYLE
 from studio.panels.inspector.values import InputError
