@@ -1,0 +1,169 @@
+"""Canvas view modes: the zoomed-out overview of large graphs, the minimap, snapping, nudging and read-only documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter
+
+from studio.canvas.view import OVERVIEW_MIN_NODES, OVERVIEW_ZOOM
+from studio.model.document import workflow_from_data
+from studio.model.workflow import Workflow
+from tests.ui.canvas_helpers import CTRL, EditorWindow, center_point, drag, editing_of, node, window
+
+__all__ = ["window"]  # the fixture, imported so pytest finds it here
+
+
+def grid_document(count: int, columns: int = 25) -> dict[str, Any]:
+    steps = [
+        {"id": f"s{index}", "type": "lua_script",
+         "position": {"x": (index % columns) * 300.0, "y": (index // columns) * 120.0}}
+        for index in range(count)
+    ]
+    edges = [{"source": f"s{index - 1}", "target": f"s{index}"} for index in range(1, count) if index % columns]
+    return {"schema_version": 1, "steps": steps, "edges": edges}
+
+
+def render(window: EditorWindow) -> QImage:
+    view = window.view
+    image = QImage(view.viewport().size(), QImage.Format.Format_ARGB32)
+    image.fill(QColor("#000000"))
+    painter = QPainter(image)
+    view.render(painter)
+    painter.end()
+    return image
+
+
+def test_overview_hides_items_and_keeps_selection(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data(grid_document(OVERVIEW_MIN_NODES + 100)))
+    editing_of(window)
+    view = window.view
+    view.set_selected_step_ids(["s3", "s7"])
+    with qtbot.waitSignal(view.sig_overview_changed) as blocker:
+        view.zoom_to_fit()
+    assert blocker.args == [True]
+    assert view.zoom() < OVERVIEW_ZOOM
+    assert not node(window, "s0").isVisible()
+    assert not any(edge.isVisible() for edge in window.scene.edge_items().values())
+    assert view.selected_step_ids() == ["s3", "s7"]
+
+    image = render(window)
+    box = node(window, "s0").sceneBoundingRect().center()
+    point = view.mapFromScene(box)
+    assert image.pixelColor(point.x(), point.y()) != image.pixelColor(2, 2), "the overview drew no box for s0"
+
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=center_point(window, "s10"))
+    assert view.selected_step_ids() == ["s10"]
+    view.reset_zoom()
+    assert not view.overview
+    assert node(window, "s0").isVisible()
+    assert node(window, "s10").isSelected()
+
+
+def test_small_graph_never_uses_overview(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data(grid_document(20)))
+    editing_of(window)
+    window.view.zoom_by(0.01)
+    assert window.view.zoom() < OVERVIEW_ZOOM
+    assert not window.view.overview
+    assert node(window, "s0").isVisible()
+
+
+def test_minimap_click_scrolls_view(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data(grid_document(60)))
+    editing = editing_of(window)
+    editing.set_minimap_visible(True)
+    view = window.view
+    view.reset_zoom()
+    view.centerOn(node(window, "s0"))
+    minimap = editing.minimap
+    assert minimap.isVisible()
+    assert view.rect().contains(minimap.geometry())
+    far = node(window, "s59").sceneBoundingRect().center()
+    scale, dx, dy = minimap._transform()
+    target = QPoint(round(far.x() * scale + dx), round(far.y() * scale + dy))
+    qtbot.mouseClick(minimap, Qt.MouseButton.LeftButton, pos=target)
+    visible = view.visible_scene_rect()
+    assert visible.contains(far)
+
+
+def test_snap_to_grid_while_dragging(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({"schema_version": 1, "steps": [
+        {"id": "a", "type": "lua_script", "position": {"x": 3.0, "y": 7.0}}]}))
+    editing = editing_of(window)
+    window.view.reset_zoom()
+    window.view.centerOn(node(window, "a"))
+    qtbot.keyClick(window.view, Qt.Key.Key_G, Qt.KeyboardModifier.AltModifier)
+    assert editing.snap_enabled
+    start = center_point(window, "a")
+    drag(qtbot, window, start, start + QPoint(47, 33))
+    position = window.document.find_step("a").position
+    assert position is not None
+    assert (position.x % 20.0, position.y % 20.0) == (0.0, 0.0)
+
+
+def test_arrow_keys_nudge_selection_or_pan(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({"schema_version": 1, "steps": [
+        {"id": "a", "type": "lua_script", "position": {"x": 0.0, "y": 0.0}}]}))
+    editing_of(window)
+    view = window.view
+    view.set_selected_step_ids(["a"])
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    qtbot.keyClick(view, Qt.Key.Key_Down)
+    assert node(window, "a").pos() == QPointF(20.0, 20.0)
+    view.scene().clearSelection()
+    before = view.mapToScene(QPoint(0, 0))
+    qtbot.keyClick(view, Qt.Key.Key_Left)
+    after = view.mapToScene(QPoint(0, 0))
+    assert after.x() < before.x()
+    assert node(window, "a").pos() == QPointF(20.0, 20.0)
+
+
+def test_auto_layout_of_selection_keeps_pinned(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({"schema_version": 1, "steps": [
+        {"id": "a", "type": "lua_script", "position": {"x": 500.0, "y": 0.0}},
+        {"id": "b", "type": "lua_script", "position": {"x": 0.0, "y": 0.0}},
+        {"id": "c", "type": "lua_script", "position": {"x": 900.0, "y": 900.0}, "layout_pinned": True},
+    ], "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}]}))
+    editing = editing_of(window)
+    window.view.set_selected_step_ids(["a", "b", "c"])
+    editing.actions["auto_layout"].trigger()
+    assert node(window, "a").pos().x() < node(window, "b").pos().x()
+    assert node(window, "c").pos() == QPointF(900.0, 900.0)
+    window.view.set_selected_step_ids(["a"])
+    editing.actions["pin_layout"].trigger()
+    assert window.document.find_step("a").layout_pinned
+
+
+def test_read_only_document_rejects_edits_with_message(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({"schema_version": 1, "steps": [
+        {"id": "a", "type": "lua_script", "position": {"x": 0.0, "y": 0.0}}]}))
+    window.document.read_only = True
+    editing = editing_of(window)
+    messages: list[str] = []
+    editing.sig_message_requested.connect(messages.append)
+    window.view.set_selected_step_ids(["a"])
+    qtbot.keyClick(window.view, Qt.Key.Key_D, CTRL)
+    assert [step.id for step in window.document.workflow.steps] == ["a"]
+    assert messages and "read-only" in messages[-1]
+
+
+def test_palette_filter_hides_other_types(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(Workflow())
+    editing = editing_of(window)
+    palette = editing.palette
+    assert palette is not None
+    qtbot.keyClicks(palette.filter_edit, "lua")
+    shown = [palette.list.item(row).data(Qt.ItemDataRole.UserRole)
+             for row in range(palette.list.count()) if not palette.list.item(row).isHidden()]
+    assert shown == ["lua_script"]
+
+
+def test_quick_add_escape_adds_nothing(qtbot: Any, window: EditorWindow) -> None:
+    editing = editing_of(window)
+    qtbot.keyClick(window.view, Qt.Key.Key_Tab)
+    qtbot.waitUntil(editing.quick_add.isVisible)
+    qtbot.keyClick(editing.quick_add.search, Qt.Key.Key_Escape)
+    assert not editing.quick_add.isVisible()
+    assert window.document.workflow.steps == []
