@@ -389,6 +389,7 @@ def _cross_reference_problems(graph: SharedGraph, workflow: Workflow) -> list[tu
                 (f"{path}.config.connection_id", "a shared graph must not name a local connection; use a slot")
             )
     seen_slots: set[str] = set()
+    slot_of_step: dict[str, str] = {}
     for index, slot in enumerate(graph.credentials):
         if slot.slot in seen_slots:
             problems.append((f"credentials[{index}].slot", f"slot '{slot.slot}' is listed twice; rename one"))
@@ -400,6 +401,14 @@ def _cross_reference_problems(graph: SharedGraph, workflow: Workflow) -> list[tu
         if slot.server_url is not None and slot.steps:
             problems.append((f"credentials[{index}].steps", "a server's credential slot lists no steps; remove them"))
         for step_index, step_id in enumerate(slot.steps):
+            if step_id in slot_of_step:
+                problems.append(
+                    (
+                        f"credentials[{index}].steps[{step_index}]",
+                        f"step '{step_id}' is listed in slot '{slot_of_step[step_id]}' already; keep one",
+                    )
+                )
+            slot_of_step.setdefault(step_id, slot.slot)
             if not isinstance(steps.get(step_id), LlmCallStep):
                 problems.append(
                     (

@@ -224,6 +224,11 @@ def exported_data() -> dict[str, Any]:
         (lambda d: d["credentials"][0].update(kind="password"), "credentials[0].kind", "api_key"),
         (lambda d: d["credentials"][0]["steps"].append("nope"), "credentials[0].steps[2]", "'nope'"),
         (lambda d: d.update(extra=1), "extra", "unknown field"),
+        (
+            lambda d: d["credentials"].append({"slot": "other", "kind": "bearer", "steps": ["summary"]}),
+            "credentials[1].steps[0]",
+            "listed in slot 'openai-work' already",
+        ),
         (lambda d: d.update(schema_version=9), "schema_version", "not supported"),
         (lambda d: d.pop("format"), "format", "shared-graph"),
         (lambda d: d["servers"].pop(0), "workflow.steps[0].config.server_url", "not listed"),
