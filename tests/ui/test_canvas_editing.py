@@ -326,3 +326,94 @@ def test_moves_through_document_keep_none_refcount(qtbot: Any, window: EditorWin
     after = sys.getrefcount(None)
     assert after >= before - 50, f"None lost {before - after} references over 10,000 moves"
     assert window.document.undo_stack.count() == 1
+
+
+def test_drop_on_edge_inserts_new_step(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({
+        "schema_version": 1,
+        "steps": [
+            {"id": "a", "type": "lua_script", "position": {"x": 0, "y": 0}},
+            {"id": "b", "type": "lua_script", "position": {"x": 800, "y": 0}},
+        ],
+        "edges": [{"source": "a", "target": "b"}],
+    }))
+    editing = editing_of(window)
+    edge = window.scene.edge_item("a", "b")
+    assert edge is not None
+    middle = edge.path().pointAtPercent(0.5)
+    editing.add_step_at(editing.create_step("llm_call"), middle)
+    [new_id] = [step.id for step in window.document.workflow.steps if step.id not in ("a", "b")]
+    assert top_level_edges(window) == {("a", new_id), (new_id, "b")}
+    assert window.document.undo_stack.count() == 1
+
+
+def test_click_edge_then_delete_disconnects(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({
+        "schema_version": 1,
+        "steps": [
+            {"id": "a", "type": "lua_script", "position": {"x": 0, "y": 0}},
+            {"id": "b", "type": "lua_script", "position": {"x": 500, "y": 200}},
+        ],
+        "edges": [{"source": "a", "target": "b"}],
+    }))
+    editing_of(window)
+    window.view.zoom_to_fit()
+    edge = window.scene.edge_item("a", "b")
+    assert edge is not None
+    click(qtbot, window, view_point(window, edge.path().pointAtPercent(0.5)))
+    assert window.view.selected_edge_keys() == [("a", "b")]
+    qtbot.keyClick(window.view, Qt.Key.Key_Delete)
+    assert top_level_edges(window) == set()
+    assert [step.id for step in window.document.workflow.steps] == ["a", "b"]
+
+
+def test_note_drag_moves_note_in_one_step(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({
+        "schema_version": 1,
+        "steps": [{"id": "a", "type": "lua_script", "position": {"x": 0, "y": 0}}],
+        "notes": [{"id": "n1", "text": "hello", "position": {"x": 0, "y": 300}}],
+    }))
+    editing = editing_of(window)
+    window.view.reset_zoom()
+    window.view.centerOn(QPointF(100.0, 200.0))
+    note = editing.annotations.note_item("n1")
+    assert note is not None
+    start = view_point(window, note.mapToScene(QPointF(30.0, 30.0)))
+    depth = window.document.undo_stack.count()
+    drag(qtbot, window, start, start + QPoint(70, 40))
+    moved = window.document.workflow.notes[0].position
+    assert (moved.x, moved.y) == (70.0, 340.0)
+    assert window.document.undo_stack.count() == depth + 1
+    window.document.undo_stack.undo()
+    assert note.pos() == QPointF(0.0, 300.0)
+
+
+def test_rename_group_keeps_members(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({
+        "schema_version": 1,
+        "steps": [{"id": "a", "type": "lua_script"}, {"id": "b", "type": "lua_script"}],
+        "groups": [{"id": "g1", "title": "Old", "step_ids": ["a", "b"]}],
+    }))
+    editing = editing_of(window)
+    editing.rename_group("g1", "Inputs")
+    [group] = window.document.workflow.groups
+    assert (group.title, group.step_ids) == ("Inputs", ["a", "b"])
+    window.document.undo_stack.undo()
+    assert [g.title for g in window.document.workflow.groups] == ["Old"]
+
+
+def test_zoom_to_selection_shows_selected_node(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({
+        "schema_version": 1,
+        "steps": [
+            {"id": "a", "type": "lua_script", "position": {"x": 0, "y": 0}},
+            {"id": "far", "type": "lua_script", "position": {"x": 9000, "y": 6000}},
+        ],
+    }))
+    editing_of(window)
+    window.view.reset_zoom()
+    window.view.centerOn(node(window, "a"))
+    window.view.set_selected_step_ids(["far"])
+    qtbot.keyClick(window.view, Qt.Key.Key_F, Qt.KeyboardModifier.ShiftModifier)
+    assert window.view.visible_scene_rect().contains(node(window, "far").sceneBoundingRect())
+    assert window.view.zoom() == pytest.approx(1.0)
