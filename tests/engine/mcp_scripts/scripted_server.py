@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import mcp_types
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from mcp.server.mcpserver.resolve import Sample
 from pydantic import BaseModel
 
 server = MCPServer("scripted")
@@ -24,6 +26,30 @@ async def ask_name(ctx: Context) -> str:
     if result.action == "accept":
         return f"hello {result.data.name}, {result.data.age}"
     return f"no answer: {result.action}"
+
+
+def ask_person() -> Elicit[Person]:
+    return Elicit("Who are you?", Person)
+
+
+def sample_haiku(topic: str) -> Sample:
+    message = mcp_types.SamplingMessage(
+        role="user", content=mcp_types.TextContent(type="text", text=f"A haiku on {topic}")
+    )
+    return Sample([message], max_tokens=40, system_prompt="You write haiku.")
+
+
+@server.tool()
+def greet(person: Annotated[Person, Resolve(ask_person)]) -> str:
+    """Ask for a person through a resolver, which works on every protocol version, and greet them."""
+    return f"hello {person.name}, {person.age}"
+
+
+@server.tool()
+def haiku(topic: str, reply: Annotated[mcp_types.CreateMessageResult, Resolve(sample_haiku)]) -> str:
+    """Ask the client's LLM for a haiku through a resolver and return its text."""
+    content = reply.content
+    return content.text if isinstance(content, mcp_types.TextContent) else "(no text)"
 
 
 @server.tool(annotations=mcp_types.ToolAnnotations(idempotentHint=True))
