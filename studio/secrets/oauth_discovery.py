@@ -81,6 +81,7 @@ async def discover(server_url: str, http: httpx.AsyncClient | None = None) -> Mc
     challenge = await _challenge(server_url, http)
     resource_metadata = await _protected_resource_metadata(server_url, challenge.get("resource_metadata"), http)
     resource = str(resource_metadata.get("resource") or canonical_resource(server_url))
+    _check_resource(server_url, resource)
     servers = resource_metadata.get("authorization_servers")
     if not isinstance(servers, list) or not servers or not isinstance(servers[0], str):
         raise DiscoveryError(
@@ -106,6 +107,20 @@ async def discover(server_url: str, http: httpx.AsyncClient | None = None) -> Mc
         introspection_endpoint=_optional_str(metadata.get("introspection_endpoint")),
         scopes=scopes,
     )
+
+
+def _check_resource(server_url: str, resource: str) -> None:
+    # A server may only ask for tokens for itself, so one server cannot collect tokens meant for another.
+    # The resource must have the server URL's origin, and its path must be the server URL's path or a prefix.
+    expected = urlsplit(canonical_resource(server_url))
+    claimed = urlsplit(canonical_resource(resource))
+    same_origin = (claimed.scheme, claimed.netloc) == (expected.scheme, expected.netloc)
+    claimed_path = claimed.path.rstrip("/")
+    if not same_origin or not (expected.path.rstrip("/") + "/").startswith(claimed_path + "/"):
+        raise DiscoveryError(
+            f"the protected resource metadata of {server_url} names another resource, {resource}; sign-in stops "
+            "so that no token for another server is requested. Check the server URL"
+        )
 
 
 async def register_client(

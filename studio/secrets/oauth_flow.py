@@ -95,7 +95,8 @@ class Pkce:
 
     @classmethod
     def create(cls) -> Pkce:
-        verifier = secrets.token_urlsafe(64)[:96]
+        # 64 random bytes give 86 URL-safe characters, inside the 43-128 that RFC 7636 allows.
+        verifier = secrets.token_urlsafe(64)
         digest = hashlib.sha256(verifier.encode("ascii")).digest()
         challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
         return cls(verifier=verifier, challenge=challenge)
@@ -385,6 +386,14 @@ def _parse_token_response(
         raise TokenEndpointError(
             f"the {action} was rejected by {config.token_endpoint} ({detail})", error, response.status_code
         )
+    token_type = str(body.get("token_type") or "Bearer")
+    if token_type.lower() != "bearer":
+        raise TokenEndpointError(
+            f"the {action} at {config.token_endpoint} returned a token of type {token_type!r}; only Bearer tokens "
+            "are supported",
+            None,
+            response.status_code,
+        )
     expires_in = body.get("expires_in")
     scope = body.get("scope")
     return TokenSet(
@@ -392,7 +401,7 @@ def _parse_token_response(
         refresh_token=body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None,
         expires_at=now + float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else None,
         scopes=tuple(scope.split()) if isinstance(scope, str) else config.scopes,
-        token_type=str(body.get("token_type") or "Bearer"),
+        token_type="Bearer",
     )
 
 

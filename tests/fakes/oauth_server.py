@@ -370,6 +370,35 @@ class ProtectedMcpServer(_ThreadedApp):
         self.serve(self.server.streamable_http_app(host="127.0.0.1"))
 
 
+class ForeignResourceServer(_ThreadedApp):
+    """An MCP endpoint whose protected resource metadata names another server's URL as the resource.
+
+    ``{origin}`` in ``claimed_resource`` becomes this server's own origin.
+    """
+
+    def __init__(self, oauth: FakeOAuthServer, claimed_resource: str) -> None:
+        super().__init__()
+        self.url = f"{self.origin}/mcp"
+        resource = claimed_resource.format(origin=self.origin)
+        self._metadata = {"resource": resource, "authorization_servers": [oauth.base_url]}
+
+    def start(self) -> None:
+        metadata_url = f"{self.origin}/.well-known/oauth-protected-resource/mcp"
+
+        async def endpoint(_request: Request) -> Response:
+            challenge = f'Bearer error="invalid_token", resource_metadata="{metadata_url}"'
+            return JSONResponse({"error": "invalid_token"}, 401, headers={"WWW-Authenticate": challenge})
+
+        async def metadata(_request: Request) -> Response:
+            return JSONResponse(self._metadata)
+
+        routes = [
+            Route("/mcp", endpoint, methods=["GET", "POST"]),
+            Route("/.well-known/oauth-protected-resource/mcp", metadata, methods=["GET"]),
+        ]
+        self.serve(Starlette(routes=routes))
+
+
 @contextlib.contextmanager
 def oauth_server(*, token_lifetime: float = 3600.0) -> Iterator[FakeOAuthServer]:
     """Start a fake OAuth authorization server on 127.0.0.1 and stop it on exit."""

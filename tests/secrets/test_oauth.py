@@ -29,7 +29,13 @@ from studio.secrets.oauth import (
 from studio.secrets.oauth_discovery import DiscoveryError, parse_www_authenticate
 from studio.secrets.oauth_flow import SignInError
 from studio.store import Store
-from tests.fakes.oauth_server import FakeOAuthServer, ProtectedMcpServer, oauth_server, protected_mcp_server
+from tests.fakes.oauth_server import (
+    FakeOAuthServer,
+    ForeignResourceServer,
+    ProtectedMcpServer,
+    oauth_server,
+    protected_mcp_server,
+)
 from tests.fakes.openai_server import openai_server
 from tests.secrets.keyring_backends import MemoryKeyring
 
@@ -369,3 +375,28 @@ async def test_mcp_pre_registered_client_skips_registration(
     assert state.client_id == client.client_id
     assert [r.path for r in auth_server.requests].count("/register") == 0
     assert reply == "known client"
+
+
+@pytest.mark.parametrize("claimed", ["http://127.0.0.1:9/mcp", "{origin}/other"])
+async def test_discovery_rejects_foreign_resource(
+    store: Store, vault: SecretVault, auth_server: FakeOAuthServer, claimed: str
+) -> None:
+    server = ForeignResourceServer(auth_server, claimed)
+    server.start()
+    try:
+        connection = create_oauth_connection(store, vault, "Foreign", mcp_server_url=server.url)
+        with pytest.raises(DiscoveryError, match="names another resource"):
+            await sign_in(store, vault, connection.id, opener=follow_in_browser, timeout=10)
+    finally:
+        server.close()
+
+    assert [r.path for r in auth_server.requests] == []
+
+
+def test_discovery_accepts_origin_resource() -> None:
+    from studio.secrets.oauth_discovery import _check_resource
+
+    _check_resource("http://127.0.0.1:8000/mcp", "http://127.0.0.1:8000")
+    _check_resource("http://127.0.0.1:8000/mcp", "http://127.0.0.1:8000/mcp/")
+    with pytest.raises(DiscoveryError):
+        _check_resource("http://127.0.0.1:8000/mcp", "http://127.0.0.1:8000/mcpx")
