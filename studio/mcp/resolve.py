@@ -31,8 +31,8 @@ def spec_for_instance(
     The vault is opened (when not given) only if the instance has bindings. The secrets go into the
     spec's env or headers, which its repr and key leave out; this function logs no value.
 
-    NOTE: this call may block for seconds when the vault is the encrypted file and not yet unlocked;
-    call it through ``asyncio.to_thread`` from an event loop.
+    NOTE: this call may block for seconds when the vault is the encrypted file and not yet unlocked.
+    From an event loop, call it through ``asyncio.to_thread``.
 
     Raises:
         McpNotFoundError: no such instance.

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Handshake:
-    """What the server reported about itself when the session opened."""
+    """The server's identity, protocol version, capabilities and instructions from the handshake."""
 
     server_name: str
     server_version: str

@@ -34,7 +34,7 @@ class ToolEntry:
 
 @dataclass(frozen=True)
 class CachedTools:
-    """What an instance reported the last time it was started; `cached_at` is Unix seconds."""
+    """The tools and handshake of an instance's last start; `cached_at` is in Unix seconds."""
 
     tools: list[dict[str, JsonValue]]
     server_info: dict[str, JsonValue]

@@ -43,7 +43,7 @@ def build() -> MCPServer:
 
 
 class BearerCheck:
-    """Answers 401 to requests without the expected bearer token."""
+    """ASGI wrapper that returns HTTP 401 for requests without the expected bearer token."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app

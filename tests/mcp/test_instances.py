@@ -177,7 +177,7 @@ def test_raw_header_for_api_key_setting(store: Store, file_vault: SecretVault) -
     assert spec_for_instance(store, "remote", vault=file_vault).headers == {"X-Api-Key": SECRET}
 
 
-def test_unbound_binding_says_how_to_bind(store: Store, echo_command: tuple[str, list[str]]) -> None:
+def test_unbound_binding_names_fix(store: Store, echo_command: tuple[str, list[str]]) -> None:
     echo_instance(store, echo_command, bindings=[Binding("env", "ECHO_API_KEY", None)])
 
     with pytest.raises(McpConfigError) as raised:

@@ -39,7 +39,7 @@ def stdio_instance(store: Store, name: str, command: str, args: list[str], **opt
 
 @pytest.fixture
 def token_server() -> Iterator[str]:
-    """URL of the echo server on streamable HTTP that answers 401 without its bearer token."""
+    """URL of the echo server on streamable HTTP, which returns HTTP 401 without its bearer token."""
     process = subprocess.Popen(
         [sys.executable, str(ECHO_SERVER), "--http"],
         stdout=subprocess.PIPE,

@@ -243,8 +243,8 @@ class InstancePage(QWidget):
         finally:
             self.call_button.setEnabled(self.state == "running")
         self.error_label.hide()
-        shown = {"is_error": result.is_error, "value": result.value, "content": result.content}
-        self.result_text.setPlainText(_json_text(shown))
+        raw_result = {"is_error": result.is_error, "value": result.value, "content": result.content}
+        self.result_text.setPlainText(_json_text(raw_result))
         self.sig_tool_result_shown.emit(tool)
         return not result.is_error
 

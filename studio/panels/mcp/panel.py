@@ -67,6 +67,7 @@ class McpPanel(QWidget):
         self.tree.setHeaderLabels(["Name", "Transport"])
         self.tree.currentItemChanged.connect(self._on_tree_current_changed)
         column.addWidget(self.tree)
+
         buttons = QHBoxLayout()
         self.add_button = QPushButton("Add instance", left)
         self.import_button = QPushButton("Import…", left)
@@ -79,15 +80,18 @@ class McpPanel(QWidget):
         for button in (self.add_button, self.import_button, self.export_button, self.remove_button):
             buttons.addWidget(button)
         column.addLayout(buttons)
+
         self.message_label = QLabel(left)
         self.message_label.setWordWrap(True)
         self.message_label.setTextFormat(Qt.TextFormat.PlainText)
         column.addWidget(self.message_label)
+
         self.stack = QStackedWidget(splitter)
         self.placeholder = QLabel("Select an instance to start it and try its tools.", self.stack)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.stack.addWidget(self.placeholder)
         splitter.setStretchFactor(1, 3)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
