@@ -433,7 +433,10 @@ class OAuthTokenSource:
             try:
                 tokens = refresh_tokens_sync(config, refresh_token, clock=self._clock)
             except TokenEndpointError as error:
-                raise self._refresh_error(error) from None
+                renewed = self._renewed_elsewhere(payload)
+                if renewed is None:
+                    raise self._refresh_error(error) from None
+                return renewed
             return self._keep(tokens, payload)
 
     async def _refresh_locked(self, payload: dict[str, str]) -> str:
@@ -442,8 +445,21 @@ class OAuthTokenSource:
         try:
             tokens = await refresh_tokens(config, refresh_token, clock=self._clock)
         except TokenEndpointError as error:
-            raise self._refresh_error(error) from None
+            renewed = await asyncio.to_thread(self._renewed_elsewhere, payload)
+            if renewed is None:
+                raise self._refresh_error(error) from None
+            return renewed
         return await asyncio.to_thread(self._keep, tokens, payload)
+
+    def _renewed_elsewhere(self, used: Mapping[str, str]) -> str | None:
+        # Another process (the CLI, a second window) may have renewed and rotated the refresh token
+        # since this source read the vault. Its fresh access token serves here too.
+        self._payload = None
+        current = self._load()
+        if current.get("refresh_token") == used.get("refresh_token") or self._due():
+            return None
+        logger.info("Using the access token that another process renewed for connection %s", self._connection.id)
+        return current["access_token"]
 
     def _load(self) -> dict[str, str]:
         if self._payload is None:

@@ -400,3 +400,21 @@ def test_discovery_accepts_origin_resource() -> None:
     _check_resource("http://127.0.0.1:8000/mcp", "http://127.0.0.1:8000/mcp/")
     with pytest.raises(DiscoveryError):
         _check_resource("http://127.0.0.1:8000/mcp", "http://127.0.0.1:8000/mcpx")
+
+
+async def test_refresh_rotated_by_other_process(
+    store: Store, vault: SecretVault, auth_server: FakeOAuthServer
+) -> None:
+    clock = Clock()
+    connection_id = await signed_in_static(store, vault, auth_server, clock)
+    first = OAuthTokenSource(store, vault, connection_id, clock=clock)
+    second = OAuthTokenSource(store, vault, connection_id, clock=clock)
+    signed_in_token = await second.token()
+    clock.offset = 3600 - 30
+
+    renewed = await first.token()
+    seen_by_second = await second.token()
+
+    assert renewed != signed_in_token
+    assert seen_by_second == renewed
+    assert len(auth_server.token_requests("refresh_token")) == 2, "the second source tried its stale token once"
