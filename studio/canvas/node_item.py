@@ -62,6 +62,9 @@ class NodeItem(QGraphicsObject):
         self._size = (self.WIDTH, self.HEIGHT)
         self._edges: list[EdgeItem] = []
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        # A node repaints from a pixmap until it changes or the zoom does: at 1:1 that cuts a frame of a
+        # large graph to less than half (bench/bench_canvas.py). Moves keep the pixmap.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.setZValue(2.0)
         self.set_step(step)
 
@@ -385,6 +388,8 @@ class ContainerItem(NodeItem):
 
     def __init__(self, step: AnyStep, parent: QGraphicsItem | None = None) -> None:
         super().__init__(step, parent)
+        # A container can be large, so caching its whole box as a pixmap costs more memory than it saves.
+        self.setCacheMode(QGraphicsItem.CacheMode.NoCache)
         self.setZValue(0.0)
 
     def set_body_size(self, width: float, height: float) -> None:
