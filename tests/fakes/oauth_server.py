@@ -7,9 +7,9 @@ redirects with a code, unless ``deny_authorization`` is set), ``/token`` (author
 verification and the RFC 8707 ``resource`` check, refresh_token with rotation) and ``/introspect``. Its clock
 is ``time.time()`` plus ``clock_offset``: :meth:`advance` moves it, so tokens expire when the test decides.
 
-``ProtectedMcpServer`` is an ``mcp`` SDK ``MCPServer`` whose streamable HTTP endpoint ``/mcp`` answers 401
-with ``WWW-Authenticate: Bearer resource_metadata=...`` until it gets a token that the OAuth server issued
-for it, and publishes its protected resource metadata under ``/.well-known/oauth-protected-resource/mcp``.
+``ProtectedMcpServer`` is an ``mcp`` SDK ``MCPServer``. Its streamable HTTP endpoint ``/mcp`` responds with
+401 and ``WWW-Authenticate: Bearer resource_metadata=...`` until it gets a token that the OAuth server issued
+for it, and it publishes its protected resource metadata under ``/.well-known/oauth-protected-resource/mcp``.
 
 Usage::
 
