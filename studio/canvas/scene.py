@@ -48,6 +48,7 @@ class WorkflowScene(QGraphicsScene):
         self._edges: dict[tuple[str, str], EdgeItem] = {}
         self._references = ReferenceCache()
         self._edges_stale = False
+        self._reread_targets: set[str] = set()
 
     @property
     def workflow(self) -> Workflow | None:
@@ -83,6 +84,7 @@ class WorkflowScene(QGraphicsScene):
         self._nodes.clear()
         self._edges.clear()
         self._edges_stale = False
+        self._reread_targets.clear()
         self._workflow = workflow
         if workflow is not None:
             self._build(workflow)
@@ -323,9 +325,10 @@ class WorkflowScene(QGraphicsScene):
             step = document.find_step(step_id)
             if isinstance(step, ForEachStep) != isinstance(item, ContainerItem) or self._body_differs(step, item):
                 self._rebuild_item(step_id, step_id)
+                self._edges_stale = True
             else:
                 item.set_step(step)
-        self._edges_stale = True
+                self._reread_targets.add(step_id)
 
     def _body_differs(self, step: AnyStep, item: NodeItem) -> bool:
         if not isinstance(step, ForEachStep):
@@ -378,9 +381,13 @@ class WorkflowScene(QGraphicsScene):
     def _on_document_changed(self) -> None:
         # Each command emits sig_changed once after all its fine-grained signals, so the edges are
         # recomputed once per edit instead of once per signal.
+        targets, self._reread_targets = self._reread_targets, set()
         if self._edges_stale:
             self._edges_stale = False
             self._sync_edges()
+            self.sig_items_updated.emit()
+        elif targets:
+            self._sync_implied_edges(targets)
             self.sig_items_updated.emit()
 
     def _rebuild_item(self, old_id: str, new_id: str) -> None:
@@ -427,8 +434,9 @@ class WorkflowScene(QGraphicsScene):
     def _sync_edges(self) -> None:
         """Add and remove edge items so they match the document's explicit and implied edges.
 
-        NOTE: this walks every step (about 0.1 s at 5,000 steps on a 2-core test machine), so structural
-        edits of very large workflows lag. Moves never call it.
+        NOTE: this walks every step (about 0.1 s at 5,000 steps on a 2-core test machine), so adding,
+        removing, renaming and connecting steps of very large workflows lags. Moves and config edits
+        do not call it.
         """
         workflow = self.workflow
         if workflow is None:
@@ -442,6 +450,38 @@ class WorkflowScene(QGraphicsScene):
         for key, spec in wanted.items():
             if key not in self._edges:
                 self._add_edge(spec)
+
+    def _sync_implied_edges(self, target_ids: set[str]) -> None:
+        """Update the implied edges into steps whose config changed, when nothing else changed.
+
+        A config edit changes only which results the step reads, so only its incoming implied
+        edges can change. This keeps typing in a field fast in large workflows.
+        """
+        document = self._require_document()
+        for target_id in target_ids:
+            target = self._nodes.get(target_id)
+            if target is None or not document.has_step(target_id):
+                continue
+            enclosing = self._enclosing_ids(target_id)
+            wanted = {
+                source for source in self._references(document.find_step(target_id))
+                if source != target_id and source not in enclosing and source in self._nodes
+            }
+            for edge in target.edges():
+                if edge.target is target and edge.implied and edge.source.step_id not in wanted:
+                    self._remove_edge(edge.key)
+            for source in wanted:
+                if (source, target_id) not in self._edges:
+                    self._add_edge(EdgeSpec(source, target_id, implied=True))
+
+    def _enclosing_ids(self, step_id: str) -> set[str]:
+        document = self._require_document()
+        found: set[str] = set()
+        container = document.slot(step_id).container_id
+        while container is not None and container not in found:
+            found.add(container)
+            container = document.slot(container).container_id
+        return found
 
     def _grow_scene_rect(self, items: list[NodeItem]) -> None:
         """Grow the scene rectangle so the user can still pan to ``items`` and past them."""

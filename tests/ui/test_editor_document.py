@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from studio.app.main_window import MainWindow
 from studio.canvas.document import EditorDocument
+from studio.canvas.graph import workflow_edges
 from studio.canvas.node_item import ContainerItem
 from studio.canvas.scene import WorkflowScene
 from studio.model.document import load_workflow, workflow_from_data
@@ -499,6 +501,46 @@ def test_snapshot_is_independent(document: EditorDocument) -> None:
     document.rename_step("numbers", "values")
     assert snapshot.step("total").position is None
     assert snapshot.step("numbers").id == "numbers"
+
+
+# -- scene consistency ----------------------------------------------------------------------
+
+
+def drawn_edges(scene: WorkflowScene) -> dict[tuple[str, str], bool]:
+    return {key: edge.implied for key, edge in scene.edge_items().items()}
+
+
+def expected_edges(document: EditorDocument) -> dict[tuple[str, str], bool]:
+    return {spec.key: spec.implied for spec in workflow_edges(document.workflow)}
+
+
+def test_scene_matches_full_rebuild_after_edits(document: EditorDocument, scene: WorkflowScene) -> None:
+    generator = random.Random(7)
+    for round_index in range(120):
+        ids = [step.id for step in document.workflow.iter_steps()]
+        target = generator.choice(ids)
+        source = generator.choice(ids)
+        action = generator.choice(["reference", "reference", "connect", "add", "remove", "rename", "undo", "redo"])
+        try:
+            if action == "reference" and not isinstance(document.find_step(target), ForEachStep):
+                field = "config.prompt" if document.find_step(target).type == "llm_call" else "config.inputs.v"
+                document.set_step_field(target, field, f"{{{{steps.{source}.result}}}}")
+            elif action == "connect":
+                document.connect(source, target)
+            elif action == "add":
+                document.add_step(new_step("lua_script", document.workflow), (float(round_index), 0.0))
+            elif action == "remove" and len(ids) > 3:
+                document.remove_steps([target])
+            elif action == "rename":
+                document.rename_step(target, f"r{round_index}")
+            elif action == "undo":
+                document.undo_stack.undo()
+            elif action == "redo":
+                document.undo_stack.redo()
+        except EditError:
+            continue
+        assert drawn_edges(scene) == expected_edges(document), f"round {round_index}: {action} {source} {target}"
+        assert sorted(scene.node_items()) == sorted(step.id for step in document.workflow.iter_steps())
 
 
 # -- speed ----------------------------------------------------------------------------------
