@@ -335,5 +335,7 @@ async def local_model_llm(manager: LocalModelManager | None, model: str, *, miss
         ) from None
     except LocalModelStartError as error:
         raise LlmConnectError(str(error)) from None
+    # NOTE: llama_cpp.server 0.3.36 sends no token usage while streaming, so streamed calls on the local
+    # model report estimated usage (TokenUsage.estimated). Unstreamed calls get the server's exact counts.
     endpoint = LlmEndpoint(provider="openai", base_url=base_url, request_timeout_s=_LOCAL_REQUEST_TIMEOUT_S)
     return ResolvedLlm(endpoint, model, "local", f"local model {LOCAL_MODEL_NAME}")
