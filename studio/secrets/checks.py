@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from sqlalchemy import delete, insert, select
 
-from studio.secrets.connections import Connection, get_connection
+from studio.secrets.connections import Connection, bearer_credentials, get_connection
 from studio.secrets.oauth import (
     OAUTH_KIND,
     OAuthTokenSource,
@@ -22,11 +22,13 @@ from studio.secrets.vault import SecretsError, SecretVault
 from studio.store import Store
 from studio.store.connection_tables import connection_checks
 
+if TYPE_CHECKING:
+    from studio.engine.executors.llm_types import LlmEndpoint
+
 logger = logging.getLogger(__name__)
 
 CheckVerdict = Literal["works", "rejected", "expired", "unreachable", "misconfigured", "unexpected"]
 DEFAULT_TIMEOUT_S = 10.0
-ANTHROPIC_VERSION = "2023-06-01"
 
 
 @dataclass(frozen=True)
@@ -43,24 +45,43 @@ class CheckResult:
         return self.verdict == "works"
 
 
-def check_target(connection: Connection) -> tuple[str | None, dict[str, str]]:
-    """Return the URL a test requests for this connection, and extra headers; (None, {}) when there is none.
+def check_target(connection: Connection) -> str | None:
+    """Return the URL a test requests for this connection, None when there is none.
 
-    LLM providers get their model list; other connections get ``settings.test_url``, else the base URL.
+    ``settings.test_url`` wins. LLM providers get their model list, and other connections their base URL.
     """
     test_url = connection.settings.get("test_url")
     if isinstance(test_url, str) and test_url:
-        return test_url, {}
-    provider: Any = connection.provider
-    if provider in ("openai", "anthropic", "ollama") and connection.base_url:
-        from studio.engine.executors.llm_types import LlmEndpoint
-
-        endpoint = LlmEndpoint(provider=provider, base_url=connection.base_url)
-        headers = {"anthropic-version": ANTHROPIC_VERSION} if connection.provider == "anthropic" else {}
-        return endpoint.models_url, headers
+        return test_url
+    endpoint = _llm_endpoint(connection)
+    if endpoint is not None:
+        return endpoint.models_url
     if connection.base_url and connection.kind != OAUTH_KIND:
-        return connection.base_url, {}
-    return None, {}
+        return connection.base_url
+    return None
+
+
+def _llm_endpoint(
+    connection: Connection, api_key: str | None = None, headers: dict[str, str] | None = None
+) -> LlmEndpoint | None:
+    provider: Any = connection.provider
+    if provider not in ("openai", "anthropic", "ollama") or not connection.base_url:
+        return None
+    from studio.engine.executors.llm_types import LlmEndpoint
+
+    return LlmEndpoint(provider=provider, base_url=connection.base_url, api_key=api_key, extra_headers=headers or {})
+
+
+def _llm_headers(connection: Connection, vault: SecretVault) -> dict[str, str] | None:
+    """Return the headers the LLM executor sends (Anthropic's x-api-key and version included), or None."""
+    if connection.kind == OAUTH_KIND or _llm_endpoint(connection) is None:
+        return None
+    from studio.engine.executors.llm_http import build_headers
+
+    api_key, extra = bearer_credentials(connection, vault)
+    endpoint = _llm_endpoint(connection, api_key, extra)
+    assert endpoint is not None
+    return build_headers(endpoint, stream=False)
 
 
 async def check_connection(
@@ -98,7 +119,7 @@ async def _check(
     timeout: float,
     transport: httpx.AsyncBaseTransport | None,
 ) -> CheckResult:
-    url, headers = check_target(connection)
+    url = check_target(connection)
     if url is None and connection.kind == OAUTH_KIND:
         return await _check_oauth(store, vault, connection, timeout)
     if url is None:
@@ -107,7 +128,9 @@ async def _check(
             f"{connection.label} has no URL to test; set its base URL or settings.test_url",
             time.time(),
         )
-    auth = httpx_auth_for_connection(store, vault, connection.id)
+    # LLM providers get exactly the headers of the executor; other kinds authenticate through httpx auth.
+    headers = _llm_headers(connection, vault)
+    auth = httpx_auth_for_connection(store, vault, connection.id) if headers is None else None
     try:
         async with httpx.AsyncClient(timeout=timeout, transport=transport, auth=auth) as http:
             response = await http.get(url, headers=headers)

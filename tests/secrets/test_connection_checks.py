@@ -22,6 +22,7 @@ from studio.secrets.oauth import create_oauth_connection, sign_in
 from studio.secrets.usage import link_connection, unlink_connection, where_used
 from studio.store import Store
 from tests.conftest import build_workflow, for_each_step, lua_step
+from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.oauth_server import FakeOAuthServer, oauth_server
 from tests.fakes.openai_server import FakeOpenAIServer, openai_server
 from tests.secrets.keyring_backends import MemoryKeyring
@@ -70,6 +71,23 @@ async def test_llm_key_works(store: Store, vault: SecretVault, llm_server: FakeO
     assert result.status_code == 200
     assert f"{llm_server.base_url}/models" in result.reason
     assert llm_server.requests[-1].path == "/v1/models"
+
+
+@pytest.mark.parametrize(("key", "verdict"), [(KEY, "works"), ("sk-ant-wrong-canary-5Jx", "rejected")])
+async def test_anthropic_key_checked(store: Store, vault: SecretVault, key: str, verdict: str) -> None:
+    with anthropic_server(api_key=KEY) as server:
+        create_connection(
+            store, vault, "Claude", "api_key", provider="anthropic", base_url=server.base_url, secret=key
+        )
+
+        result = await check_connection(store, vault, "Claude")
+        request = server.requests[-1]
+
+    assert result.verdict == verdict
+    assert request.path == "/v1/models"
+    assert request.headers["x-api-key"] == key
+    assert "anthropic-version" in request.headers
+    assert key not in result.reason
 
 
 async def test_wrong_llm_key_rejected(store: Store, vault: SecretVault, llm_server: FakeOpenAIServer) -> None:
