@@ -1,14 +1,16 @@
 """Benchmark of the editable canvas: opening, frame times zoomed to fit and at 1:1, and one-node moves.
 
 Run with ``QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_canvas.py [--sizes 1000 5000] [--frames N]``.
-For each size a layered workflow of lua_script steps (40 per column, each step fed by one or two
-steps of the previous column at most three rows away, as a crossing-reducing layout places them) is loaded into an :class:`EditorDocument` whose scene follows it,
-with a :class:`CanvasView` of 1920x1080 pixels rendered offscreen into a QImage. Every row has a
+Each size is a layered workflow of lua_script steps in columns of 40. Each step is fed by one or two
+steps of the previous column at most three rows away, as a crossing-reducing layout places them.
+The workflow is loaded into an :class:`EditorDocument` whose scene follows it, and a
+:class:`CanvasView` of 1920x1080 pixels is rendered offscreen into a QImage. Every row has a
 baseline measured in the same process:
 
 - open: the same number of Qt's own rectangle and line items (no Python paint code);
-- frames: the same scene with level of detail off (every item painted in full); for the first frame
-  after a zoom step, which cannot use the node pixmaps cached by earlier frames, the warm frame;
+- frames: the same scene with level of detail off (every item painted in full). The first frame
+  after a zoom step cannot use the node pixmaps cached by earlier frames, so its baseline is the
+  warm frame;
 - move: ``setPos`` on the node item directly, without the document and its undo command.
 
 Times are medians. The CPU time of this process is the main figure, because on a shared machine

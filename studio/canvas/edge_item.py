@@ -107,8 +107,8 @@ class EdgeItem(QGraphicsItem):
         elif lod >= WIDE_PEN_ZOOM:
             pen = QPen(color, 1.6)
         else:
-            # A one-pixel cosmetic pen takes Qt's fast antialiased line path; wider pens are stroked
-            # as filled outlines, several times slower, which matters with hundreds of edges in view.
+            # A one-pixel cosmetic pen takes Qt's fast antialiased line path. Wider pens are stroked as
+            # filled outlines, several times slower, and hundreds of edges can be in view.
             pen = QPen(color, 1.0)
             pen.setCosmetic(True)
         if self._implied:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import QObject, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
@@ -349,11 +349,11 @@ class CanvasEditing(QObject):
             self.show_message("Nothing is selected to copy; select steps or notes first")
             return None
         fragment = copy_fragment(self.document.workflow, step_ids, note_ids)
-        # Steps placed by the automatic layout have no stored position, so store the shown one.
-        shown = self.step_positions(fragment.step_ids())
+        # Steps placed by the automatic layout have no stored position, so the copy gets the drawn one.
+        drawn = self.step_positions(fragment.step_ids())
         fragment.steps = [
-            step.model_copy(update={"position": Position(x=shown[step.id][0], y=shown[step.id][1])})
-            if step.position is None and step.id in shown else step
+            step.model_copy(update={"position": Position(x=drawn[step.id][0], y=drawn[step.id][1])})
+            if step.position is None and step.id in drawn else step
             for step in fragment.steps
         ]
         QGuiApplication.clipboard().setText(fragment.to_clipboard_text())
@@ -547,16 +547,6 @@ class CanvasEditing(QObject):
             menu.addAction(self.actions[name])
         self.remember_mouse(self.view.mapToScene(position))
         menu.popup(self.view.viewport().mapToGlobal(position))
-
-
-class EditableWindow(Protocol):
-    """What :func:`install_canvas_editing` needs from a window."""
-
-    document: EditorDocument
-    scene: WorkflowScene
-    view: CanvasView
-
-    def menuBar(self) -> Any: ...
 
 
 def required_arguments(input_schema: dict[str, JsonValue]) -> dict[str, JsonValue]:

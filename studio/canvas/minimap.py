@@ -47,7 +47,7 @@ class Minimap(QWidget):
             self._timer.start()
 
     def _place(self) -> None:
-        # The view's own size, because its viewport is resized only after this filter sees the event.
+        # The view's own size, because its viewport is resized only after this filter receives the event.
         frame = self._view.frameWidth()
         self.move(
             self._view.width() - frame - self.width() - MINIMAP_MARGIN,

@@ -294,7 +294,7 @@ class NodeItem(QGraphicsObject):
         painter.setPen(palette.color(QPalette.ColorRole.Text))
         left = icon_rect.right() + self.MARGIN / 2.0
         text_rect = QRectF(left, 2.0, self._size[0] - left - self.MARGIN / 2.0, height - 4.0)
-        # Two lines fit in the box at every summary zoom, so long titles wrap instead of being cut to a few letters.
+        # From about 30 % zoom a second line fits, so long titles wrap there instead of being cut to a few letters.
         flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextWordWrap
         painter.drawText(text_rect, int(flags), self._title)
 
@@ -388,7 +388,7 @@ class ContainerItem(NodeItem):
 
     def __init__(self, step: AnyStep, parent: QGraphicsItem | None = None) -> None:
         super().__init__(step, parent)
-        # A container can be large, so caching its whole box as a pixmap costs more memory than it saves.
+        # A container can be large and is mostly empty body area, so it is not kept as a pixmap.
         self.setCacheMode(QGraphicsItem.CacheMode.NoCache)
         self.setZValue(0.0)
 

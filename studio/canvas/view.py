@@ -253,8 +253,8 @@ class CanvasView(QGraphicsView):
         """Select the nodes of ``step_ids`` (unknown ids are skipped); unless ``add``, deselect the rest."""
         scene = self.workflow_scene()
         if self._overview:
-            wanted = {step_id for step_id in step_ids if scene.node_item(step_id) is not None}
-            self._overview_selection = (self._overview_selection | wanted) if add else wanted
+            known = {step_id for step_id in step_ids if scene.node_item(step_id) is not None}
+            self._overview_selection = (self._overview_selection | known) if add else known
             self.viewport().update()
             scene.selectionChanged.emit()
             return
@@ -313,16 +313,16 @@ class CanvasView(QGraphicsView):
 
     def _update_overview(self) -> None:
         scene = self.workflow_scene()
-        wanted = (
+        enter = (
             self._overview_enabled
             and self.zoom() < OVERVIEW_ZOOM
             and len(scene.node_items()) >= OVERVIEW_MIN_NODES
         )
-        if wanted == self._overview:
-            if wanted:
+        if enter == self._overview:
+            if enter:
                 self._hide_items()
             return
-        if wanted:
+        if enter:
             self._overview_selection = set(self.selected_step_ids())
             self._overview = True
             self._hide_items()
@@ -334,9 +334,9 @@ class CanvasView(QGraphicsView):
                 edge.setVisible(True)
             self.set_selected_step_ids(self._overview_selection)
             self._overview_selection = set()
-        logger.debug("overview mode %s at zoom %.3f", "on" if wanted else "off", self.zoom())
+        logger.debug("overview mode %s at zoom %.3f", "on" if enter else "off", self.zoom())
         self.viewport().update()
-        self.sig_overview_changed.emit(wanted)
+        self.sig_overview_changed.emit(enter)
 
     def _hide_items(self) -> None:
         scene = self.workflow_scene()

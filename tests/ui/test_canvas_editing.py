@@ -73,11 +73,11 @@ def test_build_ten_step_workflow_with_mouse_and_keys(qtbot: Any, window: EditorW
     loose = []
     for index in range(4):
         point = below + QPoint(index * 150, 0)
-        wanted = view.mapToScene(point)
+        expected = view.mapToScene(point)
         loose.append(tab_add_at(qtbot, window, editing, point, "lua script"))
         placed = node(window, loose[-1]).mapRectToScene(0.0, 0.0, NodeItem.WIDTH, NodeItem.HEIGHT).center()
-        assert abs(placed.x() - wanted.x()) < 1.0
-        assert abs(placed.y() - wanted.y()) < 1.0
+        assert abs(placed.x() - expected.x()) < 1.0
+        assert abs(placed.y() - expected.y()) < 1.0
     assert all(document.find_step(step_id).type == "lua_script" for step_id in loose)
 
     # 9: a palette drop lands where it was dropped.
@@ -279,7 +279,8 @@ def test_duplicate_group_and_notes(qtbot: Any, window: EditorWindow) -> None:
     corner = view_point(window, note_item.mapToScene(QPointF(*note_item.size())) - QPointF(3.0, 3.0))
     drag(qtbot, window, corner, corner + QPoint(80, 40))
     resized = window.document.workflow.notes[0]
-    assert resized.width > note.width and resized.height > note.height
+    assert resized.width > note.width
+    assert resized.height > note.height
 
 
 def test_zoom_shortcuts_and_help(qtbot: Any, window: EditorWindow) -> None:

@@ -155,9 +155,9 @@ def test_palette_filter_hides_other_types(qtbot: Any, window: EditorWindow) -> N
     palette = editing.palette
     assert palette is not None
     qtbot.keyClicks(palette.filter_edit, "lua")
-    shown = [palette.list.item(row).data(Qt.ItemDataRole.UserRole)
+    visible_types = [palette.list.item(row).data(Qt.ItemDataRole.UserRole)
              for row in range(palette.list.count()) if not palette.list.item(row).isHidden()]
-    assert shown == ["lua_script"]
+    assert visible_types == ["lua_script"]
 
 
 def test_quick_add_escape_adds_nothing(qtbot: Any, window: EditorWindow) -> None:
