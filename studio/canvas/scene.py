@@ -49,6 +49,7 @@ class WorkflowScene(QGraphicsScene):
         self._references = ReferenceCache()
         self._edges_stale = False
         self._reread_targets: set[str] = set()
+        self._explicit_stale = False
 
     @property
     def workflow(self) -> Workflow | None:
@@ -85,6 +86,7 @@ class WorkflowScene(QGraphicsScene):
         self._edges.clear()
         self._edges_stale = False
         self._reread_targets.clear()
+        self._explicit_stale = False
         self._workflow = workflow
         if workflow is not None:
             self._build(workflow)
@@ -376,19 +378,23 @@ class WorkflowScene(QGraphicsScene):
         self._edges_stale = True
 
     def _on_document_edges_changed(self) -> None:
-        self._edges_stale = True
+        self._explicit_stale = True
 
     def _on_document_changed(self) -> None:
         # Each command emits sig_changed once after all its fine-grained signals, so the edges are
         # recomputed once per edit instead of once per signal.
         targets, self._reread_targets = self._reread_targets, set()
+        explicit, self._explicit_stale = self._explicit_stale, False
         if self._edges_stale:
             self._edges_stale = False
             self._sync_edges()
-            self.sig_items_updated.emit()
-        elif targets:
+        elif explicit or targets:
+            if explicit:
+                targets |= self._sync_explicit_edges()
             self._sync_implied_edges(targets)
-            self.sig_items_updated.emit()
+        else:
+            return
+        self.sig_items_updated.emit()
 
     def _rebuild_item(self, old_id: str, new_id: str) -> None:
         """Replace the item of ``old_id`` (and its body items) by new items for step ``new_id`` at the same place."""
@@ -435,7 +441,7 @@ class WorkflowScene(QGraphicsScene):
         """Add and remove edge items so they match the document's explicit and implied edges.
 
         NOTE: this walks every step (about 0.1 s at 5,000 steps on a 2-core test machine), so adding,
-        removing, renaming and connecting steps of very large workflows lags. Moves and config edits
+        removing and renaming steps of very large workflows lags. Moves, config edits and edge edits
         do not call it.
         """
         workflow = self.workflow
@@ -450,6 +456,28 @@ class WorkflowScene(QGraphicsScene):
         for key, spec in wanted.items():
             if key not in self._edges:
                 self._add_edge(spec)
+
+    def _sync_explicit_edges(self) -> set[str]:
+        """Match explicit edge items to the document's edge lists; return the targets of removed edges.
+
+        An edge that stops being explicit may still be implied by a template, so the caller
+        rechecks the implied edges into the returned targets.
+        """
+        workflow = self._require_document().workflow
+        edge_lists = [workflow.edges] + [
+            step.config.edges for step in workflow.iter_steps() if isinstance(step, ForEachStep)
+        ]
+        wanted = {
+            (edge.source, edge.target) for edges in edge_lists for edge in edges
+            if edge.source in self._nodes and edge.target in self._nodes
+        }
+        shown = {key for key, edge in self._edges.items() if not edge.implied}
+        for key in shown - wanted:
+            self._remove_edge(key)
+        for key in wanted - shown:
+            self._remove_edge(key)
+            self._add_edge(EdgeSpec(key[0], key[1], implied=False))
+        return {target for _source, target in shown - wanted}
 
     def _sync_implied_edges(self, target_ids: set[str]) -> None:
         """Update the implied edges into steps whose config changed, when nothing else changed.
