@@ -331,8 +331,16 @@ def test_install_adds_dock_and_menu(qtbot: QtBot, store: Store, keychain: Memory
     assert dock is not None
     assert dock.widget() is panel
     assert dock.isHidden()
+    assert panel.vault is None, "the vault opens when the dock is first shown"
     action = next(a for a in view_menu.actions() if a.text() == "&Connections")
-    action.trigger()
+    window.show()
+    keyring.set_keyring(keychain)
+    try:
+        with qtbot.waitSignal(window.connections_dock.visibilityChanged):  # type: ignore[attr-defined]
+            action.trigger()
+    finally:
+        keyring.set_keyring(previous)
     assert not dock.isHidden()
+    assert panel.vault is not None
     assert not panel.banner.isVisibleTo(panel)
     assert json.dumps(table_text(panel)) == "[]"

@@ -20,14 +20,17 @@ __all__ = ["ConnectionDialog", "ConnectionForm", "ConnectionsPanel", "install_co
 def install_connections_panel(window: Any) -> ConnectionsPanel:
     """Add the Connections dock (hidden at first) and a View menu entry that shows it to ``window``.
 
+    The vault opens when the dock is first shown, so an encrypted secrets file costs no start-up time.
+
     ``window`` needs ``store`` and the ``QMainWindow`` methods ``addDockWidget`` and ``menuBar``.
     """
-    panel = ConnectionsPanel(window.store, parent=window)
+    panel = ConnectionsPanel(window.store, open_vault_now=False, parent=window)
     dock = QDockWidget("Connections", window)
     dock.setObjectName("connections-dock")
     dock.setWidget(panel)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     dock.hide()
+    dock.visibilityChanged.connect(lambda visible: panel.ensure_vault() if visible else None)
 
     action: QAction = dock.toggleViewAction()
     action.setText("&Connections")

@@ -66,8 +66,10 @@ class ConnectionsPanel(QWidget):
         *,
         vault_factory: VaultFactory | None = None,
         browser_opener: BrowserOpener | None = None,
+        open_vault_now: bool = True,
         parent: QWidget | None = None,
     ) -> None:
+        """Build the panel; ``open_vault_now`` False defers opening the vault to :meth:`ensure_vault`."""
         super().__init__(parent)
         self.store = store
         self.vault: secrets.SecretVault | None = None
@@ -80,8 +82,10 @@ class ConnectionsPanel(QWidget):
         self._vault_factory = vault_factory or self._open_default_vault
         self._tasks: set[asyncio.Future[Any]] = set()
         self._sign_in_task: asyncio.Future[Any] | None = None
+        self._vault_attempted = False
         self._build()
-        self._open_vault(None)
+        if open_vault_now:
+            self.ensure_vault()
         self.refresh()
 
     # -- layout ---------------------------------------------------------------------------------
@@ -147,6 +151,16 @@ class ConnectionsPanel(QWidget):
         self.table.itemSelectionChanged.connect(self._update_buttons)
 
     # -- vault ----------------------------------------------------------------------------------
+
+    def ensure_vault(self) -> None:
+        """Open the vault once, without a passphrase (the environment may supply one).
+
+        Opening the encrypted file costs a key derivation (about 1-2 s), so the window defers it until
+        the panel is first shown.
+        """
+        if not self._vault_attempted:
+            self._vault_attempted = True
+            self._open_vault(None)
 
     def _open_default_vault(self, passphrase: str | None) -> secrets.SecretVault:
         return secrets.open_vault(self.store.workspace_slug(), passphrase=passphrase)
@@ -379,6 +393,7 @@ class ConnectionsPanel(QWidget):
     # -- helpers --------------------------------------------------------------------------------
 
     def _require_vault(self) -> secrets.SecretVault | None:
+        self.ensure_vault()
         if self.vault is None:
             self._show_message("Unlock the secrets first: enter the passphrase in the banner above.", error=True)
         return self.vault
