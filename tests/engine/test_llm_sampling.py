@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from studio.engine import ExecutorServices
+from studio.engine import Engine, ExecutorServices
 from studio.engine.executors.llm_default import (
     default_connection,
     resolve_default_llm,
@@ -21,10 +22,20 @@ from studio.engine.executors.llm_sampling import (
     SamplingRequest,
     sample_with_default_llm,
 )
-from studio.llm_local import LocalModelManager
+from studio.llm_local import (
+    LOCAL_MODEL_NAME,
+    LocalModelManager,
+    LocalModelNotInstalledError,
+    find_install,
+    shared_manager,
+)
+from studio.mcp.catalog import add_entry
+from studio.mcp.instances import create_instance
 from studio.secrets import create_connection
 from studio.secrets.vault import SecretVault, open_vault
 from studio.store import Store
+from tests.conftest import EventLog, build_workflow
+from tests.engine.mcp_fixtures import EVERYTHING_ENTRY, MISSING_DEPS_HINT
 from tests.fakes.anthropic_server import anthropic_server
 from tests.fakes.openai_server import FakeOpenAIServer, TextReply, openai_server
 from tests.secrets.keyring_backends import MemoryKeyring
@@ -340,3 +351,82 @@ async def test_default_server_serves_step(services: ExecutorServices, store: Sto
 
     assert resolved.endpoint.base_url == server.base_url
     assert resolved.endpoint.provider == "openai"
+
+
+# --- end to end: a real MCP server asks for sampling during a step --------------------------------------
+
+
+async def _everything_studio(store: Store, tmp_path: Path) -> tuple[Engine, EventLog, str]:
+    """Return an engine whose services sample with the default LLM, and an instance of server-everything."""
+    if not EVERYTHING_ENTRY.exists():
+        pytest.fail(f"{EVERYTHING_ENTRY} is missing; {MISSING_DEPS_HINT}")
+    environ = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", str(tmp_path))}
+    entry = add_entry(store, "everything", "stdio", command="node", args=[str(EVERYTHING_ENTRY), "stdio"])
+    instance = create_instance(store, entry, name="everything-sampling", allow_sampling=True)
+    services = ExecutorServices(store, environ=environ, project_root=tmp_path, sampling=sample_with_default_llm)
+    engine = Engine(store, services=services)
+    log = EventLog()
+    engine.add_listener(log)
+    return engine, log, instance.id
+
+
+def _sampling_step(instance_id: str) -> dict[str, Any]:
+    arguments = {"prompt": "what is 2+2?", "maxTokens": 8}
+    config = {"instance_id": instance_id, "tool": "trigger-sampling-request", "arguments": arguments}
+    return {"id": "ask", "type": "mcp_call", "config": config}
+
+
+def _sampling_usage(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
+    rows = [row for row in store.usage(run_id) if (row.get("detail") or {}).get("source") == "mcp_sampling"]
+    return {row["kind"]: row for row in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_step_sampling_uses_default_connection(store: Store, vault: SecretVault, tmp_path: Path) -> None:
+    with openai_server(models=("sampler-model",)) as server:
+        add_default(store, vault, server.base_url, default_model="sampler-model")
+        server.script(TextReply("the sampled answer", usage=(11, 3)))
+        engine, _log, instance_id = await _everything_studio(store, tmp_path)
+        try:
+            run_id = await engine.run_workflow(build_workflow([_sampling_step(instance_id)]))
+            summary = await engine.wait(run_id)
+        finally:
+            await engine.aclose()
+
+        request = server.chat_requests[0].json
+
+    assert summary.status == "completed", summary.error
+    assert "the sampled answer" in str(summary.result)
+    assert request["model"] == "sampler-model"
+    assert request["messages"][-1]["role"] == "user"
+    assert "what is 2+2?" in request["messages"][-1]["content"]
+    usage = _sampling_usage(store, run_id)
+    assert usage["llm_prompt_tokens"]["quantity"] == 11
+    assert usage["llm_completion_tokens"]["quantity"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+async def test_step_sampling_falls_back_to_local_model(store: Store, tmp_path: Path) -> None:
+    try:
+        find_install()
+    except LocalModelNotInstalledError as error:
+        pytest.fail(f"{error}; run tools/bootstrap-test-deps.sh to install the local model")
+    engine, _log, instance_id = await _everything_studio(store, tmp_path)
+    try:
+        run_id = await engine.run_workflow(build_workflow([_sampling_step(instance_id)]))
+        summary = await engine.wait(run_id)
+    finally:
+        await engine.aclose()
+        await shared_manager().stop()
+
+    assert summary.status == "completed", summary.error
+    result = str(summary.result)
+    assert "LLM sampling result" in result
+    assert f'"model": "{LOCAL_MODEL_NAME}"' in result
+    usage = _sampling_usage(store, run_id)
+    assert usage["mcp_sampling"]["detail"]["model"] == LOCAL_MODEL_NAME
+    # Exact counts from the server (the request asked for at most 8 tokens), not a length estimate.
+    assert 0 < usage["llm_completion_tokens"]["quantity"] <= 8
+    assert usage["llm_prompt_tokens"]["quantity"] > 0

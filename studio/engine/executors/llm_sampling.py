@@ -53,7 +53,9 @@ async def sample_with_default_llm(
         resolved.description,
         resolved.model,
     )
-    result = await chat_completion(services.http, resolved.endpoint, chat_request)
+    # Unstreamed: nothing shows the reply while it arrives, and some servers (llama_cpp.server among them)
+    # send exact token counts only without streaming.
+    result = await chat_completion(services.http, resolved.endpoint, chat_request, stream=False)
     # OpenAI reports "stop" both at the end of a turn and at a stop sequence, and the reply does not
     # contain the stop sequence, so a stop at a stop sequence is reported as "endTurn" too.
     stop_reason = _STOP_REASONS.get(result.finish_reason, result.finish_reason) if result.finish_reason else None
