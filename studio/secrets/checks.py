@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 import httpx
 from sqlalchemy import delete, insert, select
@@ -22,13 +22,13 @@ from studio.secrets.vault import SecretsError, SecretVault
 from studio.store import Store
 from studio.store.connection_tables import connection_checks
 
-if TYPE_CHECKING:
-    from studio.engine.executors.llm_types import LlmEndpoint
-
 logger = logging.getLogger(__name__)
 
 CheckVerdict = Literal["works", "rejected", "expired", "unreachable", "misconfigured", "unexpected"]
 DEFAULT_TIMEOUT_S = 10.0
+LLM_PROVIDERS = ("openai", "anthropic", "ollama")
+ANTHROPIC_VERSION = "2023-06-01"
+"""Value of the anthropic-version header, the same as the engine's default."""
 
 
 @dataclass(frozen=True)
@@ -53,35 +53,41 @@ def check_target(connection: Connection) -> str | None:
     test_url = connection.settings.get("test_url")
     if isinstance(test_url, str) and test_url:
         return test_url
-    endpoint = _llm_endpoint(connection)
-    if endpoint is not None:
-        return endpoint.models_url
+    if connection.provider in LLM_PROVIDERS and connection.base_url:
+        return models_url(connection.provider, connection.base_url)
     if connection.base_url and connection.kind != OAUTH_KIND:
         return connection.base_url
     return None
 
 
-def _llm_endpoint(
-    connection: Connection, api_key: str | None = None, headers: dict[str, str] | None = None
-) -> LlmEndpoint | None:
-    provider: Any = connection.provider
-    if provider not in ("openai", "anthropic", "ollama") or not connection.base_url:
-        return None
-    from studio.engine.executors.llm_types import LlmEndpoint
+# The engine's LlmEndpoint.models_url and build_headers define the same URLs and headers for LLM calls.
+# The layer rules let studio.secrets import nothing from studio.engine, so the rules are repeated here.
 
-    return LlmEndpoint(provider=provider, base_url=connection.base_url, api_key=api_key, extra_headers=headers or {})
+
+def models_url(provider: str, base_url: str) -> str:
+    """Return the model list URL of an LLM provider's API at ``base_url``."""
+    root = base_url.rstrip("/")
+    if provider == "anthropic":
+        return root.removesuffix("/v1") + "/v1/models"
+    if provider == "ollama":
+        return root.removesuffix("/v1").removesuffix("/api") + "/api/tags"
+    return root + "/models"
 
 
 def _llm_headers(connection: Connection, vault: SecretVault) -> dict[str, str] | None:
-    """Return the headers the LLM executor sends (Anthropic's x-api-key and version included), or None."""
-    if connection.kind == OAUTH_KIND or _llm_endpoint(connection) is None:
+    """Return the headers an LLM call sends (Anthropic's x-api-key and version included), or None."""
+    if connection.kind == OAUTH_KIND or connection.provider not in LLM_PROVIDERS or not connection.base_url:
         return None
-    from studio.engine.executors.llm_http import build_headers
-
     api_key, extra = bearer_credentials(connection, vault)
-    endpoint = _llm_endpoint(connection, api_key, extra)
-    assert endpoint is not None
-    return build_headers(endpoint, stream=False)
+    headers = {"Accept": "application/json"}
+    if connection.provider == "anthropic":
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+        if api_key:
+            headers["x-api-key"] = api_key
+    elif api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    headers.update(extra)
+    return headers
 
 
 async def check_connection(
@@ -128,7 +134,7 @@ async def _check(
             f"{connection.label} has no URL to test; set its base URL or settings.test_url",
             time.time(),
         )
-    # LLM providers get exactly the headers of the executor; other kinds authenticate through httpx auth.
+    # LLM providers get the headers of an LLM call; other kinds authenticate through httpx auth.
     headers = _llm_headers(connection, vault)
     auth = httpx_auth_for_connection(store, vault, connection.id) if headers is None else None
     try:

@@ -17,7 +17,7 @@ from studio.secrets import (
     get_connection,
     list_connections,
 )
-from studio.secrets.checks import check_connection, last_check
+from studio.secrets.checks import ANTHROPIC_VERSION, check_connection, last_check, models_url
 from studio.secrets.oauth import create_oauth_connection, sign_in
 from studio.secrets.usage import link_connection, unlink_connection, where_used
 from studio.store import Store
@@ -218,6 +218,22 @@ async def test_oauth_not_signed_in_verdict(store: Store, vault: SecretVault, aut
 
     assert result.verdict == "expired"
     assert "not signed in" in result.reason
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "ollama"])
+@pytest.mark.parametrize(
+    "base_url", ["http://127.0.0.1:9", "http://127.0.0.1:9/", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/api"]
+)
+def test_models_url_matches_engine(provider: Any, base_url: str) -> None:
+    from studio.engine.executors.llm_types import LlmEndpoint
+
+    assert models_url(provider, base_url) == LlmEndpoint(provider=provider, base_url=base_url).models_url
+
+
+def test_anthropic_version_matches_engine() -> None:
+    from studio.engine.executors.llm_types import DEFAULT_ANTHROPIC_VERSION
+
+    assert ANTHROPIC_VERSION == DEFAULT_ANTHROPIC_VERSION
 
 
 # -- where used -----------------------------------------------------------------------------------
