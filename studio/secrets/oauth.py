@@ -42,6 +42,7 @@ from studio.secrets.connections import (
 )
 from studio.secrets.oauth_flow import (
     DEFAULT_SIGN_IN_TIMEOUT_S,
+    HTTP_TIMEOUT_S,
     BrowserOpener,
     ClientConfig,
     LoopbackReceiver,
@@ -63,6 +64,7 @@ OAUTH_KIND = "oauth2"
 REFRESH_MARGIN_S = 60.0
 """A token is renewed when it expires within this many seconds, so no request goes out with a dying token."""
 FLOWS = ("static", "mcp")
+"""Values of ``connection_oauth.flow``: endpoints entered by the user, or discovered from an MCP server."""
 Clock = Callable[[], float]
 
 
@@ -168,7 +170,8 @@ def create_oauth_connection(
 
     Give ``mcp_server_url`` for a remote MCP server (endpoints come from discovery, and a client is
     registered at sign-in unless ``client_id`` names a pre-registered one), or the authorization
-    endpoint, token endpoint and client id of a registered client.
+    endpoint, token endpoint and client id of a registered client. For an MCP server, discovery
+    replaces ``scopes`` with the scopes that the server's 401 challenge or its metadata names.
 
     Raises:
         ConnectionConfigError: a missing or invalid field.
@@ -266,7 +269,7 @@ async def sign_in(
     """
     connection, state = _oauth_connection(store, id_or_name)
     payload = _read_payload(vault, connection)
-    async with httpx.AsyncClient(timeout=30.0) as http:
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as http:
         if state.flow == "mcp":
             state = await _discover(store, connection, state, http)
         async with contextlib.AsyncExitStack() as stack:
