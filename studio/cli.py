@@ -736,7 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("studio.cli_graphs", "studio.cli_mcp")
 """Modules that add commands of their own: each has ``add_commands(subparsers)`` and ``handle(args)``."""
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -23,9 +22,9 @@ GITHUB_URL = "https://mcp.example.test/github"
 
 
 def run_graphs(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m studio.cli_graphs --db DB ARGS`` to the end."""
+    """Run ``python -m studio --db DB ARGS`` to the end."""
     return subprocess.run(
-        [sys.executable, "-m", "studio.cli_graphs", "--db", str(db), *args],
+        [sys.executable, "-m", "studio", "--db", str(db), *args],
         capture_output=True,
         text=True,
         env=cli_env(),
@@ -212,8 +211,6 @@ def test_export_to_missing_folder(tmp_path: Path) -> None:
 
 def test_commands_fit_the_studio_parser() -> None:
     parser = cli.build_parser()
-    subparsers = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-    cli_graphs.add_commands(subparsers)
 
     args = parser.parse_args(["versions", "abc", "--json"])
     other = parser.parse_args(["tasks"])

@@ -24,7 +24,7 @@ GITHUB_TOKEN = "ghp_cliImportToken0987654321zyxw"
 
 def mcp(db: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "studio.cli_mcp", "--db", str(db), "mcp", *args],
+        [sys.executable, "-m", "studio", "--db", str(db), "mcp", *args],
         capture_output=True,
         text=True,
         env=env or cli_env(),
