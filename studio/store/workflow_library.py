@@ -500,7 +500,12 @@ def local_instances(store: Store) -> list[LocalInstance]:
     """Return the workspace's MCP instances with the ``server_url`` that names each in shared graphs."""
     instances = t.mcp_instances
     query = select(
-        instances.c.id, instances.c.name, instances.c.server_url, instances.c.url, instances.c.command
+        instances.c.id,
+        instances.c.name,
+        instances.c.server_url,
+        instances.c.url,
+        instances.c.command,
+        instances.c.args,
     ).where(instances.c.workspace_id == store.workspace_id)
     with store.engine.connect() as connection:
         rows = connection.execute(query.order_by(instances.c.name)).all()

@@ -343,3 +343,20 @@ def test_restore_draft_revision(store: Store) -> None:
     assert [(item.revision, item.reason) for item in revisions] == [(3, "restore-draft"), (2, "save"), (1, "save")]
     with pytest.raises(NotFoundError, match="has no draft revision 9; saved revisions: 1, 2, 3"):
         library.restore_draft_revision(store, workflow.id, 9)
+
+
+def test_stdio_servers_keep_their_arguments(store: Store) -> None:
+    first = store.add_mcp_instance(name="A", transport="stdio", command="npx", args=["-y", "server-a"])
+    second = store.add_mcp_instance(name="B", transport="stdio", command="npx", args=["-y", "server-b"])
+    workflow = document(
+        [
+            {"id": "one", "type": "mcp_call", "config": {"instance_id": first, "tool": "t"}},
+            {"id": "two", "type": "mcp_call", "config": {"instance_id": second, "tool": "t"}},
+        ]
+    )
+
+    graph = library.export_workflow(store, workflow)
+    mapping = library.match_local(store, graph)
+
+    assert [server.server_url for server in graph.servers] == ["stdio:npx -y server-a", "stdio:npx -y server-b"]
+    assert mapping.servers == {"stdio:npx -y server-a": first, "stdio:npx -y server-b": second}
