@@ -47,7 +47,8 @@ class WorkflowScene(QGraphicsScene):
         self._nodes: dict[str, NodeItem] = {}
         self._edges: dict[tuple[str, str], EdgeItem] = {}
         self._references = ReferenceCache()
-        self._edges_stale = False
+        self._created: set[str] = set()
+        """Ids of node items created since the edges were last brought up to date."""
         self._reread_targets: set[str] = set()
         self._explicit_stale = False
 
@@ -84,12 +85,12 @@ class WorkflowScene(QGraphicsScene):
                 self.removeItem(item)
         self._nodes.clear()
         self._edges.clear()
-        self._edges_stale = False
         self._reread_targets.clear()
         self._explicit_stale = False
         self._workflow = workflow
         if workflow is not None:
             self._build(workflow)
+        self._created.clear()
         logger.debug("scene shows %d nodes and %d edges", len(self._nodes), len(self._edges))
         self.sig_workflow_changed.emit()
 
@@ -218,6 +219,7 @@ class WorkflowScene(QGraphicsScene):
         if container is None:
             self.addItem(item)
         self._nodes[step.id] = item
+        self._created.add(step.id)
         return item
 
     def _place(
@@ -285,9 +287,8 @@ class WorkflowScene(QGraphicsScene):
             if container is not None:
                 containers.add(container.step_id)
         self._replace_bodies(containers)
-        self._edges_stale = True
+        self._explicit_stale = True
         self._grow_scene_rect([self._nodes[step_id] for step_id in step_ids if step_id in self._nodes])
-        self.sig_items_updated.emit()
 
     def _build_subtree(self, step: AnyStep, container: ContainerItem | None) -> None:
         """Create the items of ``step`` (and its body), placing a top-level step at its stored position."""
@@ -316,7 +317,7 @@ class WorkflowScene(QGraphicsScene):
             if item.scene() is self:
                 self.removeItem(item)
         self._replace_bodies(containers - removed)
-        self._edges_stale = True
+        self._explicit_stale = True
 
     def _on_document_steps_changed(self, step_ids: list[str]) -> None:
         document = self._require_document()
@@ -327,7 +328,7 @@ class WorkflowScene(QGraphicsScene):
             step = document.find_step(step_id)
             if isinstance(step, ForEachStep) != isinstance(item, ContainerItem) or self._body_differs(step, item):
                 self._rebuild_item(step_id, step_id)
-                self._edges_stale = True
+                self._explicit_stale = True
             else:
                 item.set_step(step)
                 self._reread_targets.add(step_id)
@@ -375,26 +376,37 @@ class WorkflowScene(QGraphicsScene):
 
     def _on_document_step_renamed(self, old_id: str, new_id: str) -> None:
         self._rebuild_item(old_id, new_id)
-        self._edges_stale = True
+        self._explicit_stale = True
 
     def _on_document_edges_changed(self) -> None:
         self._explicit_stale = True
 
     def _on_document_changed(self) -> None:
-        # Each command emits sig_changed once after all its fine-grained signals, so the edges are
-        # recomputed once per edit instead of once per signal.
+        # The document emits sig_changed once per edit, after all its fine-grained signals, so the
+        # edges are brought up to date once per edit. Only the edges that the edit can affect are
+        # checked: explicit edges after structural changes, and implied edges into steps whose
+        # config changed, into new items, and from new items to the steps that read them.
         targets, self._reread_targets = self._reread_targets, set()
         explicit, self._explicit_stale = self._explicit_stale, False
-        if self._edges_stale:
-            self._edges_stale = False
-            self._sync_edges()
-        elif explicit or targets:
-            if explicit:
-                targets |= self._sync_explicit_edges()
-            self._sync_implied_edges(targets)
-        else:
+        created = {step_id for step_id in self._created if step_id in self._nodes}
+        self._created = set()
+        if not (explicit or targets or created):
             return
+        if explicit:
+            targets |= self._sync_explicit_edges()
+        if created:
+            targets |= created | self._readers_of(created)
+        self._sync_implied_edges(targets)
         self.sig_items_updated.emit()
+
+    def _readers_of(self, step_ids: set[str]) -> set[str]:
+        """Return the ids of steps whose templates reference any of ``step_ids``."""
+        readers = {
+            step.id for step in self._require_document().workflow.iter_steps()
+            if not self._references(step).isdisjoint(step_ids)
+        }
+        self._references.prune()
+        return readers
 
     def _rebuild_item(self, old_id: str, new_id: str) -> None:
         """Replace the item of ``old_id`` (and its body items) by new items for step ``new_id`` at the same place."""
@@ -436,26 +448,6 @@ class WorkflowScene(QGraphicsScene):
             items = {child.id: self._nodes[child.id] for child in step.config.steps if child.id in self._nodes}
             positions = self._scope_positions(step.config.steps, container_id, [], {}, items)
             self._place(items, positions, container)
-
-    def _sync_edges(self) -> None:
-        """Add and remove edge items so they match the document's explicit and implied edges.
-
-        NOTE: this walks every step (about 0.1 s at 5,000 steps on a 2-core test machine), so adding,
-        removing and renaming steps of very large workflows lags. Moves, config edits and edge edits
-        do not call it.
-        """
-        workflow = self.workflow
-        if workflow is None:
-            return
-        wanted = {spec.key: spec for spec in workflow_edges(workflow, self._references)}
-        for key, edge in list(self._edges.items()):
-            spec = wanted.get(key)
-            if spec is None or spec.implied != edge.implied or edge.source is not self._nodes.get(key[0]) \
-                    or edge.target is not self._nodes.get(key[1]):
-                self._remove_edge(key)
-        for key, spec in wanted.items():
-            if key not in self._edges:
-                self._add_edge(spec)
 
     def _sync_explicit_edges(self) -> set[str]:
         """Match explicit edge items to the document's edge lists; return the targets of removed edges.

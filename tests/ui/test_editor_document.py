@@ -520,11 +520,20 @@ def test_scene_matches_full_rebuild_after_edits(document: EditorDocument, scene:
         ids = [step.id for step in document.workflow.iter_steps()]
         target = generator.choice(ids)
         source = generator.choice(ids)
-        action = generator.choice(["reference", "reference", "connect", "add", "remove", "rename", "undo", "redo"])
+        action = generator.choice(
+            ["reference", "reference", "connect", "disconnect", "add", "remove", "rename", "duplicate", "undo", "redo"]
+        )
         try:
-            if action == "reference" and not isinstance(document.find_step(target), ForEachStep):
+            if action == "reference" and isinstance(document.find_step(target), ForEachStep):
+                document.set_step_field(target, "config.items", f"{{{{steps.{source}.result}}}}")
+            elif action == "reference":
                 field = "config.prompt" if document.find_step(target).type == "llm_call" else "config.inputs.v"
                 document.set_step_field(target, field, f"{{{{steps.{source}.result}}}}")
+            elif action == "disconnect" and document.workflow.edges:
+                edge = generator.choice(document.workflow.edges)
+                document.disconnect(edge.source, edge.target)
+            elif action == "duplicate":
+                document.duplicate([target])
             elif action == "connect":
                 document.connect(source, target)
             elif action == "add":
