@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select
 from studio.secrets.connections import Connection, bearer_credentials, get_connection
 from studio.secrets.oauth import (
     OAUTH_KIND,
+    NotSignedInError,
     OAuthTokenSource,
     get_oauth_state,
     httpx_auth_for_connection,
@@ -24,7 +25,9 @@ from studio.store.connection_tables import connection_checks
 
 logger = logging.getLogger(__name__)
 
-CheckVerdict = Literal["works", "rejected", "expired", "unreachable", "misconfigured", "unexpected"]
+CheckVerdict = Literal[
+    "works", "rejected", "expired", "not signed in", "unreachable", "misconfigured", "unexpected"
+]
 DEFAULT_TIMEOUT_S = 10.0
 LLM_PROVIDERS = ("openai", "anthropic", "ollama")
 ANTHROPIC_VERSION = "2023-06-01"
@@ -111,7 +114,11 @@ async def check_connection(
     try:
         result = await _check(store, vault, connection, timeout, transport)
     except SecretsError as error:
-        verdict: CheckVerdict = "expired" if isinstance(error, OAuthError) else "misconfigured"
+        verdict: CheckVerdict = "misconfigured"
+        if isinstance(error, NotSignedInError):
+            verdict = "not signed in"
+        elif isinstance(error, OAuthError):
+            verdict = "expired"
         result = CheckResult(verdict, str(error), time.time())
     save_check(store, connection.id, result)
     logger.info("Tested connection %s (%s): %s", connection.id, connection.name, result.verdict)

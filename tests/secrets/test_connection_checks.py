@@ -216,7 +216,7 @@ async def test_oauth_not_signed_in_verdict(store: Store, vault: SecretVault, aut
 
     result = await check_connection(store, vault, "Fresh")
 
-    assert result.verdict == "expired"
+    assert result.verdict == "not signed in"
     assert "not signed in" in result.reason
 
 
