@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,8 @@ class LocalModelServer:
         self._state_lock = threading.Lock()
         self._ready = False
         self._exited = False
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        # Coroutines waiting for a state change: their loop, their future, and the condition they wait for.
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], Callable[[], bool]]] = []
 
     @property
     def base_url(self) -> str:
@@ -77,7 +79,11 @@ class LocalModelServer:
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None and self._ready
+        """Whether the server was ready and its process has not exited."""
+        process = self._process
+        if process is None or not self._ready or self._exited:
+            return False
+        return not _has_exited(process.pid)
 
     def output_tail(self) -> str:
         """Return the last lines the server printed, for error messages."""
@@ -156,36 +162,48 @@ class LocalModelServer:
             with self._state_lock:
                 self._output_tail.append(text)
             if not self._ready and _READY_MARKER in text:
-                self._ready = True
-                self._wake_waiters()
+                with self._state_lock:
+                    self._ready = True
+                self._notify_waiters()
         process.wait()
-        self._exited = True
-        self._wake_waiters()
-
-    def _wake_waiters(self) -> None:
         with self._state_lock:
-            waiters, self._waiters = self._waiters, []
-        for loop, future in waiters:
+            self._exited = True
+        self._notify_waiters()
+
+    def _notify_waiters(self) -> None:
+        with self._state_lock:
+            due = [waiter for waiter in self._waiters if waiter[2]()]
+            self._waiters = [waiter for waiter in self._waiters if not waiter[2]()]
+        for loop, future, _condition in due:
             loop.call_soon_threadsafe(_resolve, future)
 
-    async def _wait_ready(self) -> None:
+    async def _wait_for(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until ``condition()`` holds, checked when the server becomes ready or exits; False on timeout."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        waiter = (loop, future, condition)
         with self._state_lock:
-            if not (self._ready or self._exited):
-                self._waiters.append((loop, future))
-                registered = True
-            else:
-                registered = False
-        if registered:
-            try:
-                await asyncio.wait_for(future, self.settings.startup_timeout_s)
-            except TimeoutError:
-                self.stop_now()
-                raise LocalModelStartError(
-                    f"the local model server did not start within {self.settings.startup_timeout_s:g} s; "
-                    f"its last output:\n{self.output_tail()}"
-                ) from None
+            if condition():
+                return True
+            self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            return False
+        finally:
+            with self._state_lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        return True
+
+    async def _wait_ready(self) -> None:
+        settled = await self._wait_for(lambda: self._ready or self._exited, self.settings.startup_timeout_s)
+        if not settled:
+            await self.stop()
+            raise LocalModelStartError(
+                f"the local model server did not start within {self.settings.startup_timeout_s:g} s; "
+                f"its last output:\n{self.output_tail()}"
+            )
         if self._exited or not self._ready:
             code = None if self._process is None else self._process.poll()
             raise LocalModelStartError(
@@ -199,12 +217,21 @@ class LocalModelServer:
                 response = await client.get(url)
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            self.stop_now()
+            await self.stop()
             raise LocalModelStartError(f"the local model server at {url} failed its first request: {exc}") from None
 
     async def stop(self) -> None:
         """Stop the server: SIGTERM, then SIGKILL after a few seconds. Does nothing when it is not running."""
-        await asyncio.get_running_loop().run_in_executor(None, self.stop_now)
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        logger.info("Stopping the local model server pid %d", process.pid)
+        process.terminate()
+        if await self._wait_for(lambda: self._exited, _STOP_GRACE_S):
+            return
+        logger.warning("Local model server pid %d ignored SIGTERM for %.0f s; killing it", process.pid, _STOP_GRACE_S)
+        process.kill()
+        await self._wait_for(lambda: self._exited, _STOP_GRACE_S)
 
     def stop_now(self) -> None:
         """Stop the server and wait for its exit, blocking. Safe to call more than once and at interpreter exit."""
@@ -221,6 +248,19 @@ class LocalModelServer:
             )
             process.kill()
             process.wait()
+
+
+def _has_exited(pid: int) -> bool:
+    """Return whether child process ``pid`` has exited, without reaping it.
+
+    Popen.poll() returns None while another thread waits on the process (the output reader does), so it
+    cannot tell a dead server from a running one here.
+    """
+    try:
+        status = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return status is not None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -172,6 +172,22 @@ async def test_crashed_server_is_restarted(manager: LocalModelManager, client: h
 
 
 @pytest.mark.slow
+@module_loop
+async def test_stop_ends_server_process() -> None:
+    own = LocalModelManager()
+    await own.base_url()
+    server = own.server
+    assert server is not None and server.pid is not None
+    exited = _exit_watch(server.pid)
+
+    await own.stop()
+
+    assert _wait_for_exit(exited, 0.0), "the server process still runs after stop() returned"
+    assert not server.running
+    await own.stop()
+
+
+@pytest.mark.slow
 def test_server_exits_with_its_parent(tmp_path: Path) -> None:
     script = tmp_path / "owner.py"
     script.write_text(
