@@ -330,6 +330,8 @@ class Engine:
                 if live.execution.status in SETTLED_STATUSES:
                     break
                 live.settled.clear()
+            # The status change that settled the run may still be waiting for its journal commit.
+            await live.execution.journal.flush()
         run = self.store.get_run(run_id)
         return RunSummary(run.id, run.status, run.result, run.error)
 

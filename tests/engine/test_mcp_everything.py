@@ -56,6 +56,8 @@ async def pending_elicitation(studio: Studio, run_id: str) -> Any:
         ),
         timeout_s=60,
     )
+    # The run settles as waiting only once the step waits on the task, so a decision finds its waiter.
+    assert (await studio.engine.wait(run_id)).status == "waiting"
     tasks = studio.store.list_tasks(run_id=run_id)
     assert len(tasks) == 1
     return tasks[0]

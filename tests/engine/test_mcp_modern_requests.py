@@ -62,6 +62,9 @@ async def test_parallel_elicitations_reach_their_steps(studio: tuple[Engine, Eve
         )
         for key in ("a", "b")
     ]
+    # The run settles as waiting only once both steps wait on their tasks, so each decision finds its waiter.
+    settled = await engine.wait(run_id)
+    assert settled.status == "waiting"
     tasks = {task.step_id: task for task in store.list_tasks(run_id=run_id)}
     await engine.resolve_task(tasks["a"].id, "accept", {"name": "Ada"})
     await engine.resolve_task(tasks["b"].id, "accept", {"name": "Bob", "age": 41})

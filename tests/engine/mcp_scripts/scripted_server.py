@@ -7,7 +7,7 @@ import sys
 from typing import Annotated
 
 import mcp_types
-from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from mcp.server.mcpserver import Elicit, MCPServer, Resolve
 from mcp.server.mcpserver.resolve import Sample
 from pydantic import BaseModel
 
@@ -17,15 +17,6 @@ server = MCPServer("scripted")
 class Person(BaseModel):
     name: str
     age: int = 30
-
-
-@server.tool()
-async def ask_name(ctx: Context) -> str:
-    """Ask the user for a name and an age, and return what came back."""
-    result = await ctx.elicit("Who are you?", schema=Person)
-    if result.action == "accept":
-        return f"hello {result.data.name}, {result.data.age}"
-    return f"no answer: {result.action}"
 
 
 def ask_person() -> Elicit[Person]:
