@@ -171,8 +171,6 @@ class CallScope:
     sampler: Sampler | None = None
     elicitor: Elicitor | None = None
     deadline: CallDeadline | None = None
-    served: list[str] = field(default_factory=list)
-    """Kinds of server requests served so far ("sampling", "elicitation"), in order."""
     pending: set[asyncio.Task[Any]] = field(default_factory=set)
     """Tasks serving this call's requests on the session's reader side; cancelled when the call ends."""
 
@@ -252,7 +250,6 @@ class ServerRequestHandlers:
         except Exception as error:
             logger.warning("Sampling for MCP server %s during %s failed: %s", self.server, scope.label, error)
             return _error(f"the client's LLM call for sampling failed: {error}")
-        scope.served.append("sampling")
         logger.info(
             "Served a sampling request from MCP server %s during %s in %.2f s with model %s",
             self.server,
@@ -294,7 +291,6 @@ class ServerRequestHandlers:
         finally:
             if current is not None:
                 scope.pending.discard(current)
-        scope.served.append("elicitation")
         content: Any = answer.content if answer.action == "accept" else None
         return mcp_types.ElicitResult(action=answer.action, content=content)
 
