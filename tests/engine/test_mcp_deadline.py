@@ -20,6 +20,8 @@ from tests.engine.mcp_fixtures import EVERYTHING_ENTRY, pool
 
 __all__ = ["pool"]
 
+pytestmark = pytest.mark.slow
+
 SCRIPTED_SERVER = str(Path(__file__).resolve().parent / "mcp_scripts" / "scripted_server.py")
 SLOW_ANSWER_S = 1.2
 """How long the simulated person takes, more than twice the call's time limit."""
