@@ -168,7 +168,7 @@ async def _send(
 def _result(reply: ProviderReply, request: ChatRequest, value: JsonValue, usage: TokenUsage) -> ChatResult:
     finish_reason = reply.finish_reason
     if reply.tool_calls and finish_reason in (None, "stop"):
-        # Some OpenAI-compatible servers end a reply with tool calls with "stop"; report what happened.
+        # Some OpenAI-compatible servers end a reply with tool calls with "stop", so report "tool_calls" instead.
         finish_reason = "tool_calls"
     return ChatResult(
         text=reply.text,

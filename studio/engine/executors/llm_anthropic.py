@@ -136,7 +136,7 @@ def build_body(request: ChatRequest, messages: Sequence[ChatMessage], *, stream:
 
 
 def _tool_choice(choice: str) -> dict[str, str]:
-    """Return Anthropic's tool_choice object; its "any" is what the other providers call "required"."""
+    """Return Anthropic's tool_choice object. Its "any" is what the other providers call "required"."""
     if choice == "required":
         return {"type": "any"}
     if choice in ("auto", "none"):

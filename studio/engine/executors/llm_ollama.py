@@ -101,7 +101,7 @@ class _ReplyState:
     tool_calls: list[ToolCall] = field(default_factory=list)
 
     def reply(self) -> ProviderReply:
-        # Ollama ends a reply with tool calls with done_reason "stop"; the OpenAI name says what happened.
+        # Ollama ends a reply with tool calls with done_reason "stop", so the OpenAI name "tool_calls" replaces it.
         reason = "tool_calls" if self.tool_calls and self.finish_reason == "stop" else self.finish_reason
         return ProviderReply(
             text="".join(self.text_parts),
@@ -182,7 +182,7 @@ def _apply_chunk(
 
 
 def _add_tool_calls(state: _ReplyState, value: object, url: str) -> None:
-    """Add a message's ``tool_calls``; Ollama sends each call whole, with its arguments as an object."""
+    """Add a message's ``tool_calls``. Ollama sends each call whole, with its arguments as an object."""
     if not isinstance(value, list):
         raise LlmProtocolError(f"LLM server at {url} sent 'tool_calls' that is not a list: {value!r:.200}")
     for entry in value:

@@ -251,7 +251,7 @@ def _apply_choice(state: _StreamState, choice: Mapping[str, Any], url: str, on_d
 
 
 def _apply_tool_call_fragment(state: _StreamState, fragment: object, url: str) -> None:
-    """Add one entry of a delta's ``tool_calls``: the first carries id and name, later ones argument text."""
+    """Add one entry of a delta's ``tool_calls``. The first entry of a call has its id and name, later ones argument text."""
     if not isinstance(fragment, dict) or not isinstance(fragment.get("index", 0), int):
         raise LlmProtocolError(
             f"LLM server at {url} sent a tool-call delta without an integer index: {fragment!r:.200}"

@@ -33,7 +33,7 @@ SUPPORTED_PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "ollama")
 ChatMessage: TypeAlias = dict[str, str]
 # Receives each piece of reply text as it arrives.
 DeltaCallback: TypeAlias = Callable[[str], None]
-# Tool choices every provider understands; any other value is the name of the one tool the model must call.
+# Tool choices every provider understands. Any other value names the one tool the model must call.
 _TOOL_CHOICE_MODES = ("auto", "required", "none")
 _TOOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Most stop sequences OpenAI accepts in one request; the other providers accept at least as many.
@@ -164,10 +164,10 @@ class ChatRequest:
     # JSON Schema the reply must match. When set, the server is asked for JSON output (OpenAI's
     # response_format, a forced tool call for Anthropic, Ollama's format) and the reply is parsed and validated.
     output_schema: Mapping[str, Any] | None = None
-    # Earlier turns, sent after the system prompt and before ``prompt``; roles are "user" and "assistant".
+    # Earlier turns with the roles "user" and "assistant", sent after the system prompt and before ``prompt``.
     # With a history, an empty ``prompt`` sends no further user message.
     history: tuple[ChatMessage, ...] = ()
-    # Texts that end the reply when the model produces them; the stop text itself is not part of the reply.
+    # Texts that end the reply when the model produces them. The stop text itself is not part of the reply.
     stop: tuple[str, ...] = ()
     # Functions the model may call instead of, or besides, replying with text.
     tools: tuple[ToolSpec, ...] = ()
@@ -293,7 +293,7 @@ def parse_tool_call(call_id: str, name: str, arguments: object, *, url: str) -> 
     """Return a ToolCall with ``arguments`` (a JSON text, an object or None) as a JSON object.
 
     Raises:
-        LlmOutputError: the arguments are not a JSON object; a model may produce valid ones on another try.
+        LlmOutputError: the arguments are not a JSON object (retryable, because another try may produce valid ones).
     """
     value: object = arguments
     if arguments is None or arguments == "":
