@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from studio.model.document import DocumentError, format_location, workflow_from_data, workflow_to_data
-from studio.model.workflow import AnyStep, ForEachStep, LlmCallStep, McpCallStep, Workflow
+from studio.model.workflow import AnyStep, Edge, ForEachStep, LlmCallStep, McpCallStep, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -365,8 +365,46 @@ def _step_paths(steps: list[AnyStep], path: str) -> Iterable[tuple[str, AnyStep]
             yield from _step_paths(step.config.steps, f"{step_path}.config.steps")
 
 
-def _cross_reference_problems(graph: SharedGraph, workflow: Workflow) -> list[tuple[str, str]]:
+def _structure_problems(graph: SharedGraph, workflow: Workflow) -> list[tuple[str, str]]:
+    """List repeated step ids, edges to steps the file lacks, and servers listed twice.
+
+    Import binds servers and slots by step id, so a repeated id would bind steps the file did not mean.
+    """
     problems: list[tuple[str, str]] = []
+    first_path: dict[str, str] = {}
+    for path, step in _step_paths(workflow.steps, "workflow.steps"):
+        if step.id in first_path:
+            problems.append(
+                (f"{path}.id", f"step id '{step.id}' is used by {first_path[step.id]} already; rename one of them")
+            )
+        first_path.setdefault(step.id, path)
+    edge_lists: list[tuple[str, list[Edge]]] = [("workflow.edges", workflow.edges)]
+    edge_lists += [
+        (f"{path}.config.edges", step.config.edges)
+        for path, step in _step_paths(workflow.steps, "workflow.steps")
+        if isinstance(step, ForEachStep)
+    ]
+    for edges_path, edges in edge_lists:
+        for index, edge in enumerate(edges):
+            for end in ("source", "target"):
+                step_id = getattr(edge, end)
+                if step_id not in first_path:
+                    problems.append(
+                        (
+                            f"{edges_path}[{index}].{end}",
+                            f"step '{step_id}' does not exist; fix the id or remove the edge",
+                        )
+                    )
+    seen_urls: set[str] = set()
+    for index, server in enumerate(graph.servers):
+        if server.server_url in seen_urls:
+            problems.append((f"servers[{index}].server_url", f"server {server.server_url!r} is listed twice; keep one"))
+        seen_urls.add(server.server_url)
+    return problems
+
+
+def _cross_reference_problems(graph: SharedGraph, workflow: Workflow) -> list[tuple[str, str]]:
+    problems = _structure_problems(graph, workflow)
     server_urls = {server.server_url for server in graph.servers}
     steps = {step.id: step for step in workflow.iter_steps()}
     for path, step in _step_paths(workflow.steps, "workflow.steps"):

@@ -242,6 +242,22 @@ def exported_data() -> dict[str, Any]:
             "workflow.steps[1].config.steps[0].config.connection_id",
             "slot",
         ),
+        (lambda d: d["workflow"]["steps"][3].update(id="classify"), "workflow.steps[3].id", "is used by"),
+        (
+            lambda d: d["workflow"]["edges"].append({"source": "summary", "target": "ghost"}),
+            "workflow.edges[1].target",
+            "'ghost'",
+        ),
+        (
+            lambda d: (
+                d["workflow"]["steps"][1]["config"]
+                .setdefault("edges", [])
+                .append({"source": "classify", "target": "gone"})
+            ),
+            "workflow.steps[1].config.edges[0].target",
+            "'gone'",
+        ),
+        (lambda d: d["servers"].append(dict(d["servers"][0])), "servers[2].server_url", "listed twice"),
     ],
 )
 def test_invalid_files_name_the_path(tmp_path: Path, change: Any, path: str, fragment: str) -> None:
