@@ -37,7 +37,7 @@ from studio.canvas.node_item import NodeItem
 from studio.engine.compare import CompareError, compare_runs
 from studio.engine.control import ControlTimeout, control_run
 from studio.engine.events import EventType, RunEvent
-from studio.model.document import DocumentError, load_workflow
+from studio.model.document import DocumentError, content_hash, load_workflow
 from studio.model.workflow import ForEachStep, JsonValue, Workflow
 from studio.panels.command_center.panel import CommandCenterPanel, badge_text
 from studio.panels.compare.panel import CompareDialog
@@ -506,7 +506,8 @@ class MainWindow(QMainWindow):
                 )
                 return False
             # The draft stays on the canvas; the run's statuses are shown on the steps it still has.
-        else:
+        elif not (same_workflow and content_hash(self.document.workflow) == content_hash(workflow)):
+            # A run of the open content keeps the document and its undo history; other runs show their version.
             self._show_workflow(workflow, self.workflow_path if same_workflow else None)
         self._clear_run_display()
         self.shown_run_id = run_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import statistics
 import time
@@ -666,3 +667,56 @@ def test_window_history_and_edit_menu(window: MainWindow, write_workflow: Any) -
     window.editor.action_undo.trigger()
     assert ("numbers", "announce") not in explicit_edges(window.document)
     window.document.mark_clean()
+
+
+def run_test_to_end(window: MainWindow, qasync_loop: Any) -> str | None:
+    """Start a test run of the window's draft, wait for a terminal state and return the run id."""
+
+    async def scenario() -> str | None:
+        finished = asyncio.Event()
+
+        def on_state(state: str) -> None:
+            if state in ("completed", "failed", "stopped"):
+                finished.set()
+
+        window.sig_run_state_changed.connect(on_state)
+        try:
+            run_id = await window.start_test_run({"count": 2})
+            if run_id is not None:
+                await asyncio.wait_for(finished.wait(), 60.0)
+            return run_id
+        finally:
+            window.sig_run_state_changed.disconnect(on_state)
+            await window.aclose()
+
+    result: str | None = qasync_loop.run_until_complete(scenario())
+    return result
+
+
+def test_test_run_uses_draft_and_keeps_history(window: MainWindow, write_workflow: Any, qasync_loop: Any) -> None:
+    assert window.open_workflow(write_workflow(pipeline_document()))
+    window.document.rename_step("announce", "finish")
+    window.document.move_steps({"total": (300.0, 0.0)})
+    assert window.document.is_dirty()
+
+    assert run_test_to_end(window, qasync_loop) is not None, window.last_error
+    assert window.run_state == "completed"
+    finish = window.scene.node_item("finish")
+    assert finish is not None
+    assert finish.status == "completed"
+    assert window.document.undo_stack.count() == 2
+    assert window.document.is_dirty()
+    window.document.mark_clean()
+
+
+def test_test_run_of_saved_document_keeps_history(
+    window: MainWindow, write_workflow: Any, qasync_loop: Any
+) -> None:
+    assert window.open_workflow(write_workflow(pipeline_document()))
+    window.document.move_steps({"total": (300.0, 0.0)})
+    assert window.editor.save()
+
+    assert run_test_to_end(window, qasync_loop) is not None, window.last_error
+    assert window.run_state == "completed"
+    assert window.document.undo_stack.count() == 1
+    assert window.document.undo_stack.canUndo()
