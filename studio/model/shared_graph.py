@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,6 +30,13 @@ SHARED_GRAPH_SCHEMA_VERSION = 1
 SUPPORTED_SHARED_GRAPH_VERSIONS = frozenset({1})
 CREDENTIAL_KINDS = ("api_key", "bearer", "basic", "none")
 SLOT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_SECRET_NAME = re.compile(
+    r"(^|[_-])(api[_-]?key|key|token|secret|password|passwd|pass|pat|auth|credentials?|access[_-]?token)$", re.I
+)
+"""Argument flags and URL query parameters whose value is a credential (``--api-key``, ``?token=``)."""
+_CREDENTIAL_VALUE = re.compile(r"^(sk-|sk_|ghp_|gho_|ghs_|github_pat_|glpat-|xox[abpr]-|AKIA[0-9A-Z]{12}|eyJ)")
+"""Prefixes of well-known credential formats: OpenAI and Anthropic keys, GitHub, GitLab and Slack
+tokens, AWS access key ids, and JSON Web Tokens."""
 
 
 class SharedGraphError(ValueError):
@@ -157,6 +165,47 @@ def server_url_of_instance(row: Mapping[str, Any]) -> str | None:
 # -- export ------------------------------------------------------------------------------------------
 
 
+def secret_in_server_url(server_url: str) -> str | None:
+    """Return where ``server_url`` carries a credential (for example ``argument 4``), or None.
+
+    Looks at stdio arguments after a secret-named flag (``--token X``, ``--api-key=X``) or in a
+    known credential format, and at a URL's password and secret-named query parameters. The
+    returned text never contains the secret itself.
+    """
+    if server_url.startswith("stdio:"):
+        return _secret_in_arguments(server_url.removeprefix("stdio:"))
+    parts = urlsplit(server_url)
+    if parts.password:
+        return "the password of the URL"
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if value and (_SECRET_NAME.search(name) or _CREDENTIAL_VALUE.match(value)):
+            return f"query parameter '{name}'"
+    return None
+
+
+def _secret_in_arguments(command_line: str) -> str | None:
+    try:
+        words = shlex.split(command_line)
+    except ValueError:
+        words = command_line.split()
+    for index, word in enumerate(words):
+        flag, equals, value = word.partition("=")
+        secret_flag = flag.startswith("-") and _SECRET_NAME.search(flag.lstrip("-")) is not None
+        if equals and secret_flag and _is_secret_value(value):
+            return f"argument {index} ({flag})"
+        following = words[index + 1] if index + 1 < len(words) else ""
+        if not equals and secret_flag and not following.startswith("-") and _is_secret_value(following):
+            return f"argument {index + 1} (the value of {flag})"
+        if _CREDENTIAL_VALUE.match(value if equals else word):
+            return f"argument {index}"
+    return None
+
+
+def _is_secret_value(value: str) -> bool:
+    """Return whether a flag's value may be a literal secret rather than a path or a placeholder."""
+    return bool(value) and not value.startswith(("/", "./", "../", "~", "$"))
+
+
 def slot_name(connection_name: str) -> str:
     """Return a slot name for a connection name: lower case, runs of other characters turned into '-'."""
     text = re.sub(r"[^a-z0-9_-]+", "-", connection_name.lower()).strip("-_")
@@ -232,6 +281,18 @@ class _Exporter:
                 reason = "names no MCP server"
             self.problems.append(
                 (f"{path}.config", f"step '{step.id}' {reason}; set a server_url on the step or the instance")
+            )
+            return None
+        where = secret_in_server_url(server_url)
+        if where is not None:
+            owner = f"MCP instance '{instance.name}'" if instance is not None else "its step config"
+            self.problems.append(
+                (
+                    f"{path}.config",
+                    f"step '{step.id}' uses a server URL from {owner} that carries a secret in {where}; "
+                    "pass the secret in an env variable or header bound to a connection ('studio mcp bind'), "
+                    "then export again",
+                )
             )
             return None
         requirement = self.servers.setdefault(

@@ -316,3 +316,48 @@ def test_server_credential_becomes_server_slot() -> None:
         "server stdio:mcp-server-time",
         "credential slot openai-work",
     ]
+
+
+@pytest.mark.parametrize(
+    ("server_url", "secret"),
+    [
+        ("stdio:npx -y @smithery/cli run x --key sk-ArgSecret12345", "sk-ArgSecret12345"),
+        ("stdio:srv --token=opaque-Token-777", "opaque-Token-777"),
+        ("stdio:srv --api-key opaque-Key-888", "opaque-Key-888"),
+        ("https://mcp.example.test/sse?token=UrlSecret99&x=1", "UrlSecret99"),
+        ("https://user:PassWord55@mcp.example.test/mcp", "PassWord55"),
+    ],
+)
+def test_export_refuses_secret_in_server_url(server_url: str, secret: str) -> None:
+    instances = {INSTANCE_ID: LocalInstance(INSTANCE_ID, "Leaky", server_url)}
+    workflow = workflow_from_data(
+        {
+            "schema_version": 1,
+            "name": "Leak",
+            "steps": [{"id": "call", "type": "mcp_call", "config": {"instance_id": INSTANCE_ID, "tool": "t"}}],
+        },
+        "test",
+    )
+
+    with pytest.raises(SharedGraphError) as raised:
+        export_shared_graph(workflow, instances, {})
+
+    assert [path for path, _message in raised.value.problems] == ["steps[0].config"]
+    assert "secret" in str(raised.value)
+    assert secret not in str(raised.value)
+
+
+def test_export_keeps_plain_server_urls() -> None:
+    server_urls = ["stdio:mcp-server-time --local-timezone=UTC", "https://mcp.example.test/mcp?region=eu"]
+    for server_url in server_urls:
+        instances = {INSTANCE_ID: LocalInstance(INSTANCE_ID, "Plain", server_url)}
+        workflow = workflow_from_data(
+            {
+                "schema_version": 1,
+                "name": "Plain",
+                "steps": [{"id": "call", "type": "mcp_call", "config": {"instance_id": INSTANCE_ID, "tool": "t"}}],
+            },
+            "test",
+        )
+
+        assert export_shared_graph(workflow, instances, {}).servers[0].server_url == server_url
