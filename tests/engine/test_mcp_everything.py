@@ -316,3 +316,22 @@ async def test_restart_after_kill_between_steps(studio: Studio) -> None:
     assert summary.result == {"echo": "Echo: after"}
     [new_pid] = everything_processes()
     assert new_pid != old_pid
+
+
+async def test_restart_right_after_kill(studio: Studio) -> None:
+    # Without waiting for the pool to notice the exit, the next call either finds the session dead
+    # or loses its request to the dead process; echo is idempotent, so both paths end in a restart.
+    instance = studio.plain_instance
+    pids: list[int] = []
+    for round_number in range(3):
+        run_id = await run_steps(
+            studio, [everything_step("echo", "echo", {"message": f"round {round_number}"}, instance)]
+        )
+        summary = await studio.engine.wait(run_id)
+        assert summary.status == "completed", summary.error
+        assert summary.result == {"echo": f"Echo: round {round_number}"}
+        [pid] = everything_processes()
+        pids.append(pid)
+        os.kill(pid, signal.SIGKILL)
+
+    assert len(set(pids)) == 3
