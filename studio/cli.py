@@ -583,103 +583,6 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run_gui([args.file] if getattr(args, "file", None) else [])
 
 
-# -- connections --------------------------------------------------------------------------------
-
-
-def cmd_connections(args: argparse.Namespace) -> int:
-    from studio import secrets
-
-    store = _open_store(args)
-    try:
-        if args.connections_command in (None, "list"):
-            return _list_connections(store, getattr(args, "json", False))
-        vault = _open_vault(store, secrets)
-        if args.connections_command == "add":
-            settings: dict[str, JsonValue] = {}
-            if args.username:
-                settings["username"] = args.username
-            if args.header:
-                settings["header"] = args.header
-            secret = None if args.kind == "none" else _read_secret(args.secret_env, f"Secret for {args.name}: ")
-            connection = secrets.create_connection(
-                store, vault, args.name, args.kind, args.provider, args.base_url, secret, settings
-            )
-            print(f"Created connection {connection.id} ({connection.name}); secret in {vault.backend_description()}")
-        elif args.connections_command == "rotate":
-            connection = secrets.get_connection(store, args.connection)
-            secret = _read_secret(args.secret_env, f"New secret for {connection.name}: ")
-            secrets.rotate_secret(store, vault, connection.id, secret)
-            print(f"Rotated the secret of connection {connection.id} ({connection.name})")
-        else:
-            connection = secrets.get_connection(store, args.connection)
-            uses = secrets.delete_connection(store, vault, connection.id, force=args.force)
-            for use in uses:
-                print(f"warning: {use.describe()} still names the deleted connection", file=sys.stderr)
-            print(f"Deleted connection {connection.id} ({connection.name}) and its secret")
-        return 0
-    except secrets.SecretsError as error:
-        raise CliError(str(error)) from None
-    finally:
-        store.close()
-
-
-def _list_connections(store: Any, as_json: bool) -> int:
-    from studio.secrets import list_connections
-
-    connections = list_connections(store)
-    if as_json:
-        rows = [
-            {
-                "id": c.id,
-                "name": c.name,
-                "kind": c.kind,
-                "provider": c.provider,
-                "base_url": c.base_url,
-                "has_secret": c.secret_ref is not None,
-                "settings": c.settings,
-            }
-            for c in connections
-        ]
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not connections:
-        print("No connections. Add one with 'studio connections add NAME --kind api_key --base-url URL'.")
-    for c in connections:
-        print(f"{c.id}  {c.name}  {c.kind}  {c.provider or '-'}  {c.base_url or '-'}")
-    return 0
-
-
-def _open_vault(store: Any, secrets: Any) -> Any:
-    """Open the workspace's vault, asking for the encrypted file's passphrase on a terminal when needed."""
-    import getpass
-    import os
-
-    passphrase = None
-    no_keychain = os.environ.get(secrets.BACKEND_VARIABLE) == "file" or secrets.os_keyring() is None
-    if no_keychain and not os.environ.get(secrets.PASSPHRASE_VARIABLE) and sys.stdin.isatty():
-        path = secrets.default_secrets_file()
-        passphrase = getpass.getpass(f"Passphrase for the encrypted secrets file {path}: ") or None
-    return secrets.open_vault(store.workspace_slug(), passphrase=passphrase)
-
-
-def _read_secret(variable: str | None, prompt: str) -> str:
-    """Read a secret from an environment variable, a terminal prompt or one line of standard input.
-
-    Secrets are never command-line arguments, because other users can read those in the process list.
-    """
-    import getpass
-    import os
-
-    if variable:
-        value = os.environ.get(variable)
-        if not value:
-            raise CliError(f"environment variable {variable} is not set or empty; set it to the secret")
-        return value
-    if sys.stdin.isatty():
-        return getpass.getpass(prompt)
-    return sys.stdin.readline().rstrip("\r\n")
-
-
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -729,14 +632,12 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_id", nargs="?")
     resume.add_argument("--json", action="store_true")
 
-    connections = commands.add_parser("connections", help="list, add, rotate or delete connections and secrets")
-    _add_connections_commands(connections)
     for module in _command_modules():
         module.add_commands(commands)
     return parser
 
 
-COMMAND_MODULES: tuple[str, ...] = ("studio.cli_graphs", "studio.cli_mcp")
+COMMAND_MODULES: tuple[str, ...] = ("studio.cli_connections", "studio.cli_graphs", "studio.cli_mcp")
 """Modules that add commands of their own: each has ``add_commands(subparsers)`` and ``handle(args)``."""
 
 
@@ -778,33 +679,6 @@ def _add_runs_commands(runs: argparse.ArgumentParser) -> None:
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
 
-def _add_connections_commands(connections: argparse.ArgumentParser) -> None:
-    id_help = "connection id or name"
-    secret_help = (
-        "read the secret from this environment variable; without it the secret is read from a prompt, "
-        "or from the first line of standard input when that is not a terminal"
-    )
-    commands = connections.add_subparsers(dest="connections_command")
-    listing = commands.add_parser("list", help="list connections (secrets are never shown)")
-    listing.add_argument("--json", action="store_true", help="print the list as JSON")
-    add = commands.add_parser("add", help="create a connection and store its secret in the keychain")
-    add.add_argument("name")
-    add.add_argument("--kind", required=True, choices=["api_key", "bearer", "basic", "none"])
-    add.add_argument("--provider", help="LLM provider the connection is for: openai, anthropic or ollama")
-    add.add_argument("--base-url", help="root URL of the API, for example https://api.openai.com/v1")
-    add.add_argument("--username", help="user name of a basic connection")
-    add.add_argument("--header", help="header that carries an api_key (default: Authorization: Bearer)")
-    add.add_argument("--secret-env", metavar="VARIABLE", help=secret_help)
-    rotate = commands.add_parser("rotate", help="replace a connection's secret")
-    rotate.add_argument("connection", help=id_help)
-    rotate.add_argument("--secret-env", metavar="VARIABLE", help=secret_help)
-    delete = commands.add_parser("delete", help="delete a connection and its secret")
-    delete.add_argument("connection", help=id_help)
-    delete.add_argument(
-        "--force", action="store_true", help="delete even when workflow steps still name the connection"
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -833,8 +707,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = module.handle(args)
             if code is not None:
                 return int(code)
-        if args.command == "connections":
-            return cmd_connections(args)
         action = {"run": "run", "task": "task", "resume": "resume"}[args.command]
         return asyncio.run(_run_engine_command_reporting_errors(args, action))
     except (CliError, DocumentError, StoreError) as error:

@@ -26,6 +26,8 @@ class ConnectionRow:
     """``not signed in``, ``expired``, ``signed in``, a test verdict (``works``, ``rejected``, …) or ``untested``."""
     status_detail: str
     expires_at: float | None
+    has_secret: bool = False
+    """Whether a secret is stored in the vault for this connection (the value is never read here)."""
 
     @property
     def expiry_text(self) -> str:
@@ -43,6 +45,7 @@ class ConnectionRow:
             "status": self.status,
             "status_detail": self.status_detail,
             "expires_at": self.expires_at,
+            "has_secret": self.has_secret,
         }
 
 
@@ -72,6 +75,7 @@ def connection_rows(store: Store, clock: Callable[[], float] = time.time) -> lis
                 status=status,
                 status_detail=detail,
                 expires_at=expires_at,
+                has_secret=connection.secret_ref is not None,
             )
         )
     return rows
