@@ -12,6 +12,7 @@ from studio.mcp.catalog import STUDIO_TOOLS_COMMAND
 from studio.mcp.errors import McpConfigError
 from studio.mcp.instances import Binding, McpInstance, get_instance
 from studio.secrets import Connection, SecretVault, open_vault, resolve_headers
+from studio.secrets.oauth import OAUTH_KIND, access_token_sync
 from studio.store import Store
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def _bound_values(store: Store, instance: McpInstance, vault: SecretVault | None
     active_vault = vault if vault is not None else open_vault(store.workspace_slug())
     for binding in relevant:
         connection = _connection(store, instance, binding)
-        values[binding.target][binding.name] = _secret_for(connection, binding, active_vault, instance)
+        values[binding.target][binding.name] = _secret_for(store, connection, binding, active_vault, instance)
     logger.debug("resolved %d bound secrets of MCP instance %s", len(relevant), instance.id)
     return values
 
@@ -139,13 +140,23 @@ def _connection(store: Store, instance: McpInstance, binding: Binding) -> Connec
     return connection
 
 
-def _secret_for(connection: Connection, binding: Binding, vault: SecretVault, instance: McpInstance) -> str:
+def _secret_for(
+    store: Store, connection: Connection, binding: Binding, vault: SecretVault, instance: McpInstance
+) -> str:
     """Return the value for one binding.
 
     An env variable gets the raw secret. A header named by the connection's ``header`` setting gets
     the raw secret too. Another header gets the connection's own value for it when the connection
     authenticates with that header (Bearer or Basic for Authorization), else the raw secret.
+    An OAuth 2 connection supplies its current access token (renewed first when it is due), never
+    the stored token record, which also holds the refresh token.
     """
+    if connection.kind == OAUTH_KIND:
+        token = access_token_sync(store, vault, connection)
+        logger.debug("read the access token of %s for MCP instance %s", connection.label, instance.id)
+        if binding.target == "header" and binding.name.lower() == "authorization":
+            return f"Bearer {token}"
+        return token
     configured = connection.settings.get("header")
     wants_raw = isinstance(configured, str) and configured.lower() == binding.name.lower()
     if binding.target == "header" and not wants_raw:
