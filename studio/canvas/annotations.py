@@ -93,6 +93,10 @@ class NoteItem(QGraphicsObject):
         self._color = note.color
         if not self.editing and self._text.toPlainText() != note.text:
             self._text.setPlainText(note.text)
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        """Take the text colour from the current application palette."""
         self._text.setDefaultTextColor(theme.note_text(theme.palette()))
         self.update()
 
@@ -252,6 +256,11 @@ class AnnotationLayer(QObject):
                 assert isinstance(parent, NoteItem)
                 return parent
         return None
+
+    def apply_palette(self) -> None:
+        """Recolour the notes after a light or dark theme switch."""
+        for item in self._notes.values():
+            item.apply_palette()
 
     def group_title_at(self, scene_pos: QPointF) -> str | None:
         """Return the id of the group whose title bar contains ``scene_pos``, or None."""

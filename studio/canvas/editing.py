@@ -76,6 +76,7 @@ class CanvasEditing(QObject):
         view.set_interaction(EditInteraction(view, self))
         view.viewport().setMouseTracking(True)
         view.sig_step_type_dropped.connect(self._on_step_type_dropped)
+        view.sig_palette_changed.connect(self.annotations.apply_palette)
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         view.customContextMenuRequested.connect(self._on_context_menu_requested)
         for signal in (document.sig_reset, document.sig_steps_added):

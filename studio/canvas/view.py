@@ -72,6 +72,8 @@ class CanvasView(QGraphicsView):
     """Emitted with a step type and the scene position where a palette drag was dropped."""
     sig_overview_changed = Signal(bool)
     """Emitted with True when the view enters overview mode and False when it leaves it."""
+    sig_palette_changed = Signal()
+    """Emitted after the application palette changed, for example when the system switches to dark mode."""
 
     def __init__(self, scene: WorkflowScene, parent: QWidget | None = None) -> None:
         super().__init__(scene, parent)
@@ -411,7 +413,10 @@ class CanvasView(QGraphicsView):
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
             # Items read the palette when they paint, so a repaint applies a light or dark switch.
             self.resetCachedContent()
-            self.workflow_scene().update()
+            self._overview_cache = None
+            for item in self.workflow_scene().items():
+                item.update()  # Also drops the pixmaps cached in the old colours.
+            self.sig_palette_changed.emit()
         super().changeEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette
+from PySide6.QtWidgets import QApplication
 
+from studio.canvas import theme
 from studio.canvas.view import OVERVIEW_MIN_NODES, OVERVIEW_ZOOM
 from studio.model.document import workflow_from_data
 from studio.model.workflow import Workflow
@@ -167,3 +169,52 @@ def test_quick_add_escape_adds_nothing(qtbot: Any, window: EditorWindow) -> None
     qtbot.keyClick(editing.quick_add.search, Qt.Key.Key_Escape)
     assert not editing.quick_add.isVisible()
     assert window.document.workflow.steps == []
+
+
+def test_palette_switch_recolours_notes(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({"schema_version": 1, "notes": [{"id": "n1", "text": "hello"}]}))
+    editing = editing_of(window)
+    note = editing.annotations.note_item("n1")
+    assert note is not None
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    original = app.palette()
+    dark = QPalette(original)
+    dark.setColor(QPalette.ColorRole.Window, QColor("#202020"))
+    dark.setColor(QPalette.ColorRole.Base, QColor("#181818"))
+    dark.setColor(QPalette.ColorRole.Text, QColor("#e8e8e8"))
+    try:
+        with qtbot.waitSignal(window.view.sig_palette_changed):
+            app.setPalette(dark)
+        assert note._text.defaultTextColor() == theme.note_text(dark)
+        assert theme.is_dark(dark)
+    finally:
+        with qtbot.waitSignal(window.view.sig_palette_changed):
+            app.setPalette(original)
+    assert note._text.defaultTextColor() == theme.note_text(original)
+
+
+def test_middle_and_space_drag_pan(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({"schema_version": 1, "steps": [
+        {"id": "a", "type": "lua_script", "position": {"x": 0.0, "y": 0.0}}]}))
+    editing_of(window)
+    view = window.view
+    view.reset_zoom()
+    viewport = view.viewport()
+    start = center_point(window, "a")
+    before = view.mapToScene(QPoint(0, 0))
+    qtbot.mousePress(viewport, Qt.MouseButton.MiddleButton, pos=start)
+    qtbot.mouseMove(viewport, start + QPoint(40, 30))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.MiddleButton, pos=start + QPoint(40, 30))
+    after = view.mapToScene(QPoint(0, 0))
+    assert (before.x() - after.x(), before.y() - after.y()) == (40.0, 30.0)
+    assert node(window, "a").pos() == QPointF(0.0, 0.0)
+
+    qtbot.keyPress(view, Qt.Key.Key_Space)
+    assert view.space_held
+    drag(qtbot, window, start, start + QPoint(-20, 10))
+    qtbot.keyRelease(view, Qt.Key.Key_Space)
+    moved = view.mapToScene(QPoint(0, 0))
+    assert (after.x() - moved.x(), after.y() - moved.y()) == (-20.0, 10.0)
+    assert node(window, "a").pos() == QPointF(0.0, 0.0)
+    assert not view.space_held
