@@ -271,10 +271,17 @@ def test_duplicate_group_and_notes(qtbot: Any, window: EditorWindow) -> None:
     [note] = window.document.workflow.notes
     note_item = editing.annotations.note_item(note.id)
     assert note_item is not None and note_item.editing
-    qtbot.keyClicks(window.view, "Check the totals")
+    # Keys that are canvas shortcuts elsewhere (F, M, Delete, Backspace) edit the text while a note has focus.
+    zoom = window.view.zoom()
+    qtbot.keyClicks(window.view, "Check the totals FMx")
+    qtbot.keyClick(window.view, Qt.Key.Key_Backspace)
+    qtbot.keyClick(window.view, Qt.Key.Key_Left)
+    qtbot.keyClick(window.view, Qt.Key.Key_Delete)
+    assert window.view.zoom() == zoom
+    assert len(window.document.workflow.steps) == 2
     window.view.setFocus()
     window.scene.setFocusItem(None)
-    assert window.document.workflow.notes[0].text == "Check the totals"
+    assert window.document.workflow.notes[0].text == "Check the totals F"
 
     corner = view_point(window, note_item.mapToScene(QPointF(*note_item.size())) - QPointF(3.0, 3.0))
     drag(qtbot, window, corner, corner + QPoint(80, 40))
