@@ -290,7 +290,8 @@ async def _resolve_task(engine: Any, store: Any, args: argparse.Namespace) -> st
         values["comment"] = args.comment
     task = store.get_task(args.task_id)
     await engine.resolve_task(task.id, args.decision, values, actor=args.actor)
-    print(f"Task {task.id} {args.decision}d; continuing run {task.run_id}", file=sys.stderr)
+    done = {"approve": "approved", "reject": "rejected", "accept": "accepted", "decline": "declined"}
+    print(f"Task {task.id} {done.get(args.decision, 'cancelled')}; continuing run {task.run_id}", file=sys.stderr)
     return str(task.run_id)
 
 
@@ -620,8 +621,11 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = commands.add_parser("tasks", help="list pending human tasks")
     tasks.add_argument("--json", action="store_true")
 
-    task = commands.add_parser("task", help="approve or reject a human task, then continue its run")
-    task.add_argument("decision", choices=["approve", "reject"])
+    task = commands.add_parser(
+        "task",
+        help="approve or reject a human task (accept, decline or cancel an MCP input request), then continue its run",
+    )
+    task.add_argument("decision", choices=["approve", "reject", "accept", "decline", "cancel"])
     task.add_argument("task_id", help="task id (a unique prefix of at least 4 characters is enough)")
     task.add_argument("--field", "-f", action="append", metavar="NAME=VALUE", help="form value")
     task.add_argument("--comment", help="a note kept with the decision")

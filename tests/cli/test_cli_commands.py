@@ -226,6 +226,21 @@ def test_runs_and_task_reject(tmp_path: Path) -> None:
     assert "No pending human tasks." in run_cli(db, "tasks").stdout
 
 
+@pytest.mark.parametrize("decision", ["accept", "decline", "cancel"])
+def test_task_input_decision_on_approval_rejected(tmp_path: Path, decision: str) -> None:
+    db = tmp_path / "studio.db"
+    workflow_file = write(tmp_path / "review.workflow.json", review_document())
+    assert run_cli(db, "run", str(workflow_file)).returncode == 4
+    task_id = json.loads(run_cli(db, "tasks", "--json").stdout)[0]["id"]
+
+    answered = run_cli(db, "task", decision, task_id, "--field", "note=x")
+
+    assert answered.returncode == 2
+    assert "Traceback" not in answered.stderr
+    assert "approve" in answered.stderr
+    assert len(json.loads(run_cli(db, "tasks", "--json").stdout)) == 1
+
+
 def test_task_approve_with_fields(tmp_path: Path) -> None:
     db = tmp_path / "studio.db"
     workflow_file = write(tmp_path / "review.workflow.json", review_document())
