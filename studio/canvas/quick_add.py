@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
-from PySide6.QtGui import QIcon, QKeyEvent
+from PySide6.QtGui import QGuiApplication, QIcon, QKeyEvent
 from PySide6.QtWidgets import QFrame, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from studio.canvas.icons import step_icon
@@ -107,9 +107,19 @@ class QuickAddPopup(QFrame):
         self._entries = entries
         self.search.clear()
         self._refilter("")
-        self.move(global_pos)
+        self.move(self._on_screen(global_pos))
         self.show()
         self.search.setFocus()
+
+    def _on_screen(self, global_pos: QPoint) -> QPoint:
+        """Return ``global_pos`` moved so the whole popup stays on the screen that contains it."""
+        screen = QGuiApplication.screenAt(global_pos) or QGuiApplication.primaryScreen()
+        if screen is None:
+            return global_pos
+        area = screen.availableGeometry()
+        x = min(max(global_pos.x(), area.left()), area.right() - self.width())
+        y = min(max(global_pos.y(), area.top()), area.bottom() - self.height())
+        return QPoint(x, y)
 
     def visible_entries(self) -> list[QuickAddEntry]:
         result = []

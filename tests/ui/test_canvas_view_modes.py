@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QColor, QContextMenuEvent, QImage, QPainter, QPalette
+from PySide6.QtWidgets import QApplication, QMenu
 
 from studio.canvas import theme
 from studio.canvas.view import OVERVIEW_MIN_NODES, OVERVIEW_ZOOM
@@ -218,3 +218,35 @@ def test_middle_and_space_drag_pan(qtbot: Any, window: EditorWindow) -> None:
     assert (after.x() - moved.x(), after.y() - moved.y()) == (-20.0, 10.0)
     assert node(window, "a").pos() == QPointF(0.0, 0.0)
     assert not view.space_held
+
+
+def test_double_click_empty_canvas_opens_quick_add(qtbot: Any, window: EditorWindow) -> None:
+    editing = editing_of(window)
+    point = QPoint(300, 200)
+    qtbot.mouseDClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    qtbot.waitUntil(editing.quick_add.isVisible)
+    qtbot.keyClicks(editing.quick_add.search, "human")
+    qtbot.keyClick(editing.quick_add.search, Qt.Key.Key_Return)
+    [step] = window.document.workflow.steps
+    assert step.type == "human_task"
+    box = node(window, step.id).mapRectToScene(0.0, 0.0, *node(window, step.id).size())
+    assert box.contains(window.view.mapToScene(point))
+
+
+def test_right_click_on_node_selects_and_offers_edits(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data({"schema_version": 1, "steps": [
+        {"id": "a", "type": "lua_script", "position": {"x": 0.0, "y": 0.0}},
+        {"id": "b", "type": "lua_script", "position": {"x": 400.0, "y": 0.0}}]}))
+    editing_of(window)
+    window.view.zoom_to_fit()
+    window.view.set_selected_step_ids(["a"])
+    point = center_point(window, "b")
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, point, window.view.viewport().mapToGlobal(point))
+    QApplication.sendEvent(window.view.viewport(), event)
+    menus = [menu for menu in window.view.findChildren(QMenu) if menu.isVisible()]
+    assert len(menus) == 1
+    texts = [action.text() for action in menus[0].actions()]
+    assert "Copy" in texts
+    assert "Delete" in texts
+    assert window.view.selected_step_ids() == ["b"]
+    menus[0].close()
