@@ -49,8 +49,8 @@ OVERVIEW_MIN_NODES = 300
 PAN_MARGIN = 100_000.0
 """Free space around the drawing the view can scroll into, in scene units.
 
-The view keeps its own scene rectangle this much larger than the drawing, so adding or moving a node
-near the border never changes the scroll range, which would shift the picture under the mouse.
+The view keeps its own scene rectangle this much larger than the drawing. A change of the scroll range
+shifts the picture under the mouse, and with this margin only a node placed past it causes one.
 """
 STEP_TYPE_MIME = "application/x-workflow-studio-step-type"
 """MIME type of a palette drag. The data is the step type name in UTF-8."""

@@ -36,7 +36,7 @@ from tests.ui.canvas_helpers import (
 
 __all__ = ["window"]  # the fixture, imported so pytest finds it here
 
-def test_build_ten_step_workflow_with_mouse_and_keys(qtbot: Any, window: EditorWindow) -> None:
+def test_build_ten_steps_by_hand(qtbot: Any, window: EditorWindow) -> None:
     editing = editing_of(window)
     document = window.document
     view = window.view
@@ -175,7 +175,7 @@ def test_drag_on_edge_splices_step(qtbot: Any, window: EditorWindow) -> None:
     assert top_level_edges(window) == {("a", "b")}
 
 
-def test_connect_rejects_cycle_with_message(qtbot: Any, window: EditorWindow) -> None:
+def test_connect_rejects_cycle(qtbot: Any, window: EditorWindow) -> None:
     window.document.load(workflow_from_data({
         "schema_version": 1,
         "steps": [
@@ -312,7 +312,7 @@ def test_zoom_shortcuts_and_help(qtbot: Any, window: EditorWindow) -> None:
     assert not editing.help_overlay.isVisible()
 
 
-def test_every_action_has_a_unique_shortcut(qapp: QApplication) -> None:
+def test_action_shortcuts_unique(qapp: QApplication) -> None:
     seen: dict[str, str] = {}
     for spec in ACTIONS:
         for shortcut in spec.shortcuts:
@@ -320,7 +320,7 @@ def test_every_action_has_a_unique_shortcut(qapp: QApplication) -> None:
             seen[shortcut] = spec.name
 
 
-def test_moves_through_document_keep_none_refcount(qtbot: Any, window: EditorWindow) -> None:
+def test_document_moves_keep_none_refcount(qtbot: Any, window: EditorWindow) -> None:
     # PySide6 6.12.0 on CPython 3.11 drops a reference to None per setPos() on items that send
     # geometry changes; 10,000 moves abort the interpreter there.
     window.document.load(workflow_from_data({"schema_version": 1, "steps": [
@@ -355,7 +355,7 @@ def test_drop_on_edge_inserts_new_step(qtbot: Any, window: EditorWindow) -> None
     assert window.document.undo_stack.count() == 1
 
 
-def test_click_edge_then_delete_disconnects(qtbot: Any, window: EditorWindow) -> None:
+def test_delete_selected_edge(qtbot: Any, window: EditorWindow) -> None:
     window.document.load(workflow_from_data({
         "schema_version": 1,
         "steps": [
@@ -375,7 +375,7 @@ def test_click_edge_then_delete_disconnects(qtbot: Any, window: EditorWindow) ->
     assert [step.id for step in window.document.workflow.steps] == ["a", "b"]
 
 
-def test_note_drag_moves_note_in_one_step(qtbot: Any, window: EditorWindow) -> None:
+def test_note_drag_one_undo_step(qtbot: Any, window: EditorWindow) -> None:
     window.document.load(workflow_from_data({
         "schema_version": 1,
         "steps": [{"id": "a", "type": "lua_script", "position": {"x": 0, "y": 0}}],
@@ -410,7 +410,7 @@ def test_rename_group_keeps_members(qtbot: Any, window: EditorWindow) -> None:
     assert [g.title for g in window.document.workflow.groups] == ["Old"]
 
 
-def test_zoom_to_selection_shows_selected_node(qtbot: Any, window: EditorWindow) -> None:
+def test_zoom_to_selection(qtbot: Any, window: EditorWindow) -> None:
     window.document.load(workflow_from_data({
         "schema_version": 1,
         "steps": [

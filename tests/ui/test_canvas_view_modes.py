@@ -37,7 +37,7 @@ def render(window: EditorWindow) -> QImage:
     return image
 
 
-def test_overview_hides_items_and_keeps_selection(qtbot: Any, window: EditorWindow) -> None:
+def test_overview_keeps_selection(qtbot: Any, window: EditorWindow) -> None:
     window.document.load(workflow_from_data(grid_document(OVERVIEW_MIN_NODES + 100)))
     editing_of(window)
     view = window.view
@@ -122,7 +122,7 @@ def test_arrow_keys_nudge_selection_or_pan(qtbot: Any, window: EditorWindow) -> 
     assert node(window, "a").pos() == QPointF(20.0, 20.0)
 
 
-def test_auto_layout_of_selection_keeps_pinned(qtbot: Any, window: EditorWindow) -> None:
+def test_selection_layout_keeps_pinned(qtbot: Any, window: EditorWindow) -> None:
     window.document.load(workflow_from_data({"schema_version": 1, "steps": [
         {"id": "a", "type": "lua_script", "position": {"x": 500.0, "y": 0.0}},
         {"id": "b", "type": "lua_script", "position": {"x": 0.0, "y": 0.0}},
@@ -138,7 +138,7 @@ def test_auto_layout_of_selection_keeps_pinned(qtbot: Any, window: EditorWindow)
     assert window.document.find_step("a").layout_pinned
 
 
-def test_read_only_document_rejects_edits_with_message(qtbot: Any, window: EditorWindow) -> None:
+def test_read_only_rejects_edits(qtbot: Any, window: EditorWindow) -> None:
     window.document.load(workflow_from_data({"schema_version": 1, "steps": [
         {"id": "a", "type": "lua_script", "position": {"x": 0.0, "y": 0.0}}]}))
     window.document.read_only = True
@@ -220,7 +220,7 @@ def test_middle_and_space_drag_pan(qtbot: Any, window: EditorWindow) -> None:
     assert not view.space_held
 
 
-def test_double_click_empty_canvas_opens_quick_add(qtbot: Any, window: EditorWindow) -> None:
+def test_double_click_opens_quick_add(qtbot: Any, window: EditorWindow) -> None:
     editing = editing_of(window)
     point = QPoint(300, 200)
     qtbot.mouseDClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
@@ -233,7 +233,7 @@ def test_double_click_empty_canvas_opens_quick_add(qtbot: Any, window: EditorWin
     assert box.contains(window.view.mapToScene(point))
 
 
-def test_right_click_on_node_selects_and_offers_edits(qtbot: Any, window: EditorWindow) -> None:
+def test_right_click_node_menu(qtbot: Any, window: EditorWindow) -> None:
     window.document.load(workflow_from_data({"schema_version": 1, "steps": [
         {"id": "a", "type": "lua_script", "position": {"x": 0.0, "y": 0.0}},
         {"id": "b", "type": "lua_script", "position": {"x": 400.0, "y": 0.0}}]}))
