@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import httpx
 from sqlalchemy import and_, delete, insert, select
 
 from studio.mcp.errors import McpConfigError, McpNotFoundError, McpProbeError
+from studio.model.shared_graph import secret_in_server_url
 from studio.store import Store, new_id
 from studio.store import tables as t
 from studio.store.mcp_tables import mcp_catalog_entries
@@ -80,6 +82,7 @@ def check_entry_fields(
             raise McpConfigError(f"stdio server {name!r} has no command; set the executable that starts it")
         if url:
             raise McpConfigError(f"stdio server {name!r} has a URL as well as a command; remove the URL")
+        _check_no_plain_secret(name, transport, command, args, url)
         return
     if not url or not url.startswith(("http://", "https://")):
         shown = (url or "").split("?", 1)[0]
@@ -89,6 +92,30 @@ def check_entry_fields(
         )
     if command or cwd:
         raise McpConfigError(f"remote server {name!r} has a command or working directory; remove them or use stdio")
+    _check_no_plain_secret(name, transport, command, args, url)
+
+
+def plain_secret(transport: str, command: str | None, args: Sequence[str], url: str | None) -> str | None:
+    """Return a sentence naming where launch fields carry a literal secret, or None.
+
+    Arguments and URLs are stored and exported in plain text, unlike bound env variables and
+    headers. The sentence names the argument or query parameter, never the secret.
+    """
+    if transport == "stdio":
+        where = secret_in_server_url("stdio:" + shlex.join([command or "", *args]))
+        hint = "arguments are stored in plain text; pass it in an env variable"
+    else:
+        where = secret_in_server_url(url or "")
+        hint = "URLs are stored in plain text; pass it in a header"
+    return None if where is None else f"{where} looks like a secret, and {hint}"
+
+
+def _check_no_plain_secret(
+    name: str, transport: str, command: str | None, args: Sequence[str], url: str | None
+) -> None:
+    problem = plain_secret(transport, command, args, url)
+    if problem is not None:
+        raise McpConfigError(f"server {name!r}: {problem} bound to a connection ('studio mcp bind')")
 
 
 def _entry_from_row(row: Mapping[str, Any]) -> CatalogEntry:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import RowMapping, and_, delete, insert, select, update
 from sqlalchemy.engine import Connection as DbConnection
 
-from studio.mcp.catalog import CatalogEntry, check_entry_fields, get_entry
+from studio.mcp.catalog import CatalogEntry, check_entry_fields, get_entry, plain_secret
 from studio.mcp.errors import McpConfigError, McpNotFoundError
 from studio.mcp.secret_values import is_secret_env, is_secret_header
 from studio.store import Store, new_id
@@ -126,6 +126,11 @@ def check_profile(profile: Profile, instance_name: str) -> None:
             )
     if not all(isinstance(arg, str) for arg in profile.args):
         raise McpConfigError(f"the arguments of profile {profile.name!r} must all be strings")
+    problem = plain_secret("stdio", "", profile.args, None)
+    if problem is not None:
+        raise McpConfigError(
+            f"profile {profile.name!r} of MCP instance {instance_name!r}: {problem} bound to a connection"
+        )
     for name, value in profile.headers.items():
         if not _HEADER_NAME.match(name) or not isinstance(value, str) or "\n" in value or "\r" in value:
             raise McpConfigError(

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from studio.mcp.catalog import STUDIO_TOOLS_COMMAND, CatalogEntry, add_entry, get_entry, list_entries
+from studio.mcp.catalog import STUDIO_TOOLS_COMMAND, CatalogEntry, add_entry, get_entry, list_entries, plain_secret
 from studio.mcp.errors import McpConfigError
 from studio.mcp.instances import Binding, McpInstance, Profile, create_instance, list_instances
 from studio.mcp.secret_values import is_secret_env, is_secret_header, placeholder_name
@@ -185,7 +185,8 @@ def import_servers(
 ) -> ImportReport:
     """Create a catalog entry and an instance for each server of a config file.
 
-    A server whose name an instance already has is skipped and listed in the report.
+    A server whose name an instance already has, or whose arguments or URL carry a literal secret
+    (which no binding can hold), is skipped and listed in the report.
 
     Raises:
         McpConfigError: the file is invalid, or it contains secret values and no vault was given.
@@ -205,6 +206,10 @@ def import_servers(
     for server in servers:
         if server.name in existing:
             report.skipped.append(f"{server.name}: an instance with this name exists already")
+            continue
+        problem = plain_secret(server.transport, server.command, server.args, server.url)
+        if problem is not None:
+            report.skipped.append(f"{server.name}: {problem} and import again")
             continue
         report.instances.append(_import_one(store, server, vault, report))
     logger.info(

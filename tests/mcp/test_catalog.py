@@ -35,7 +35,7 @@ def test_builtin_tool_server_listed(store: Store) -> None:
 
 def test_custom_entries_stdio_and_remote(store: Store) -> None:
     stdio = add_entry(store, "files", "stdio", command="npx", args=["-y", "server-files"], cwd="/tmp")
-    remote = add_entry(store, "remote", "http", url="https://mcp.example.test/mcp?key=abc")
+    remote = add_entry(store, "remote", "http", url="https://mcp.example.test/mcp?region=eu")
 
     assert [entry.name for entry in list_entries(store)] == ["Studio tools", "files", "remote"]
     assert stdio.args == ("-y", "server-files")
@@ -52,6 +52,12 @@ def test_custom_entries_stdio_and_remote(store: Store) -> None:
         ({"name": "x", "transport": "http", "url": "ftp://h/mcp"}, "needs an http:// or https:// URL"),
         ({"name": "", "transport": "stdio", "command": "a"}, "invalid server name ''"),
         ({"name": "x", "transport": "http", "url": "http://h/mcp", "command": "a"}, "remove them or use stdio"),
+        (
+            {"name": "x", "transport": "stdio", "command": "npx", "args": ["--api-key", "sk-catalogArg123"]},
+            "argument 2 (the value of --api-key) looks like a secret",
+        ),
+        ({"name": "x", "transport": "http", "url": "https://h/mcp?token=catalogQuery9"}, "query parameter 'token'"),
+        ({"name": "x", "transport": "http", "url": "https://u:catalogPass7@h/mcp"}, "the password of the URL"),
     ],
 )
 def test_invalid_entry_named_in_error(store: Store, fields: dict[str, str], expected: str) -> None:

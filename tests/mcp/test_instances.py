@@ -83,6 +83,7 @@ def test_unknown_profile_lists_available(store: Store, echo_command: tuple[str, 
         (Profile("p", env={"1BAD": "x"}), "invalid environment variable name '1BAD'"),
         (Profile("p", headers={"Authorization": "Bearer x"}), "header 'Authorization'"),
         (Profile("bad/name"), "invalid profile name 'bad/name'"),
+        (Profile("p", args=("--token=profileArg55",)), "argument 1 (--token) looks like a secret"),
     ],
 )
 def test_invalid_profile_rejected(

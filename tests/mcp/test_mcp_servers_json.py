@@ -216,3 +216,27 @@ def _instances(store: Store) -> list[Any]:
     from studio.mcp.instances import list_instances
 
     return list_instances(store)
+
+
+def test_import_skips_secret_in_arguments_or_url(store: Store, file_vault: SecretVault) -> None:
+    document = {
+        "mcpServers": {
+            "smithery": {"command": "npx", "args": ["-y", "@smithery/cli", "run", "x", "--key", "sk-argSecret4455"]},
+            "query": {"url": "https://mcp.example.test/sse?token=querySecret8877"},
+            "time": {"command": "mcp-server-time", "args": ["--local-timezone", "UTC"]},
+        }
+    }
+
+    report = import_servers(store, document, vault=file_vault)
+    exported = json.dumps(export_servers(store, "cursor").document)
+
+    assert [instance.name for instance in report.instances] == ["time"]
+    assert report.skipped == [
+        "smithery: argument 6 (the value of --key) looks like a secret, and arguments are stored in plain text; "
+        "pass it in an env variable and import again",
+        "query: query parameter 'token' looks like a secret, and URLs are stored in plain text; "
+        "pass it in a header and import again",
+    ]
+    assert "argSecret4455" not in exported
+    assert "querySecret8877" not in exported
+    assert b"argSecret4455" not in Path(str(store.path)).read_bytes()
