@@ -81,6 +81,8 @@ class CanvasEditing(QObject):
         view.customContextMenuRequested.connect(self._on_context_menu_requested)
         for signal in (document.sig_reset, document.sig_steps_added):
             signal.connect(self.view.refresh_overview)
+        for signal in (document.sig_steps_moved, document.sig_steps_removed, document.sig_edges_changed):
+            signal.connect(self.view.invalidate_overview)
 
     # -- actions ---------------------------------------------------------------------------
 

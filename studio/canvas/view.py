@@ -7,7 +7,6 @@ import math
 
 from PySide6.QtCore import QEvent, QLineF, QMimeData, QPoint, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (
-    QColor,
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
@@ -93,7 +92,7 @@ class CanvasView(QGraphicsView):
         self._overview_enabled = True
         self._overview = False
         self._overview_selection: set[str] = set()
-        self._overview_cache: tuple[dict[str, list[QRectF]], list[QLineF]] | None = None
+        self._overview_cache: tuple[list[tuple[NodeItem, QRectF]], list[QLineF]] | None = None
         scene.sig_workflow_changed.connect(self._on_scene_workflow_changed)
         scene.changed.connect(self._on_scene_changed)
         self._reset_pan_range()
@@ -369,19 +368,25 @@ class CanvasView(QGraphicsView):
     def _paint_overview(self, painter: QPainter, rect: QRectF) -> None:
         palette = theme.palette()
         if self._overview_cache is None:
-            self._overview_cache = self._build_overview_cache(palette)
-        boxes_by_color, lines = self._overview_cache
+            self._overview_cache = self._build_overview_cache()
+        boxes, lines = self._overview_cache
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         painter.setPen(QPen(theme.edge_color(palette, implied=False), 0.0))
         painter.drawLines(lines)
+        # Statuses are read on every paint because a run changes them without moving anything.
+        by_status: dict[str, list[QRectF]] = {}
+        for item, box in boxes:
+            by_status.setdefault(item.status, []).append(box)
         painter.setPen(Qt.PenStyle.NoPen)
-        for color, boxes in boxes_by_color.items():
-            painter.setBrush(QColor(color))
-            painter.drawRects(boxes)
-        selected = [
-            box for step_id in self._overview_selection
-            if (box := self._overview_box(step_id)) is not None and box.intersects(rect)
-        ]
+        for status, status_boxes in by_status.items():
+            pending = status == "pending"
+            painter.setBrush(palette.color(QPalette.ColorRole.Mid) if pending else theme.status_color(status))
+            painter.drawRects(status_boxes)
+        selected: list[QRectF] = []
+        for step_id in self._overview_selection:
+            selected_box = self._overview_box(step_id)
+            if selected_box is not None and selected_box.intersects(rect):
+                selected.append(selected_box)
         if selected:
             painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), 3.0 / max(self.zoom(), 1e-3)))
             painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -391,17 +396,22 @@ class CanvasView(QGraphicsView):
         item = self.workflow_scene().node_item(step_id)
         return None if item is None else item.mapRectToScene(QRectF(0.0, 0.0, *item.size()))
 
-    def _build_overview_cache(self, palette: QPalette) -> tuple[dict[str, list[QRectF]], list[QLineF]]:
-        """Collect every node box by fill colour and every edge as a straight line, in scene units."""
+    def _build_overview_cache(self) -> tuple[list[tuple[NodeItem, QRectF]], list[QLineF]]:
+        """Collect every node with its box and every edge as a straight line, in scene units."""
         scene = self.workflow_scene()
         lines = [QLineF(edge.source.output_anchor(), edge.target.input_anchor()) for edge in scene.edge_items().values()]
-        boxes_by_color: dict[str, list[QRectF]] = {}
-        mid = palette.color(QPalette.ColorRole.Mid).name()
-        for item in scene.node_items().values():
-            box = item.mapRectToScene(QRectF(0.0, 0.0, *item.size()))
-            color = theme.status_color(item.status).name() if item.status != "pending" else mid
-            boxes_by_color.setdefault(color, []).append(box)
-        return (boxes_by_color, lines)
+        boxes = [(item, item.mapRectToScene(QRectF(0.0, 0.0, *item.size()))) for item in scene.node_items().values()]
+        return (boxes, lines)
+
+    def invalidate_overview(self) -> None:
+        """Collect the overview's boxes and lines again on the next paint, after nodes or edges changed.
+
+        Hidden items do not always make the scene report a change, so the editor calls this on
+        document changes.
+        """
+        self._overview_cache = None
+        if self._overview:
+            self.viewport().update()
 
     def _on_scene_changed(self) -> None:
         # Any item change (a move, a status) may change the overview, so it is collected again on the next paint.

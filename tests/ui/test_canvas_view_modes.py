@@ -250,3 +250,24 @@ def test_right_click_node_menu(qtbot: Any, window: EditorWindow) -> None:
     assert "Delete" in texts
     assert window.view.selected_step_ids() == ["b"]
     menus[0].close()
+
+
+def test_overview_follows_status_and_moves(qtbot: Any, window: EditorWindow) -> None:
+    window.document.load(workflow_from_data(grid_document(OVERVIEW_MIN_NODES + 100)))
+    editing_of(window)
+    view = window.view
+    view.zoom_to_fit()
+    assert view.overview
+    render(window)
+    window.scene.set_step_status("s0", "failed")
+    center = view.mapFromScene(node(window, "s0").sceneBoundingRect().center())
+    failed = render(window).pixelColor(center.x(), center.y())
+    assert failed == theme.status_color("failed")
+
+    window.document.move_steps({"s0": (-2000.0, -2000.0)})
+    image = render(window)
+    assert image.pixelColor(center.x(), center.y()) != theme.status_color("failed")
+    view.zoom_to_fit()
+    assert view.overview
+    moved = view.mapFromScene(QPointF(-2000.0 + 110.0, -2000.0 + 39.0))
+    assert render(window).pixelColor(moved.x(), moved.y()) == theme.status_color("failed")
