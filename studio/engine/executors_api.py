@@ -31,6 +31,7 @@ from studio.engine.executors.llm import (
     missing_endpoint_hint,
     parse_provider,
 )
+from studio.engine.executors.llm_default import DEFAULT_MODEL_SETTING, resolve_step_llm
 from studio.engine.executors.llm_errors import (
     LlmConfigError,
     LlmError,
@@ -290,29 +291,64 @@ def _step_sampler(
 
 
 async def execute_llm_call(config: dict[str, Any], context: StepContext) -> JsonValue:
-    # A thread, because reading a secret from the encrypted-file vault can block for seconds.
-    endpoint = await asyncio.to_thread(context.services.llm_endpoint, config)
+    """Run an ``llm_call`` step with the LLM that ``resolve_step_llm`` picks for its config.
+
+    A step without ``connection_id`` runs on its provider's environment variables, else the project's
+    default connection, else the local model. A step whose connection is named but whose model is
+    empty uses that connection's ``settings.default_model``.
+    """
+    resolved = await resolve_step_llm(context.services, config)
+    model = resolved.model or await asyncio.to_thread(_connection_default_model, context.services, config)
     request = ChatRequest(
-        model=str(config.get("model") or ""),
+        model=model,
         system_prompt=_text(config.get("system_prompt")) or None,
         prompt=_text(config.get("prompt")),
         temperature=config.get("temperature"),
         max_tokens=config.get("max_tokens"),
         output_schema=config.get("output_schema"),
     )
+    logger.info(
+        "Running llm_call step %s of run %s with %s, model %s",
+        context.step_key,
+        context.run_id,
+        resolved.description,
+        model,
+    )
 
     def on_delta(text: str) -> None:
         context.emit(EventType.LLM_TOKEN_DELTA, {"text": text})
 
-    result = await chat_completion(context.services.http, endpoint, request, on_delta=on_delta)
+    result = await chat_completion(context.services.http, resolved.endpoint, request, on_delta=on_delta)
     detail: dict[str, JsonValue] = {
         "model": result.model,
-        "base_url": endpoint.base_url,
+        "base_url": resolved.endpoint.base_url,
         "estimated": result.usage.estimated,
+        "source": resolved.source,
     }
     context.record_usage("llm_prompt_tokens", result.usage.prompt_tokens, "token", detail)
     context.record_usage("llm_completion_tokens", result.usage.completion_tokens, "token", detail)
     return result.value
+
+
+def _connection_default_model(services: ExecutorServices, config: Mapping[str, Any]) -> str:
+    """Return the ``default_model`` setting of the step's connection, for a step that names no model.
+
+    Raises:
+        StepError: the step names no connection, or its connection has no ``default_model``.
+    """
+    connection_id = config.get("connection_id")
+    row = services.store.get_connection(str(connection_id)) if connection_id and services.store else None
+    settings = (row or {}).get("settings") or {}
+    model = str(settings.get(DEFAULT_MODEL_SETTING) or "").strip()
+    if model:
+        return model
+    if row is None:
+        raise StepError("invalid_input", "the llm_call step names no model; set config.model")
+    raise StepError(
+        "invalid_input",
+        f"the llm_call step names no model and connection '{row['name']}' has no "
+        f"settings.{DEFAULT_MODEL_SETTING}; set config.model or the connection's default model",
+    )
 
 
 async def execute_lua_script(config: dict[str, Any], context: StepContext) -> JsonValue:

@@ -133,8 +133,19 @@ def _server_url_problem(server_url: str) -> str | None:
 
 def _check_llm_call(step: LlmCallStep) -> list[Finding]:
     findings: list[Finding] = []
-    if not step.config.model.strip():
-        findings.append(_missing(step, "config.model", "model"))
+    # Without a connection, the project's default connection (its default_model) or the local model
+    # serves an empty model. A named connection may have a default_model too, but validation has no
+    # store to look it up, so it requires the model whenever the step names a connection.
+    if (step.config.connection_id or "").strip() and not step.config.model.strip():
+        findings.append(
+            error(
+                "missing-config",
+                f"step '{step.id}' (llm_call) names connection '{step.config.connection_id}' but no model; "
+                "set config.model, or clear config.connection_id to use the project's default LLM.",
+                step.id,
+                "config.model",
+            )
+        )
     if not step.config.prompt.strip():
         findings.append(_missing(step, "config.prompt", "prompt"))
     if step.config.output_schema is not None:

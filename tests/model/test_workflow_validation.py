@@ -129,7 +129,7 @@ def test_duplicate_edge_warns() -> None:
     [
         (mcp("x", tool=""), "config.tool"),
         (mcp("x", instance_id=None), "config.instance_id"),
-        (llm("x", model=""), "config.model"),
+        (llm("x", model="", connection_id="work-openai"), "config.model"),
         (llm("x", "   "), "config.prompt"),
         (human("x", ""), "config.title"),
         (lua("x", source=""), "config.source"),
@@ -143,6 +143,17 @@ def test_missing_config_is_named(step: dict[str, Any], field_path: str) -> None:
     assert finding.field_path == field_path
     assert "'x'" in finding.message
     assert field_path in finding.message
+
+
+def test_llm_without_connection_needs_no_model() -> None:
+    document = workflow([llm("x", model="")])
+    assert check(document) == []
+
+
+def test_llm_connection_without_model_is_named() -> None:
+    finding = single(check(workflow([llm("x", model=" ", connection_id="work-openai")])), "missing-config")
+    assert "'work-openai'" in finding.message
+    assert "clear config.connection_id" in finding.message
 
 
 def test_server_url_alone_is_enough() -> None:
