@@ -32,6 +32,29 @@ PORT_INPUT = "input"
 PORT_OUTPUT = "output"
 
 
+_header_fonts: dict[str, tuple[QFont, QFont]] = {}
+
+
+def header_fonts(base: QFont) -> tuple[QFont, QFont]:
+    """Return the title font (bold, at least 9 pt) and the smaller label font derived from ``base``.
+
+    They are cached by the base font's key, because building them on every paint showed up in
+    profiles of large graphs.
+    """
+    key = base.key()
+    fonts = _header_fonts.get(key)
+    if fonts is None:
+        title_font = QFont(base)
+        title_font.setBold(True)
+        title_font.setPointSizeF(max(title_font.pointSizeF(), 9.0))
+        small_font = QFont(title_font)
+        small_font.setBold(False)
+        small_font.setPointSizeF(title_font.pointSizeF() * 0.85)
+        fonts = (title_font, small_font)
+        _header_fonts[key] = fonts
+    return fonts
+
+
 class NodeItem(QGraphicsObject):
     """One step on the canvas, keyed by its step id.
 
@@ -59,6 +82,7 @@ class NodeItem(QGraphicsObject):
         self._problem_count = 0
         self._problem_tooltip = ""
         self._highlighted_port: str | None = None
+        self._elided_title: tuple[tuple[str, str, float], str] = (("", "", 0.0), "")
         self._size = (self.WIDTH, self.HEIGHT)
         self._edges: list[EdgeItem] = []
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
@@ -324,19 +348,16 @@ class NodeItem(QGraphicsObject):
 
         text_left = icon_rect.right() + 8.0
         text_width = area.right() - margin - text_left
-        title_font = QFont(painter.font())
-        title_font.setBold(True)
-        title_font.setPointSizeF(max(title_font.pointSizeF(), 9.0))
+        title_font, small_font = header_fonts(painter.font())
         painter.setFont(title_font)
         painter.setPen(palette.color(QPalette.ColorRole.Text))
-        metrics = QFontMetricsF(title_font)
-        title = metrics.elidedText(self._title, Qt.TextElideMode.ElideRight, text_width)
+        elided_key = (self._title, title_font.key(), text_width)
+        if self._elided_title[0] != elided_key:
+            elided = QFontMetricsF(title_font).elidedText(self._title, Qt.TextElideMode.ElideRight, text_width)
+            self._elided_title = (elided_key, elided)
         title_rect = QRectF(text_left, area.top() + margin - 2.0, text_width, 18.0)
-        painter.drawText(title_rect, Qt.AlignmentFlag.AlignLeft, title)
+        painter.drawText(title_rect, Qt.AlignmentFlag.AlignLeft, self._elided_title[1])
 
-        small_font = QFont(title_font)
-        small_font.setBold(False)
-        small_font.setPointSizeF(title_font.pointSizeF() * 0.85)
         painter.setFont(small_font)
         painter.setPen(theme.secondary_text(palette))
         painter.drawText(QRectF(text_left, area.top() + margin + 16.0, text_width, 16.0), Qt.AlignmentFlag.AlignLeft,
