@@ -116,7 +116,9 @@ def help_html(actions: tuple[ActionSpec, ...] = ACTIONS) -> str:
             current_menu = spec.menu
             parts.append(f"<tr><td colspan='2'><b>{html.escape(current_menu)}</b></td></tr>")
         keys = html.escape(shortcut_text(spec)) or "—"
-        parts.append(f"<tr><td><tt>{keys}</tt></td><td>{html.escape(spec.text)}: {html.escape(spec.help)}</td></tr>")
+        parts.append(
+            f"<tr><td><tt>{keys}</tt></td><td><b>{html.escape(spec.text)}</b> — {html.escape(spec.help)}</td></tr>"
+        )
     parts.append("<tr><td colspan='2'><b>Mouse</b></td></tr>")
     for gesture, effect in MOUSE_GESTURES:
         parts.append(f"<tr><td>{html.escape(gesture)}</td><td>{html.escape(effect)}</td></tr>")
