@@ -171,6 +171,10 @@ class ExecutorServices:
 
         The step's ``provider`` ("openai", "anthropic" or "ollama") selects the wire protocol, and without a
         connection also the environment variables that are read (see ``endpoint_from_env_for``).
+
+        This call blocks: it may unlock the encrypted-file vault (seconds), and it renews a due OAuth
+        token with a blocking request to the token endpoint. From an event loop, call it through
+        ``asyncio.to_thread``, as ``resolve_step_llm`` does.
         """
         try:
             provider = parse_provider(config.get("provider"))
