@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,10 +154,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _open_store(args: argparse.Namespace) -> Any:
     import os
 
+    from sqlalchemy.exc import DatabaseError
+
     from studio.store import default_database_path, open_store
 
     db = getattr(args, "db", None) or os.environ.get("STUDIO_DB")
-    return open_store(Path(db) if db else default_database_path())
+    path = Path(db) if db else default_database_path()
+    try:
+        return open_store(path)
+    except (OSError, DatabaseError) as error:
+        reason = str(error.orig) if isinstance(error, DatabaseError) else str(error)
+        raise McpCliError(
+            f"cannot open the database '{path}': {reason}; pass --db with the path of a writable SQLite file"
+        ) from None
 
 
 # -- catalog and instances ------------------------------------------------------------------------
@@ -320,10 +330,16 @@ def _read_json_file(path_text: str) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise McpCliError(f"cannot read {path}: {error.strerror}; check the path") from None
+    except UnicodeDecodeError as error:
+        raise McpCliError(
+            f"{path} is not UTF-8 text (invalid byte at offset {error.start}); save it as UTF-8 JSON"
+        ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise McpCliError(f"{path} is not valid JSON: {error.msg} at line {error.lineno}") from None
+    except RecursionError:
+        raise McpCliError(f"{path} is not an MCP client config: its JSON is nested too deeply") from None
     if not isinstance(document, dict):
         raise McpCliError(f"{path} must contain a JSON object with 'mcpServers' or 'servers'")
     return document
@@ -357,6 +373,9 @@ async def _live_command(store: Any, args: argparse.Namespace) -> int:
     if args.mcp_command == "tools" and args.cached:
         return _print_cached_tools(store, args)
     arguments = _parse_arguments(args.args) if args.mcp_command == "call" else {}
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise McpCliError(f"--timeout {timeout:g} is invalid; give a positive number of seconds")
     session = InstanceSession(store, args.instance, profile=args.profile)
     try:
         handshake = await session.start()

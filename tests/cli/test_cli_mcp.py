@@ -212,3 +212,43 @@ def test_broken_server_exits_1(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert "missing-server' was not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"mcpServers": {"caf\xe9": {"command": "x"}}}', "is not UTF-8 text (invalid byte at offset 20)"),
+        (b'{"a": ' * 5000 + b"1" + b"}" * 5000, "is nested too deeply"),
+    ],
+)
+def test_unreadable_import_file_exits_2(tmp_path: Path, content: bytes, expected: str) -> None:
+    config = tmp_path / "config.json"
+    config.write_bytes(content)
+
+    result = mcp(tmp_path / "s.db", "import", str(config))
+
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_database_not_sqlite_exits_2(tmp_path: Path) -> None:
+    db = tmp_path / "notes.db"
+    db.write_text("not a database\n", encoding="utf-8")
+
+    result = mcp(db, "instances")
+
+    assert result.returncode == 2
+    assert f"cannot open the database '{db}': file is not a database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf"])
+def test_call_timeout_must_be_positive(tmp_path: Path, timeout: str) -> None:
+    db = tmp_path / "s.db"
+    mcp(db, "add", "tools", "--entry", "Studio tools")
+
+    result = mcp(db, "call", "tools", "text_stats", "--args", '{"text": "a"}', "--timeout", timeout)
+
+    assert result.returncode == 2
+    assert f"--timeout {timeout} is invalid; give a positive number of seconds" in result.stderr
