@@ -284,13 +284,18 @@ def create_instance(
     chosen_default = default_profile or chosen_profiles[0].name
     if chosen_default not in {profile.name for profile in chosen_profiles}:
         raise McpConfigError(f"default profile {chosen_default!r} is not one of the instance's profiles")
-    if any(existing.name == instance_name for existing in list_instances(store)):
-        raise McpConfigError(f"an MCP instance named {instance_name!r} exists already; choose another name")
-
     limits = timeouts or Timeouts()
     instance_id = new_id()
     now = time.time()
+    # The name check runs in the write transaction (BEGIN IMMEDIATE), so two processes cannot both pass it.
     with store.engine.begin() as connection:
+        taken = connection.execute(
+            select(t.mcp_instances.c.id).where(
+                and_(t.mcp_instances.c.project_id == store.project_id, t.mcp_instances.c.name == instance_name)
+            )
+        ).first()
+        if taken is not None:
+            raise McpConfigError(f"an MCP instance named {instance_name!r} exists already; choose another name")
         connection.execute(
             insert(t.mcp_instances).values(
                 id=instance_id,

@@ -22,9 +22,9 @@ from pydantic import JsonValue
 
 from studio.mcp.catalog import STUDIO_TOOLS_COMMAND, CatalogEntry, add_entry, get_entry, list_entries, plain_secret
 from studio.mcp.errors import McpConfigError
-from studio.mcp.instances import Binding, McpInstance, Profile, create_instance, list_instances
+from studio.mcp.instances import Binding, McpInstance, Profile, check_profile, create_instance, list_instances
 from studio.mcp.secret_values import is_secret_env, is_secret_header, placeholder_name
-from studio.secrets import SecretVault, create_connection, list_connections
+from studio.secrets import Connection, SecretVault, create_connection, delete_connection, list_connections
 from studio.store import Store
 
 logger = logging.getLogger(__name__)
@@ -211,7 +211,12 @@ def import_servers(
         if problem is not None:
             report.skipped.append(f"{server.name}: {problem} and import again")
             continue
-        report.instances.append(_import_one(store, server, vault, report))
+        try:
+            check_profile(Profile("default", env=server.env, headers=server.headers), server.name)
+            report.instances.append(_import_one(store, server, vault, report))
+        except McpConfigError as error:
+            # Another process may have created an instance of this name since the check above.
+            report.skipped.append(f"{server.name}: {error}")
     logger.info(
         "Imported %d MCP servers (%d skipped, %d connections created)",
         len(report.instances),
@@ -222,19 +227,32 @@ def import_servers(
 
 
 def _import_one(store: Store, server: ParsedServer, vault: SecretVault | None, report: ImportReport) -> McpInstance:
+    """Create the instance of one server; on failure, delete the connections made for it and re-raise."""
     entry = _entry_for(store, server)
     bindings: list[Binding] = []
-    for target, values in (("env", server.secret_env), ("header", server.secret_headers)):
-        for key, secret in values.items():
-            connection_id = None
-            if secret is not None:
-                assert vault is not None
-                connection_id = _secret_connection(store, vault, server.name, target, key, secret, report)
-            else:
-                report.unbound.append(f"{server.name}: {target} {key}")
-            bindings.append(Binding(target, key, connection_id))  # type: ignore[arg-type]
-    profile = Profile("default", env=server.env, headers=server.headers)
-    return create_instance(store, entry, name=server.name, profiles=[profile], bindings=bindings)
+    created: list[Connection] = []
+    unbound: list[str] = []
+    try:
+        for target, values in (("env", server.secret_env), ("header", server.secret_headers)):
+            for key, secret in values.items():
+                connection_id = None
+                if secret is not None:
+                    assert vault is not None
+                    created.append(_secret_connection(store, vault, server.name, target, key, secret))
+                    connection_id = created[-1].id
+                else:
+                    unbound.append(f"{server.name}: {target} {key}")
+                bindings.append(Binding(target, key, connection_id))  # type: ignore[arg-type]
+        profile = Profile("default", env=server.env, headers=server.headers)
+        instance = create_instance(store, entry, name=server.name, profiles=[profile], bindings=bindings)
+    except McpConfigError:
+        for connection in created:
+            assert vault is not None
+            delete_connection(store, vault, connection.id, force=True)
+        raise
+    report.connections.extend(connection.name for connection in created)
+    report.unbound.extend(unbound)
+    return instance
 
 
 def _entry_for(store: Store, server: ParsedServer) -> CatalogEntry:
@@ -263,9 +281,7 @@ def _entry_for(store: Store, server: ParsedServer) -> CatalogEntry:
     )
 
 
-def _secret_connection(
-    store: Store, vault: SecretVault, server: str, target: str, key: str, secret: str, report: ImportReport
-) -> str:
+def _secret_connection(store: Store, vault: SecretVault, server: str, target: str, key: str, secret: str) -> Connection:
     name = _unique(f"{server} {key}", {connection.name for connection in list_connections(store)})
     stripped = secret.strip()
     if target == "header" and key.lower() == "authorization" and stripped.startswith("Bearer "):
@@ -274,8 +290,7 @@ def _secret_connection(
         connection = create_connection(store, vault, name, "api_key", secret=stripped, settings={"header": key})
     else:
         connection = create_connection(store, vault, name, "api_key", secret=stripped)
-    report.connections.append(connection.name)
-    return connection.id
+    return connection
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -252,3 +252,36 @@ def test_call_timeout_must_be_positive(tmp_path: Path, timeout: str) -> None:
 
     assert result.returncode == 2
     assert f"--timeout {timeout} is invalid; give a positive number of seconds" in result.stderr
+
+
+def test_concurrent_imports_store_each_secret_once(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    env = vault_env(tmp_path)
+    mcp(db, "instances", env=env)
+    config = tmp_path / "cursor.json"
+    servers = {
+        "echo": {"command": sys.executable, "args": [str(ECHO_SERVER)], "env": {"SECRET_KEY": "s3cret-value-xyz"}},
+        "remote": {"url": "http://127.0.0.1:9/mcp", "headers": {"x-api-key": "sk-concurrentSecret00"}},
+    }
+    config.write_text(json.dumps({"mcpServers": servers}), encoding="utf-8")
+    command = [sys.executable, "-m", "studio", "--db", str(db), "mcp", "import", str(config)]
+
+    processes = [
+        subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    listed = mcp(db, "instances", "--json", env=env)
+    connections = subprocess.run(
+        [sys.executable, "-m", "studio", "--db", str(db), "connections", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=60,
+    )
+
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], outputs
+    assert sorted(instance["name"] for instance in json.loads(listed.stdout)) == ["echo", "remote"]
+    assert len(connections.stdout.strip().splitlines()) == 2, connections.stdout

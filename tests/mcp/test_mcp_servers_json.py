@@ -240,3 +240,22 @@ def test_import_skips_secret_in_arguments_or_url(store: Store, file_vault: Secre
     assert "argSecret4455" not in exported
     assert "querySecret8877" not in exported
     assert b"argSecret4455" not in Path(str(store.path)).read_bytes()
+
+
+def test_invalid_server_leaves_no_connection(store: Store, file_vault: SecretVault) -> None:
+    document = {
+        "mcpServers": {
+            "broken": {"command": "srv", "env": {"1BAD": "x", "API_KEY": "sk-orphanSecret5566"}},
+            "time": {"command": "mcp-server-time"},
+        }
+    }
+
+    report = import_servers(store, document, vault=file_vault)
+
+    assert [instance.name for instance in report.instances] == ["time"]
+    assert report.skipped == [
+        "broken: invalid environment variable name '1BAD' in profile 'default'; "
+        "use letters, digits and '_', not starting with a digit"
+    ]
+    assert report.connections == []
+    assert list_connections(store) == []
