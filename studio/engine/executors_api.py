@@ -51,6 +51,7 @@ from studio.engine.executors.mcp import (
     CallScope,
     ElicitationAnswer,
     ElicitationRequest,
+    HttpAuthFactory,
     McpServerSpec,
     McpSessionPool,
     SamplingRequest,
@@ -65,7 +66,7 @@ from studio.engine.executors.mcp_errors import (
     McpToolError,
 )
 from studio.mcp.errors import McpConfigError, McpNotFoundError
-from studio.mcp.resolve import spec_for_instance
+from studio.mcp.resolve import connection_auth_factory, spec_for_instance
 from studio.model.workflow import AnyStep
 from studio.secrets import SecretsError, connection_credentials
 from studio.store import Store
@@ -112,7 +113,8 @@ class ExecutorServices:
     Sessions are shared across steps and runs of one engine; ``aclose()`` ends them. MCP servers
     that ask for the client's roots get ``project_root`` (default: the current directory), and
     their sampling requests go to ``sampling`` (default: ``sample_with_default_llm``, the project's
-    default LLM connection).
+    default LLM connection). ``mcp_auth`` builds the HTTP auth of an MCP instance's connection
+    (default: ``connection_auth_factory`` on ``store``, which reads the workspace's vault).
     """
 
     def __init__(
@@ -122,12 +124,15 @@ class ExecutorServices:
         environ: Mapping[str, str] | None = None,
         project_root: Path | None = None,
         sampling: SamplingService | None = None,
+        mcp_auth: HttpAuthFactory | None = None,
     ) -> None:
         self.store = store
         self.environ = dict(os.environ if environ is None else environ)
         self.project_root = (project_root or Path.cwd()).resolve()
         self.sampling: SamplingService = sampling or sample_with_default_llm
-        self.mcp = McpSessionPool(roots=[self.project_root])
+        if mcp_auth is None and store is not None:
+            mcp_auth = connection_auth_factory(store)
+        self.mcp = McpSessionPool(roots=[self.project_root], http_auth=mcp_auth)
         self._http: httpx.AsyncClient | None = None
         # Lua runs on the engine's own threads, not the loop's default executor: under qasync that
         # default is a pool of QThreads, and ending those after running Lua crashed the process

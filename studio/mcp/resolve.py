@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from studio.mcp.catalog import STUDIO_TOOLS_COMMAND
 from studio.mcp.errors import McpConfigError
 from studio.mcp.instances import Binding, McpInstance, get_instance
 from studio.secrets import Connection, SecretVault, open_vault, resolve_headers
-from studio.secrets.oauth import OAUTH_KIND, access_token_sync
+from studio.secrets.oauth import OAUTH_KIND, access_token_sync, http_auth_for_connection
 from studio.store import Store
 
 if TYPE_CHECKING:
+    import httpx2
+
+    from studio.engine.executors.mcp_http_auth import HttpAuthFactory
     from studio.engine.executors.mcp_model import McpServerSpec
 
 logger = logging.getLogger(__name__)
@@ -30,7 +36,11 @@ def spec_for_instance(
     """Return the spec that starts or reaches an instance (by id or name) with the given or default profile.
 
     The vault is opened (when not given) only if the instance has bindings. The secrets go into the
-    spec's env or headers, which its repr and key leave out; this function logs no value.
+    spec's env or headers, which its repr and key leave out; this function logs no value. An
+    ``oauth2`` connection bound to the ``Authorization`` header of a remote instance is not read here:
+    the spec names it in ``auth_connection_id``, and the session renews its token while it runs. The
+    spec's ``credential_source`` names the connection that authenticates the server, so an auth
+    failure can say which one to fix.
 
     NOTE: this call may block for seconds when the vault is the encrypted file and not yet unlocked.
     From an event loop, call it through ``asyncio.to_thread``.
@@ -51,22 +61,50 @@ def spec_for_instance(
             command, args = sys.executable, ("-m", "studio.toolserver", *args)
         env = {key: value for key, value in os.environ.items() if key in PASSED_ENV}
         env.update(chosen.env)
-        env.update(secrets["env"])
-        return _build(instance, "stdio", command=command, args=args, env=env, cwd=instance.cwd)
+        env.update(secrets.env)
+        return _build(instance, "stdio", command=command, args=args, env=env, cwd=instance.cwd, bound=secrets)
     if chosen.args or chosen.env:
         logger.debug(
             "profile %s of remote MCP instance %s sets args or env, which it ignores", chosen.name, instance.id
         )
-    headers = {**chosen.headers, **secrets["header"]} or None
+    headers = {**chosen.headers, **secrets.header} or None
     if instance.transport == "sse":
         try:
-            return _build(instance, "sse", url=instance.url, headers=headers)
+            return _build(instance, "sse", url=instance.url, headers=headers, bound=secrets)
         except ValueError:
             raise McpConfigError(
                 f"MCP instance {instance.name!r} uses the legacy SSE transport, which the engine cannot "
                 "connect to yet; use the server's streamable HTTP endpoint (usually /mcp) if it has one"
             ) from None
-    return _build(instance, "http", url=instance.url, headers=headers)
+    return _build(instance, "http", url=instance.url, headers=headers, bound=secrets)
+
+
+def connection_auth_factory(
+    store: Store, vault: SecretVault | None = None, *, clock: Callable[[], float] = time.time
+) -> HttpAuthFactory:
+    """Return the function that builds a connection's httpx2 auth for MCP sessions on ``store``.
+
+    The vault (the workspace's, when not given) is opened on first use, in a thread, because the
+    encrypted file can take seconds to unlock. ``clock`` decides when an OAuth token is due.
+    """
+    opened: list[SecretVault] = [vault] if vault is not None else []
+
+    async def auth_for(connection_id: str) -> httpx2.Auth:
+        if not opened:
+            opened.append(await asyncio.to_thread(open_vault, store.workspace_slug()))
+        return await asyncio.to_thread(http_auth_for_connection, store, opened[0], connection_id, clock=clock)
+
+    return auth_for
+
+
+@dataclass
+class _BoundValues:
+    """The values of an instance's bindings, and which connection authenticates the server."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    header: dict[str, str] = field(default_factory=dict)
+    auth_connection_id: str | None = None
+    credential_source: str = ""
 
 
 def _build(
@@ -79,6 +117,7 @@ def _build(
     cwd: str | None = None,
     url: str | None = None,
     headers: Mapping[str, str] | None = None,
+    bound: _BoundValues,
 ) -> McpServerSpec:
     # Imported here because the engine package imports this module (its executors resolve instances).
     from studio.engine.executors.mcp_model import McpServerSpec
@@ -96,12 +135,18 @@ def _build(
         call_timeout_s=instance.timeouts.call_s,
         reset_timeout_on_progress=instance.timeouts.progress_extends,
         allow_sampling=instance.allow_sampling,
+        credential_source=bound.credential_source,
+        auth_connection_id=bound.auth_connection_id,
     )
 
 
-def _bound_values(store: Store, instance: McpInstance, vault: SecretVault | None) -> dict[str, dict[str, str]]:
-    """Return {'env': {...}, 'header': {...}} with the secret of each binding's connection."""
-    values: dict[str, dict[str, str]] = {"env": {}, "header": {}}
+def _bound_values(store: Store, instance: McpInstance, vault: SecretVault | None) -> _BoundValues:
+    """Return the secret of each binding's connection, or the connection that authenticates requests itself.
+
+    The credential source is the connection bound to the ``Authorization`` header when there is
+    one, else the first binding's connection.
+    """
+    values = _BoundValues()
     relevant = [b for b in instance.bindings if (b.target == "env") == (instance.transport == "stdio")]
     if not relevant:
         return values
@@ -111,12 +156,29 @@ def _bound_values(store: Store, instance: McpInstance, vault: SecretVault | None
                 f"{_describe(binding)} of MCP instance {instance.name!r} needs a connection; bind one with "
                 f"'studio mcp bind {instance.name} --{binding.target} {binding.name} --connection NAME'"
             )
-    active_vault = vault if vault is not None else open_vault(store.workspace_slug())
-    for binding in relevant:
+    active_vault = vault
+    for binding in sorted(relevant, key=lambda b: b.name.lower() != "authorization"):
         connection = _connection(store, instance, binding)
-        values[binding.target][binding.name] = _secret_for(store, connection, binding, active_vault, instance)
-    logger.debug("resolved %d bound secrets of MCP instance %s", len(relevant), instance.id)
+        values.credential_source = values.credential_source or connection.name
+        if _authenticates_itself(connection, binding):
+            values.auth_connection_id = connection.id
+            logger.debug("%s authenticates the requests of MCP instance %s", connection.label, instance.id)
+            continue
+        if active_vault is None:
+            active_vault = open_vault(store.workspace_slug())
+        target = values.env if binding.target == "env" else values.header
+        target[binding.name] = _secret_for(store, connection, binding, active_vault, instance)
+    logger.debug("resolved %d bindings of MCP instance %s", len(relevant), instance.id)
     return values
+
+
+def _authenticates_itself(connection: Connection, binding: Binding) -> bool:
+    """Whether the session's HTTP auth applies the connection instead of a fixed header value.
+
+    That is the case for an ``oauth2`` connection bound to ``Authorization``: its access token
+    expires, and the auth renews it during a session.
+    """
+    return connection.kind == OAUTH_KIND and binding.target == "header" and binding.name.lower() == "authorization"
 
 
 def _describe(binding: Binding) -> str:

@@ -12,7 +12,7 @@ from pydantic import JsonValue
 from studio.engine.executors.mcp_connection import ServerConnection
 from studio.engine.executors.mcp_model import McpServerSpec, ToolInfo, ToolResult
 from studio.mcp.instances import get_instance
-from studio.mcp.resolve import spec_for_instance
+from studio.mcp.resolve import connection_auth_factory, spec_for_instance
 from studio.mcp.tool_cache import cache_tools
 from studio.secrets import SecretVault
 from studio.store import Store
@@ -88,7 +88,9 @@ class InstanceSession:
         spec: McpServerSpec = await asyncio.to_thread(
             spec_for_instance, self._store, self.instance.id, profile=self._profile, vault=self._vault
         )
-        connection = ServerConnection(spec, mode=self._mode)
+        connection = ServerConnection(
+            spec, mode=self._mode, http_auth=connection_auth_factory(self._store, self._vault)
+        )
         self._connection = connection
         await connection.open()
         self.handshake = _handshake_of(connection)

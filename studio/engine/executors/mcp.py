@@ -32,6 +32,7 @@ from studio.engine.executors.mcp_errors import (
     McpToolError,
     McpUnknownToolError,
 )
+from studio.engine.executors.mcp_http_auth import HttpAuthFactory
 from studio.engine.executors.mcp_model import (
     McpServerSpec,
     PromptArgument,
@@ -47,6 +48,7 @@ __all__ = [
     "ElicitationAnswer",
     "ElicitationRequest",
     "Elicitor",
+    "HttpAuthFactory",
     "McpAuthError",
     "McpConnectError",
     "McpError",
@@ -86,11 +88,16 @@ class McpSessionPool:
         mode: Protocol negotiation passed to the SDK's `Client`. "auto" tries the 2026-07-28
             protocol and falls back to the 2025-11-25 handshake; "legacy" forces the handshake.
         roots: Folders the client offers to servers that ask for its roots (`roots/list`).
+        http_auth: Builds the HTTP authentication of a spec's `auth_connection_id`; without it, such
+            a spec fails to connect with McpAuthError.
     """
 
-    def __init__(self, *, mode: str = "auto", roots: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, *, mode: str = "auto", roots: Sequence[Path] = (), http_auth: HttpAuthFactory | None = None
+    ) -> None:
         self._mode = mode
         self._roots = tuple(roots)
+        self._http_auth = http_auth
         self._connections: dict[str, ServerConnection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._closed = False
@@ -250,7 +257,7 @@ class McpSessionPool:
             if existing is not None:
                 logger.info("MCP session to %s is no longer alive; starting a new one", existing.name)
                 await existing.close()
-            connection = ServerConnection(spec, mode=self._mode, roots=self._roots)
+            connection = ServerConnection(spec, mode=self._mode, roots=self._roots, http_auth=self._http_auth)
             self._connections[key] = connection
             try:
                 await connection.open()

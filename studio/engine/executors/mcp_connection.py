@@ -36,6 +36,7 @@ from studio.engine.executors.mcp_errors import (
     McpToolError,
     McpUnknownToolError,
 )
+from studio.engine.executors.mcp_http_auth import HttpAuthFactory, RecordingAuth
 from studio.engine.executors.mcp_model import (
     McpServerSpec,
     PromptArgument,
@@ -50,6 +51,7 @@ from studio.engine.executors.mcp_model import (
     result_value,
 )
 from studio.engine.executors.mcp_stderr import StderrRing
+from studio.secrets.vault import SecretsError
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +105,19 @@ class ServerConnection:
     `notifications/cancelled` for its request.
     """
 
-    def __init__(self, spec: McpServerSpec, *, mode: str = "auto", roots: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        spec: McpServerSpec,
+        *,
+        mode: str = "auto",
+        roots: Sequence[Path] = (),
+        http_auth: HttpAuthFactory | None = None,
+    ) -> None:
         self.spec = spec
         self.name = spec.display_name
         self._mode = mode
+        self._http_auth_factory = http_auth
+        self._auth: RecordingAuth | None = None
         self.stderr: StderrRing | None = None
         self._client: Client | None = None
         self._ready = asyncio.Event()
@@ -511,28 +522,62 @@ class ServerConnection:
                 # The child has its own copy now, so closing ours lets the reader reach end of file.
                 self.stderr.release_writer()
         assert spec.url is not None
+        self._auth = await self._connection_auth()
         http_client = httpx2.AsyncClient(
             headers=dict(spec.headers or {}),
             timeout=HTTP_TIMEOUT,
+            auth=self._auth,
             event_hooks={"response": [self._on_http_response]},
         )
         await stack.enter_async_context(http_client)
         transport = streamable_http_client(spec.url, http_client=http_client)
         return await stack.enter_async_context(self._new_client(transport))
 
+    async def _connection_auth(self) -> RecordingAuth | None:
+        """Return the auth of the spec's ``auth_connection_id``; None when the spec names no connection.
+
+        Raises:
+            McpAuthError: this session was made without a way to read connections, or the connection
+                or its secret is missing or unreadable.
+        """
+        connection_id = self.spec.auth_connection_id
+        if connection_id is None:
+            return None
+        label = self.spec.credential_source or connection_id
+        if self._http_auth_factory is None:
+            raise McpAuthError(
+                f"MCP server '{self.name}' authenticates with connection '{label}', but this session was "
+                "started without access to the project's connections; start it from an engine or instance session",
+                server=self.name,
+            )
+        try:
+            return RecordingAuth(await self._http_auth_factory(connection_id))
+        except SecretsError as error:
+            raise McpAuthError(f"MCP server '{self.name}' cannot authenticate: {error}", server=self.name) from None
+
     async def _on_http_response(self, response: httpx2.Response) -> None:
-        """Remember the last reply that cannot be MCP, because the SDK reports it without status or content type."""
+        """Remember the last reply that cannot be MCP, because the SDK reports it without status or content type.
+
+        A later success clears it: the auth retries a request once after a 401 with a renewed token.
+        """
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         wrong_type = response.status_code == 200 and content_type not in MCP_CONTENT_TYPES
         if response.status_code >= 400 or wrong_type:
             self.http_failure = (response.status_code, content_type)
+        elif response.status_code < 300:
+            self.http_failure = None
 
     def _auth_error(self, where: str) -> McpAuthError | None:
-        """Return the error for an HTTP 401 or 403 reply, naming what to fix; None for other failures."""
+        """Return the error for a failed authentication or an HTTP 401 or 403 reply; None for other failures."""
+        if self._auth is not None and self._auth.failure is not None:
+            return McpAuthError(f"{where} could not be authenticated: {self._auth.failure}", server=self.name)
         if self.http_failure is None or self.http_failure[0] not in (401, 403):
             return None
         status = self.http_failure[0]
-        if self.spec.credential_source:
+        if self.spec.auth_connection_id is not None:
+            label = self.spec.credential_source or self.spec.auth_connection_id
+            fix = f"sign in to connection '{label}' again, or check that it is the right connection for this server"
+        elif self.spec.credential_source:
             fix = f"update the token of connection '{self.spec.credential_source}'"
         elif self.spec.headers:
             fix = "update the token in the MCP instance's headers (or the connection bound to them)"
@@ -601,8 +646,11 @@ class ServerConnection:
         spec = self.spec
         tail = await self._settled_stderr_tail()
         where = f"MCP server '{self.name}'"
-        if spec.transport == "http" and spec.url is not None and self.name != redact_url(spec.url):
+        if spec.transport != "stdio" and spec.url is not None and self.name != redact_url(spec.url):
             where += f" at {redact_url(spec.url)}"
+        for leaf in leaves:
+            if isinstance(leaf, McpConnectError):
+                return leaf
         auth = self._auth_error(where)
         if auth is not None:
             return auth

@@ -55,11 +55,18 @@ class McpServerSpec:
     allow_sampling: bool = False
     """Whether the server's sampling requests are served by the default LLM connection."""
     credential_source: str = ""
-    """Name of the connection whose secret `headers` or `env` carry, so an auth failure can name what to fix."""
+    """Name of the connection that authenticates the server, so an auth failure can name what to fix."""
+    auth_connection_id: str | None = None
+    """Id of the connection whose HTTP authentication the client applies to every request.
+
+    For an ``oauth2`` connection that is a bearer token, renewed before it expires and once more after
+    an HTTP 401. The id is not a secret, so it is part of `key`: each connection gets its own session."""
 
     def __post_init__(self) -> None:
         if self.transport not in ("stdio", "http"):
             raise ValueError(f"transport {self.transport!r} is not supported; use 'stdio' or 'http'")
+        if self.auth_connection_id is not None and self.transport == "stdio":
+            raise ValueError("auth_connection_id applies to HTTP servers only; bind the connection to an env variable")
         if self.transport == "stdio" and not self.command:
             raise ValueError("an stdio MCP server needs a command; set 'command' to the server executable")
         if self.transport == "http":
@@ -98,6 +105,7 @@ class McpServerSpec:
             "cwd": self.cwd,
             "url": self.url,
             "headers": sorted((self.headers or {}).items()),
+            "auth_connection_id": self.auth_connection_id,
         }
         digest = hmac.new(_KEY_SALT, json.dumps(identity).encode(), hashlib.sha256).hexdigest()[:16]
         return f"{self.transport}:{self.display_name}#{digest}"
