@@ -210,10 +210,13 @@ def _diff_values(path: str, old: Any, new: Any) -> list[FieldChange]:
         changes: list[FieldChange] = []
         for key in list(old) + [key for key in new if key not in old]:
             child = f"{path}.{key}" if path else str(key)
+            # A key that is absent on one side and null on the other is the same default, not a change.
             if key not in new:
-                changes.append(FieldChange(child, old[key], None, "removed"))
+                if old[key] is not None:
+                    changes.append(FieldChange(child, old[key], None, "removed"))
             elif key not in old:
-                changes.append(FieldChange(child, None, new[key], "added"))
+                if new[key] is not None:
+                    changes.append(FieldChange(child, None, new[key], "added"))
             else:
                 changes.extend(_diff_values(child, old[key], new[key]))
         return changes

@@ -159,3 +159,16 @@ def test_notes_and_workflow_fields() -> None:
     assert result.notes_added == ["n2"]
     assert result.workflow_changes == [FieldChange("name", "Diff test", "Renamed")]
     assert "workflow fields changed: name" in result.summary()
+
+
+def test_type_change_skips_null_fields() -> None:
+    old = base_document()
+    old["steps"][3] = {"id": "end", "type": "mcp_call", "config": {"server_url": "https://h/mcp", "tool": "t"}}
+    new = base_document()
+
+    result = diff_workflows(build(old), build(new))
+    changes = result.steps["end"].changes
+
+    assert [change for change in changes if change.old is None and change.new is None] == []
+    assert FieldChange("config.instance_id", None, None, "removed") not in changes
+    assert FieldChange("config.server_url", "https://h/mcp", None, "removed") in changes
