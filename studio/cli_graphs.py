@@ -15,7 +15,14 @@ from typing import Any, TextIO
 
 from studio.model.diff import StepDiff, WorkflowDiff, diff_workflows
 from studio.model.document import DocumentError, load_workflow
-from studio.model.shared_graph import ImportMapping, SharedGraph, SharedGraphError, load_shared_graph, step_slots
+from studio.model.shared_graph import (
+    SHARED_GRAPH_FORMAT,
+    ImportMapping,
+    SharedGraph,
+    SharedGraphError,
+    load_shared_graph,
+    step_slots,
+)
 from studio.model.workflow import Workflow
 from studio.store import Store, StoreError
 from studio.store import workflow_library as library
@@ -118,9 +125,16 @@ def _open_store(args: argparse.Namespace) -> Store:
 # -- resolving workflows ------------------------------------------------------------------------
 
 
-def _load_target(store: Store, text: str) -> tuple[Workflow, str]:
-    """Return the workflow that ``text`` names (a file, WORKFLOW or WORKFLOW@N) and a label for it."""
+def _load_target(store: Store, text: str, *, shared_graphs: bool = False) -> tuple[Workflow, str]:
+    """Return the workflow that ``text`` names (a file, WORKFLOW or WORKFLOW@N) and a label for it.
+
+    With ``shared_graphs``, a shared-graph file gives its embedded workflow (with a fresh id).
+    """
     if Path(text).is_file():
+        if _is_shared_graph(Path(text)):
+            if not shared_graphs:
+                raise GraphCliError(f"{text} is a shared graph; import it with 'studio import {text}'")
+            return load_shared_graph(text).build_workflow(), text
         return load_workflow(text), text
     name, separator, version = text.rpartition("@")
     if separator and name and not Path(text).exists():
@@ -140,6 +154,15 @@ def _load_target(store: Store, text: str) -> tuple[Workflow, str]:
     if not versions:
         raise GraphCliError(f"workflow '{text}' has no draft and no published version")
     return versions[-1].workflow, f"{text} version {versions[-1].number}"
+
+
+def _is_shared_graph(path: Path) -> bool:
+    """Return whether ``path`` is readable JSON with the shared-graph ``format``; False on any read problem."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and data.get("format") == SHARED_GRAPH_FORMAT
 
 
 # -- export and import --------------------------------------------------------------------------
@@ -275,8 +298,8 @@ def _versions(store: Store, args: argparse.Namespace) -> int:
 
 
 def _diff(store: Store, args: argparse.Namespace) -> int:
-    old, old_label = _load_target(store, args.a)
-    new, new_label = _load_target(store, args.b)
+    old, old_label = _load_target(store, args.a, shared_graphs=True)
+    new, new_label = _load_target(store, args.b, shared_graphs=True)
     result = diff_workflows(old, new)
     if args.json:
         _echo(json.dumps(diff_to_data(result)))
@@ -290,6 +313,11 @@ def _diff(store: Store, args: argparse.Namespace) -> int:
         _echo(f"  + edge {edge.describe()}")
     for edge in result.edges_removed:
         _echo(f"  - edge {edge.describe()}")
+    for marks, note_ids in (("+", result.notes_added), ("-", result.notes_removed), ("~", result.notes_changed)):
+        for note_id in note_ids:
+            _echo(f"  {marks} note {note_id}")
+    for change in result.workflow_changes:
+        _echo(f"  workflow {change.path}: {_short(change.old)} -> {_short(change.new)}")
     return 0
 
 

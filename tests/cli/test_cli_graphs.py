@@ -247,3 +247,32 @@ def test_export_version_to_stdout_and_list(tmp_path: Path) -> None:
     assert lines[0].startswith("v2")
     assert lines[0].endswith("second cut")
     assert lines[1].startswith("v1")
+
+
+def test_diff_prints_workflow_fields_and_notes(tmp_path: Path) -> None:
+    old = write(tmp_path / "old.json", workflow_data())
+    new = write(
+        tmp_path / "new.json", workflow_data(notes=[{"id": "note-1", "text": "check the totals"}], description="Sums")
+    )
+
+    result = run_graphs(tmp_path / "studio.db", "diff", str(old), str(new))
+
+    assert result.returncode == 0, result.stderr
+    assert 'workflow description: "" -> "Sums"' in result.stdout
+    assert "+ note note-1" in result.stdout
+
+
+def test_diff_and_publish_of_shared_graph_file(tmp_path: Path) -> None:
+    db = tmp_path / "studio.db"
+    path = write(tmp_path / "wf.json", workflow_data())
+    shared = tmp_path / "shared.json"
+    run_graphs(db, "publish", str(path), "--note", "v1")
+    run_graphs(db, "export", "CLI graphs", "-o", str(shared))
+
+    compared = run_graphs(db, "diff", str(path), str(shared))
+    published = run_graphs(db, "publish", str(shared), "--note", "again")
+
+    assert compared.returncode == 0, compared.stderr
+    assert "no differences" in compared.stdout
+    assert published.returncode == 2
+    assert f"{shared} is a shared graph; import it with 'studio import {shared}'" in published.stderr
