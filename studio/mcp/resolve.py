@@ -48,7 +48,7 @@ def spec_for_instance(
     Raises:
         McpNotFoundError: no such instance.
         McpConfigError: an unknown profile, a binding with no connection, a connection that was
-            deleted or has no secret, or a transport the engine cannot use.
+            deleted or has no secret, or launch fields the engine rejects (such as a URL that is not HTTP).
         SecretsError: no usable vault, or the bound secret is missing or unreadable.
     """
     instance = get_instance(store, instance_id)
@@ -68,15 +68,8 @@ def spec_for_instance(
             "profile %s of remote MCP instance %s sets args or env, which it ignores", chosen.name, instance.id
         )
     headers = {**chosen.headers, **secrets.header} or None
-    if instance.transport == "sse":
-        try:
-            return _build(instance, "sse", url=instance.url, headers=headers, bound=secrets)
-        except ValueError:
-            raise McpConfigError(
-                f"MCP instance {instance.name!r} uses the legacy SSE transport, which the engine cannot "
-                "connect to yet; use the server's streamable HTTP endpoint (usually /mcp) if it has one"
-            ) from None
-    return _build(instance, "http", url=instance.url, headers=headers, bound=secrets)
+    transport = "sse" if instance.transport == "sse" else "http"
+    return _build(instance, transport, url=instance.url, headers=headers, bound=secrets)
 
 
 def connection_auth_factory(
@@ -122,22 +115,25 @@ def _build(
     # Imported here because the engine package imports this module (its executors resolve instances).
     from studio.engine.executors.mcp_model import McpServerSpec
 
-    return McpServerSpec(
-        transport=transport,  # type: ignore[arg-type]  # 'sse' is checked by McpServerSpec itself
-        command=command,
-        args=args,
-        env=env,
-        cwd=cwd,
-        url=url,
-        headers=headers,
-        name=instance.name,
-        connect_timeout_s=instance.timeouts.connect_s,
-        call_timeout_s=instance.timeouts.call_s,
-        reset_timeout_on_progress=instance.timeouts.progress_extends,
-        allow_sampling=instance.allow_sampling,
-        credential_source=bound.credential_source,
-        auth_connection_id=bound.auth_connection_id,
-    )
+    try:
+        return McpServerSpec(
+            transport=transport,  # type: ignore[arg-type]  # McpServerSpec checks the value itself
+            command=command,
+            args=args,
+            env=env,
+            cwd=cwd,
+            url=url,
+            headers=headers,
+            name=instance.name,
+            connect_timeout_s=instance.timeouts.connect_s,
+            call_timeout_s=instance.timeouts.call_s,
+            reset_timeout_on_progress=instance.timeouts.progress_extends,
+            allow_sampling=instance.allow_sampling,
+            credential_source=bound.credential_source,
+            auth_connection_id=bound.auth_connection_id,
+        )
+    except ValueError as error:
+        raise McpConfigError(f"MCP instance {instance.name!r} cannot be used: {error}") from None
 
 
 def _bound_values(store: Store, instance: McpInstance, vault: SecretVault | None) -> _BoundValues:

@@ -18,6 +18,7 @@ import httpx2
 import mcp_types
 from mcp import Client
 from mcp.client.session import IncomingMessage
+from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import ProgressFnT
@@ -523,15 +524,35 @@ class ServerConnection:
                 self.stderr.release_writer()
         assert spec.url is not None
         self._auth = await self._connection_auth()
-        http_client = httpx2.AsyncClient(
-            headers=dict(spec.headers or {}),
-            timeout=HTTP_TIMEOUT,
-            auth=self._auth,
-            event_hooks={"response": [self._on_http_response]},
-        )
+        if spec.transport == "sse":
+            # The SSE transport builds its client itself, through the factory, around its own timeouts.
+            transport = sse_client(
+                spec.url,
+                headers=dict(spec.headers or {}),
+                timeout=HTTP_TIMEOUT.connect or 30.0,
+                sse_read_timeout=HTTP_TIMEOUT.read or 300.0,
+                httpx_client_factory=self._http_client,
+                auth=self._auth,
+            )
+            return await stack.enter_async_context(self._new_client(transport))
+        http_client = self._http_client(dict(spec.headers or {}), HTTP_TIMEOUT, self._auth)
         await stack.enter_async_context(http_client)
         transport = streamable_http_client(spec.url, http_client=http_client)
         return await stack.enter_async_context(self._new_client(transport))
+
+    def _http_client(
+        self,
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> httpx2.AsyncClient:
+        """Return the HTTP client of a remote session, which records failed replies for error messages."""
+        return httpx2.AsyncClient(
+            headers=headers,
+            timeout=timeout or HTTP_TIMEOUT,
+            auth=auth,
+            event_hooks={"response": [self._on_http_response]},
+        )
 
     async def _connection_auth(self) -> RecordingAuth | None:
         """Return the auth of the spec's ``auth_connection_id``; None when the spec names no connection.

@@ -30,12 +30,14 @@ def redact_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class McpServerSpec:
-    """How to reach one MCP server: a command run over stdio, or a streamable HTTP URL.
+    """How to reach one MCP server: a command run over stdio, a streamable HTTP URL, or a legacy SSE URL.
 
     `env` and `headers` may hold secrets. They are excluded from `repr`, `key` and every message.
     """
 
-    transport: Literal["stdio", "http"]
+    transport: Literal["stdio", "http", "sse"]
+    """``stdio`` runs `command`; ``http`` is streamable HTTP at `url`; ``sse`` is the legacy HTTP+SSE
+    transport, whose `url` is the event stream (usually ending in /sse)."""
     command: str | None = None
     args: tuple[str, ...] = ()
     env: Mapping[str, str] | None = field(default=None, repr=False)
@@ -63,18 +65,19 @@ class McpServerSpec:
     an HTTP 401. The id is not a secret, so it is part of `key`: each connection gets its own session."""
 
     def __post_init__(self) -> None:
-        if self.transport not in ("stdio", "http"):
-            raise ValueError(f"transport {self.transport!r} is not supported; use 'stdio' or 'http'")
+        if self.transport not in ("stdio", "http", "sse"):
+            raise ValueError(f"transport {self.transport!r} is not supported; use 'stdio', 'http' or 'sse'")
         if self.auth_connection_id is not None and self.transport == "stdio":
             raise ValueError("auth_connection_id applies to HTTP servers only; bind the connection to an env variable")
         if self.transport == "stdio" and not self.command:
             raise ValueError("an stdio MCP server needs a command; set 'command' to the server executable")
-        if self.transport == "http":
+        if self.transport in ("http", "sse"):
             scheme = urlsplit(self.url or "").scheme
             if scheme not in ("http", "https"):
+                usual = "/mcp" if self.transport == "http" else "/sse"
                 raise ValueError(
                     f"an HTTP MCP server needs an http:// or https:// URL, got {redact_url(self.url or '')!r}; "
-                    "set 'url' to the server's endpoint, usually ending in /mcp"
+                    f"set 'url' to the server's endpoint, usually ending in {usual}"
                 )
         if self.connect_timeout_s <= 0:
             raise ValueError(f"connect_timeout_s must be positive, got {self.connect_timeout_s}")
