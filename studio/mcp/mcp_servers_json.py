@@ -328,11 +328,12 @@ def export_servers(store: Store, file_format: str, *, names: Sequence[str] | Non
     result = ExportResult(document={})
     servers: dict[str, JsonValue] = {}
     inputs: list[JsonValue] = []
+    taken: set[str] = set()
     for instance in instances:
         if file_format == "claude" and instance.transport != "stdio":
             result.notes.append(f"{instance.name}: left out, because Claude Desktop's file takes only stdio servers")
             continue
-        servers[instance.name] = _export_one(instance, file_format, inputs, result.notes)
+        servers[instance.name] = _export_one(instance, file_format, inputs, result.notes, taken)
     if file_format == "vscode":
         result.document = {"inputs": inputs, "servers": servers}
     else:
@@ -341,7 +342,7 @@ def export_servers(store: Store, file_format: str, *, names: Sequence[str] | Non
 
 
 def _export_one(
-    instance: McpInstance, file_format: str, inputs: list[JsonValue], notes: list[str]
+    instance: McpInstance, file_format: str, inputs: list[JsonValue], notes: list[str], taken: set[str]
 ) -> dict[str, JsonValue]:
     profile = instance.profile()
     server: dict[str, JsonValue] = {}
@@ -355,7 +356,7 @@ def _export_one(
         env: dict[str, JsonValue] = dict(profile.env)
         for binding in instance.bindings:
             if binding.target == "env":
-                env[binding.name] = _placeholder(instance, binding, file_format, inputs, notes)
+                env[binding.name] = _placeholder(instance, binding, file_format, inputs, notes, taken)
         if env:
             server["env"] = env
         return server
@@ -365,19 +366,31 @@ def _export_one(
     headers: dict[str, JsonValue] = dict(profile.headers)
     for binding in instance.bindings:
         if binding.target == "header":
-            headers[binding.name] = _placeholder(instance, binding, file_format, inputs, notes)
+            headers[binding.name] = _placeholder(instance, binding, file_format, inputs, notes, taken)
     if headers:
         server["headers"] = headers
     return server
 
 
 def _placeholder(
-    instance: McpInstance, binding: Binding, file_format: str, inputs: list[JsonValue], notes: list[str]
+    instance: McpInstance,
+    binding: Binding,
+    file_format: str,
+    inputs: list[JsonValue],
+    notes: list[str],
+    taken: set[str],
 ) -> str:
+    """Return the placeholder of a bound value; ``taken`` keeps generated names unique within one file.
+
+    Two servers must never share a generated name, or the client would give one server's secret to the other.
+    """
     if file_format == "cursor":
-        return f"${{env:{binding.name}}}" if binding.target == "env" else f"${{env:{_env_name(instance, binding)}}}"
+        if binding.target == "env":
+            return f"${{env:{binding.name}}}"
+        return f"${{env:{_unique_name(_env_name(instance, binding), taken, '_')}}}"
     if file_format == "vscode":
         input_id = _ID_CHARS.sub("-", f"{instance.name}-{binding.name}".lower()).strip("-")
+        input_id = _unique_name(input_id, taken, "-")
         inputs.append(
             {
                 "type": "promptString",
@@ -391,6 +404,15 @@ def _placeholder(
         f"{instance.name}: set {binding.target} {binding.name} by hand; Claude Desktop's file has no placeholders"
     )
     return ""
+
+
+def _unique_name(base: str, taken: set[str], separator: str) -> str:
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate = f"{base}{separator}{number}"
+        number += 1
+    taken.add(candidate)
+    return candidate
 
 
 def _env_name(instance: McpInstance, binding: Binding) -> str:

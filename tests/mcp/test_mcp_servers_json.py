@@ -259,3 +259,33 @@ def test_invalid_server_leaves_no_connection(store: Store, file_vault: SecretVau
     ]
     assert report.connections == []
     assert list_connections(store) == []
+
+
+def test_export_placeholders_are_unique(store: Store, file_vault: SecretVault) -> None:
+    document = {
+        "mcpServers": {
+            "a-b": {"command": "srv1", "env": {"C_TOKEN": "token-one-111"}},
+            "a": {"command": "srv2", "env": {"B_C_TOKEN": "token-two-222"}},
+            "one": {"url": "https://one.example.test/mcp", "headers": {"x-api-key": "sk-headerOne1"}},
+            "one-x": {"url": "https://two.example.test/mcp", "headers": {"api-key": "sk-headerTwo2"}},
+        }
+    }
+    import_servers(store, document, vault=file_vault)
+
+    vscode = export_servers(store, "vscode").document
+    cursor = export_servers(store, "cursor").document
+    input_ids = [item["id"] for item in vscode["inputs"]]  # type: ignore[index, union-attr]
+    references = [
+        server["env"]["C_TOKEN"] if name == "a-b" else server["env"]["B_C_TOKEN"]  # type: ignore[index]
+        for name, server in vscode["servers"].items()  # type: ignore[union-attr]
+        if name in ("a", "a-b")
+    ]
+    header_names = [
+        next(iter(server["headers"].values()))  # type: ignore[index]
+        for name, server in cursor["mcpServers"].items()  # type: ignore[union-attr]
+        if name in ("one", "one-x")
+    ]
+
+    assert len(set(input_ids)) == len(input_ids) == 4
+    assert len(set(references)) == 2
+    assert len(set(header_names)) == 2
