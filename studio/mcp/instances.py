@@ -59,6 +59,10 @@ class Timeouts:
     call_s: float | None = None
     progress_extends: bool = True
     """Whether a progress notification from the server restarts the call's time limit."""
+    max_call_s: float | None = None
+    """Hard limit on one call whose time limit progress keeps restarting (the spec's ``max_call_timeout_s``).
+
+    None means one hour, or the call timeout when that is longer."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,32 @@ def check_timeouts(timeouts: Timeouts) -> None:
         raise McpConfigError(f"connect timeout {timeouts.connect_s!r} s is invalid; give a positive number")
     if timeouts.call_s is not None and not timeouts.call_s > 0:
         raise McpConfigError(f"call timeout {timeouts.call_s!r} s is invalid; give a positive number or none")
+    if timeouts.max_call_s is None:
+        return
+    if not timeouts.max_call_s > 0:
+        raise McpConfigError(
+            f"maximum call time {timeouts.max_call_s!r} s is invalid; give a positive number or none"
+        )
+    if timeouts.call_s is not None and timeouts.max_call_s < timeouts.call_s:
+        raise McpConfigError(
+            f"maximum call time {timeouts.max_call_s:g} s is shorter than the call timeout {timeouts.call_s:g} s; "
+            "raise the maximum or lower the call timeout"
+        )
+    if not _HAS_MAX_CALL_COLUMN:
+        raise McpConfigError(
+            "this store cannot keep a maximum call time yet (the mcp_instances table has no "
+            "max_call_timeout_s column); leave it unset"
+        )
+
+
+# NOTE: no migration adds mcp_instances.max_call_timeout_s yet. Until one does, an instance keeps no
+# maximum call time, and check_timeouts rejects one instead of dropping it silently.
+_HAS_MAX_CALL_COLUMN = "max_call_timeout_s" in t.mcp_instances.c
+
+
+def _max_call_values(timeouts: Timeouts) -> dict[str, float | None]:
+    """Return the column value of ``max_call_s`` to write, or nothing while the table lacks the column."""
+    return {"max_call_timeout_s": timeouts.max_call_s} if _HAS_MAX_CALL_COLUMN else {}
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -191,6 +221,7 @@ def _instance_from_rows(row: Mapping[str, Any], profiles: Iterable[Any], binding
             connect_s=float(row.get("connect_timeout_s") or 30.0),
             call_s=None if row.get("call_timeout_s") is None else float(row["call_timeout_s"]),
             progress_extends=bool(row.get("progress_extends_timeout", True)),
+            max_call_s=None if row.get("max_call_timeout_s") is None else float(row["max_call_timeout_s"]),
         ),
         allow_sampling=bool(row.get("allow_sampling", False)),
         created_at=float(row.get("created_at") or 0.0),
@@ -317,6 +348,7 @@ def create_instance(
                 progress_extends_timeout=limits.progress_extends,
                 allow_sampling=allow_sampling,
                 updated_at=now,
+                **_max_call_values(limits),
             )
         )
         for profile in chosen_profiles:
@@ -469,6 +501,7 @@ def set_options(
             connect_timeout_s=timeouts.connect_s,
             call_timeout_s=timeouts.call_s,
             progress_extends_timeout=timeouts.progress_extends,
+            **_max_call_values(timeouts),
         )
     if allow_sampling is not None:
         values["allow_sampling"] = allow_sampling

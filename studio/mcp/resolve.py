@@ -128,6 +128,7 @@ def _build(
             connect_timeout_s=instance.timeouts.connect_s,
             call_timeout_s=instance.timeouts.call_s,
             reset_timeout_on_progress=instance.timeouts.progress_extends,
+            max_call_timeout_s=instance.timeouts.max_call_s,
             allow_sampling=instance.allow_sampling,
             credential_source=bound.credential_source,
             auth_connection_id=bound.auth_connection_id,
