@@ -18,13 +18,24 @@ logger = logging.getLogger(__name__)
 Announce = Callable[[RunEvent], None]
 
 
+BACKGROUND_COMMIT_ROWS = 8
+"""Batches with at least this many rows are committed on the store's writer thread.
+
+A small batch (a sequential step's completion and its successor's start) commits fastest inline.
+A large one, from steps running in parallel, would hold the event loop for the whole commit, so it
+goes to the writer thread, and the loop keeps starting and finishing other steps meanwhile.
+"""
+
+
 class Journal:
     """Buffers one run's state changes and commits them together before announcing their events.
 
     Changes recorded during one pass of the event loop share a transaction: ``flush()`` schedules a
     commit with ``call_soon`` and every coroutine that records a change before it runs joins it.
-    Ephemeral events (progress, token deltas) are never written, but they wait behind unannounced
-    journaled events so subscribers always see events in ``seq`` order.
+    While a background commit is in flight, new changes collect for the next one (group commit),
+    so at most one commit of a run is in flight and commits land in order. Ephemeral events
+    (progress, token deltas) are never written, but they wait behind unannounced journaled events
+    so subscribers always see events in ``seq`` order.
     """
 
     def __init__(self, store: Store, run_id: str, announce: Announce, last_seq: int) -> None:
@@ -36,6 +47,7 @@ class Journal:
         self._pending_events: list[RunEvent] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled = False
+        self._in_flight = False
 
     @property
     def last_seq(self) -> int:
@@ -58,7 +70,7 @@ class Journal:
         self._seq += 1
         event = RunEvent(self._run_id, self._seq, event_type, step_key, step_id, data or {}, time.time())
         if event.is_ephemeral:
-            if self._pending_events:
+            if self._pending_events or self._in_flight:
                 self._pending_events.append(event)
             else:
                 self._safe_announce(event)
@@ -98,7 +110,7 @@ class Journal:
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed and announced."""
-        if not self._scheduled and not self._batch and not self._pending_events:
+        if not self._scheduled and not self._in_flight and not self._batch and not self._pending_events:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
@@ -106,8 +118,12 @@ class Journal:
         await future
 
     def flush_now(self) -> None:
-        """Commit and announce synchronously (used when the loop is about to stop)."""
-        self._commit()
+        """Commit and announce synchronously (used when the loop is about to stop).
+
+        A background commit still in flight is not waited for here: the store's writer thread
+        finishes it (``Store.close`` joins that thread), but its events are not announced.
+        """
+        self._commit(inline=True)
 
     def schedule(self) -> None:
         """Commit what is recorded (deferred records included) soon, without waiting for it."""
@@ -115,23 +131,51 @@ class Journal:
             self._schedule()
 
     def _schedule(self) -> None:
-        if not self._scheduled:
+        # While a background commit is in flight, its completion schedules the next commit.
+        if not self._scheduled and not self._in_flight:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._commit)
 
-    def _commit(self) -> None:
+    def _commit(self, *, inline: bool = False) -> None:
         self._scheduled = False
+        if self._in_flight and not inline:
+            return
         batch, self._batch = self._batch, JournalBatch(self._run_id)
         events, self._pending_events = self._pending_events, []
         waiters, self._waiters = self._waiters, []
+        rows = len(batch.step_rows) + len(batch.event_rows) + len(batch.usage_rows) + len(batch.task_rows)
+        if not inline and rows >= BACKGROUND_COMMIT_ROWS:
+            self._in_flight = True
+            loop = asyncio.get_running_loop()
+            future = asyncio.wrap_future(self._store.commit_in_background(batch), loop=loop)
+            future.add_done_callback(lambda done: self._on_background_commit(done, events, waiters))
+            return
         try:
             self._store.commit(batch)
         except Exception as error:
-            logger.exception("Journal commit failed for run %s", self._run_id)
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(error)
+            self._fail(error, waiters)
             return
+        self._announce_committed(events, waiters)
+
+    def _on_background_commit(
+        self, done: asyncio.Future[None], events: list[RunEvent], waiters: list[asyncio.Future[None]]
+    ) -> None:
+        self._in_flight = False
+        error = None if done.cancelled() else done.exception()
+        if done.cancelled() or error is not None:
+            self._fail(error if isinstance(error, Exception) else RuntimeError("journal commit cancelled"), waiters)
+        else:
+            self._announce_committed(events, waiters)
+        if self._batch or self._pending_events or self._waiters:
+            self._schedule()
+
+    def _fail(self, error: Exception, waiters: list[asyncio.Future[None]]) -> None:
+        logger.error("Journal commit failed for run %s: %s", self._run_id, error, exc_info=error)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def _announce_committed(self, events: list[RunEvent], waiters: list[asyncio.Future[None]]) -> None:
         for event in events:
             self._safe_announce(event)
         for waiter in waiters:

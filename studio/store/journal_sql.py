@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,9 +106,27 @@ class JournalWriter:
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
         configure_connection(self._connection)
+        # Commits from the calling thread and from the background thread share one connection, so
+        # they take turns: a transaction never interleaves with another.
+        self._lock = threading.Lock()
+        self._background: ThreadPoolExecutor | None = None
+
+    def submit(self, batch: JournalBatch, scope: dict[str, str]) -> Future[None]:
+        """Commit ``batch`` on the writer's background thread; the future completes once it is durable.
+
+        Batches submitted from one thread are committed in submission order (one worker thread).
+        sqlite3 releases the GIL while SQLite writes, so the caller's thread keeps working meanwhile.
+        """
+        if self._background is None:
+            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-journal")
+        return self._background.submit(self.commit, batch, scope)
 
     def commit(self, batch: JournalBatch, scope: dict[str, str]) -> None:
         """Write ``batch`` in one transaction; ``scope`` supplies workspace and project ids for new rows."""
+        with self._lock:
+            self._commit(batch, scope)
+
+    def _commit(self, batch: JournalBatch, scope: dict[str, str]) -> None:
         cursor = self._connection.cursor()
         cursor.execute("BEGIN IMMEDIATE")
         try:
@@ -132,4 +152,8 @@ class JournalWriter:
             cursor.close()
 
     def close(self) -> None:
-        self._connection.close()
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+            self._background = None
+        with self._lock:
+            self._connection.close()

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -489,11 +490,21 @@ class Store:
 
     def commit(self, batch: JournalBatch) -> None:
         """Write one run's batch of state changes in a single transaction."""
-        if not batch:
-            return
+        if batch:
+            self._journal_writer().commit(batch, self._scope())
+
+    def commit_in_background(self, batch: JournalBatch) -> Future[None]:
+        """Start writing ``batch`` on the journal's writer thread; the future completes once it is durable.
+
+        Background commits are made in the order they are started, and never overlap a
+        :meth:`commit` from another thread.
+        """
+        return self._journal_writer().submit(batch, self._scope())
+
+    def _journal_writer(self) -> JournalWriter:
         if self._journal is None:
             self._journal = JournalWriter(self.path if self.path is not None else Path(str(self.engine.url.database)))
-        self._journal.commit(batch, self._scope())
+        return self._journal
 
     def claim_run(self, run_id: str, owner: str, *, expected_owner: str | None) -> bool:
         """Make ``owner`` the process executing the run if ``expected_owner`` is still its owner.

@@ -138,11 +138,22 @@ def test_records_carry_workspace_and_project(store: Store) -> None:
     with sqlite3.connect(store.path) as connection:
         tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         columns = {table: {row[1] for row in connection.execute(f"PRAGMA table_info({table})")} for table in tables}
-    # step_runs and events are rows of a run: they reach its scope through run_id.
-    run_children = {"step_runs", "events"}
-    records = set(columns) - run_children - {"workspaces", "alembic_version"}
-    for table in run_children:
-        assert "run_id" in columns[table], table
+    # Rows that belong to one parent record reach its scope through the parent's id: step runs
+    # and events through run_id, a connection's OAuth state, checks and usage links through
+    # connection_id, an MCP instance's profiles, bindings and tool cache through instance_id.
+    children = {
+        "mcp_instance_profiles": "instance_id",
+        "mcp_instance_bindings": "instance_id",
+        "mcp_tool_cache": "instance_id",
+        "step_runs": "run_id",
+        "events": "run_id",
+        "connection_oauth": "connection_id",
+        "connection_checks": "connection_id",
+        "connection_usage_links": "connection_id",
+    }
+    records = set(columns) - set(children) - {"workspaces", "alembic_version"}
+    for table, parent_id in children.items():
+        assert parent_id in columns[table], table
     assert len(records) >= 8
     for table in sorted(records):
         assert "workspace_id" in columns[table], table
