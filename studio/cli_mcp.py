@@ -66,6 +66,7 @@ def add_commands(subparsers: Any) -> None:
 
     remove = commands.add_parser("remove", help="delete an instance with its profiles and bindings")
     remove.add_argument("instance", help="instance name or id")
+    remove.add_argument("--force", action="store_true", help="delete it even when workflow drafts or versions use it")
 
     for name, text in (
         ("start", "start an instance, print its handshake and tools, then stop it"),
@@ -132,7 +133,9 @@ def handle(args: argparse.Namespace) -> int | None:
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.mcp_command
     if command is None:
-        raise McpCliError("give an mcp command: catalog, import, export, instances, add, bind, start, tools or call")
+        raise McpCliError(
+            "give an mcp command: catalog, import, export, instances, add, bind, remove, start, tools or call"
+        )
     store = _open_store(args)
     try:
         if command in ("start", "tools", "call"):
@@ -294,7 +297,7 @@ def _cmd_remove(store: Any, args: argparse.Namespace) -> int:
     from studio.mcp.instances import delete_instance, get_instance
 
     instance = get_instance(store, args.instance)
-    delete_instance(store, instance.id)
+    delete_instance(store, instance.id, force=args.force)
     _out(f"Deleted MCP instance {instance.id} ({instance.name})")
     return 0
 

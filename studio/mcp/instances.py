@@ -171,9 +171,7 @@ def check_timeouts(timeouts: Timeouts) -> None:
     if timeouts.max_call_s is None:
         return
     if not timeouts.max_call_s > 0:
-        raise McpConfigError(
-            f"maximum call time {timeouts.max_call_s!r} s is invalid; give a positive number or none"
-        )
+        raise McpConfigError(f"maximum call time {timeouts.max_call_s!r} s is invalid; give a positive number or none")
     if timeouts.call_s is not None and timeouts.max_call_s < timeouts.call_s:
         raise McpConfigError(
             f"maximum call time {timeouts.max_call_s:g} s is shorter than the call timeout {timeouts.call_s:g} s; "
@@ -510,9 +508,43 @@ def set_options(
     return get_instance(store, current.id)
 
 
-def delete_instance(store: Store, instance: str) -> None:
-    """Delete an instance with its profiles, bindings and cached tool list (not the bound connections)."""
+def find_instance_uses(store: Store, instance_id: str) -> list[str]:
+    """Describe the drafts and versions whose steps (nested ones too) set ``config.instance_id`` to this id."""
+    uses: list[str] = []
+    for document in store.workflow_documents():
+        step_ids = sorted(set(_steps_using_instance(document["document"], instance_id)))
+        if step_ids:
+            version = "draft" if document["version"] is None else f"version {document['version']}"
+            uses.append(f"workflow '{document['workflow_name']}' ({version}, steps {', '.join(step_ids)})")
+    return uses
+
+
+def _steps_using_instance(value: Any, instance_id: str) -> Iterable[str]:
+    if isinstance(value, Mapping):
+        config = value.get("config")
+        if "type" in value and isinstance(config, Mapping) and config.get("instance_id") == instance_id:
+            yield str(value.get("id"))
+        for item in value.values():
+            yield from _steps_using_instance(item, instance_id)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _steps_using_instance(item, instance_id)
+
+
+def delete_instance(store: Store, instance: str, *, force: bool = False) -> None:
+    """Delete an instance with its profiles, bindings and cached tool list (not the bound connections).
+
+    Raises:
+        McpConfigError: workflow drafts or versions use the instance and ``force`` is false; nothing
+            is deleted. Steps of a forced delete fail with "instance not found" until they are changed.
+    """
     current = get_instance(store, instance)
+    uses = find_instance_uses(store, current.id)
+    if uses and not force:
+        raise McpConfigError(
+            f"MCP instance {current.name!r} is used by {'; '.join(uses)}; point those steps at another "
+            "instance first, or delete it with force"
+        )
     with store.engine.begin() as connection:
         connection.execute(delete(t.mcp_instances).where(t.mcp_instances.c.id == current.id))
     logger.info("Deleted MCP instance %s (%s)", current.id, current.name)

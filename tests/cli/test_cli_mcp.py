@@ -285,3 +285,31 @@ def test_concurrent_imports_store_each_secret_once(tmp_path: Path) -> None:
     assert [process.returncode for process in processes] == [0, 0, 0, 0], outputs
     assert sorted(instance["name"] for instance in json.loads(listed.stdout)) == ["echo", "remote"]
     assert len(connections.stdout.strip().splitlines()) == 2, connections.stdout
+
+
+def test_remove_instance_in_use_needs_force(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    mcp(db, "add", "tools", "--entry", "Studio tools")
+    instance_id = json.loads(mcp(db, "instances", "--json").stdout)[0]["id"]
+    workflow = {
+        "schema_version": 1,
+        "name": "Uses tools",
+        "steps": [{"id": "stats", "type": "mcp_call", "config": {"instance_id": instance_id, "tool": "text_stats"}}],
+    }
+    (tmp_path / "wf.json").write_text(json.dumps(workflow), encoding="utf-8")
+    subprocess.run(
+        [sys.executable, "-m", "studio", "--db", str(db), "publish", str(tmp_path / "wf.json"), "--note", "v1"],
+        env=cli_env(),
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+    refused = mcp(db, "remove", "tools")
+    forced = mcp(db, "remove", "tools", "--force")
+
+    assert refused.returncode == 2
+    assert "is used by workflow 'Uses tools' (draft, steps stats); workflow 'Uses tools' (version 1" in refused.stderr
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(mcp(db, "instances", "--json").stdout) == []

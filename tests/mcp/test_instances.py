@@ -286,3 +286,28 @@ def test_delete_instance_removes_profiles(store: Store, echo_command: tuple[str,
     assert list_instances(store) == []
     with pytest.raises(McpNotFoundError):
         get_instance(store, "echo")
+
+
+def test_delete_instance_in_use_needs_force(store: Store, echo_command: tuple[str, list[str]]) -> None:
+    from studio.model.document import workflow_from_data
+    from studio.store import workflow_library as library
+
+    instance_id = echo_instance(store, echo_command)
+    loop_body = [{"id": "inner", "type": "mcp_call", "config": {"instance_id": instance_id, "tool": "echo"}}]
+    workflow = workflow_from_data(
+        {
+            "schema_version": 1,
+            "name": "Uses echo",
+            "steps": [{"id": "loop", "type": "for_each", "config": {"items": [1], "steps": loop_body}}],
+        },
+        "test",
+    )
+    library.save_draft(store, workflow)
+
+    with pytest.raises(McpConfigError) as raised:
+        delete_instance(store, "echo")
+
+    assert "MCP instance 'echo' is used by workflow 'Uses echo' (draft, steps inner)" in str(raised.value)
+    assert [instance.name for instance in list_instances(store)] == ["echo"]
+    delete_instance(store, "echo", force=True)
+    assert list_instances(store) == []

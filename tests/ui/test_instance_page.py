@@ -261,3 +261,20 @@ def test_panel_rejects_bad_file(qtbot: QtBot, store: Store, tmp_path: Path) -> N
 
     assert report is None
     assert "Import of broken.json failed" in shown.args[0]
+
+
+def test_panel_keeps_instance_in_use(qtbot: QtBot, qasync_loop: qasync.QEventLoop, store: Store) -> None:
+    from studio.model.document import workflow_from_data
+    from studio.store import workflow_library as library
+
+    instance = create_instance(store, "builtin:studio-tools", name="tools")
+    step = {"id": "stats", "type": "mcp_call", "config": {"instance_id": instance.id, "tool": "text_stats"}}
+    library.save_draft(store, workflow_from_data({"schema_version": 1, "name": "Uses", "steps": [step]}, "test"))
+    panel = McpPanel(store)
+    qtbot.addWidget(panel)
+
+    with qtbot.waitSignal(panel.sig_error_shown) as shown:
+        qasync_loop.run_until_complete(panel.remove_instance(instance.id))
+
+    assert "used by workflow 'Uses' (draft, steps stats)" in shown.args[0]
+    assert panel.instance_names() == ["tools"]

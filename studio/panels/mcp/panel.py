@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from studio.mcp.catalog import list_entries
 from studio.mcp.errors import McpConfigError, McpNotFoundError
-from studio.mcp.instances import McpInstance, create_instance, delete_instance, list_instances
+from studio.mcp.instances import McpInstance, create_instance, delete_instance, find_instance_uses, list_instances
 from studio.mcp.mcp_servers_json import ExportResult, ImportReport, export_servers, import_servers, parse_servers
 from studio.mcp.tool_cache import ToolEntry, tool_entries
 from studio.panels.mcp.instance_page import InstancePage
@@ -189,7 +189,17 @@ class McpPanel(QWidget):
         return page
 
     async def remove_instance(self, instance_id: str) -> None:
-        """Stop the instance's server if it runs, then delete the instance."""
+        """Stop the instance's server if it runs, then delete the instance.
+
+        An instance that workflow steps use is kept, and the message names those workflows.
+        """
+        uses = find_instance_uses(self._store, instance_id)
+        if uses:
+            self._show_message(
+                f"Not removed: the instance is used by {'; '.join(uses)}. Point those steps at another instance first.",
+                error=True,
+            )
+            return
         page = self.pages.pop(instance_id, None)
         if page is not None:
             await page.stop_instance()
