@@ -69,6 +69,8 @@ class CanvasEditing(QObject):
         self.actions: dict[str, QAction] = {}
         self.palette: StepPalette | None = None
         """The step palette dock, set by :func:`install_canvas_editing`."""
+        self.confirm_removal: Callable[[list[str], Callable[[], None]], None] | None = None
+        """Asks before steps are deleted: called with their ids and the deletion to run if the user agrees."""
         self._quick_add_target: tuple[QPointF, str | None, str | None] = (QPointF(), None, None)
         self._highlighted_port: str | None = None
         self._last_mouse_scene: QPointF | None = None
@@ -213,11 +215,13 @@ class CanvasEditing(QObject):
         step = new_step(step_type, self.document.workflow, tool=tool.tool_name if tool else None)
         if tool is None or not isinstance(step, McpCallStep):
             return step
-        config = step.config.model_copy(update={
-            "instance_id": tool.instance_id or None,
-            "server_url": tool.server_url or None,
-            "arguments": required_arguments(tool.input_schema),
-        })
+        config = step.config.model_copy(
+            update={
+                "instance_id": tool.instance_id or None,
+                "server_url": tool.server_url or None,
+                "arguments": required_arguments(tool.input_schema),
+            }
+        )
         return step.model_copy(update={"config": config, "description": tool.description})
 
     def add_step_at(
@@ -245,7 +249,11 @@ class CanvasEditing(QObject):
         neighbour = connect_from or connect_to
         container = self._container_for(neighbour, scene_pos)
         position = self._model_corner(corner, container)
-        edge = None if neighbour else self.explicit_edge_at(QRectF(corner, QPointF(corner.x() + width, corner.y() + height)))
+        edge = (
+            None
+            if neighbour
+            else self.explicit_edge_at(QRectF(corner, QPointF(corner.x() + width, corner.y() + height)))
+        )
         if edge is not None:
             step_id = self.document.splice(step, edge.source.step_id, edge.target.step_id, position)
         else:
@@ -330,13 +338,20 @@ class CanvasEditing(QObject):
         note_ids = [note.note_id for note in self.annotations.selected_notes()]
         if not (step_ids or edges or note_ids):
             return
-        with self.document.macro("Delete selection"):
-            for source, target in edges:
-                self.document.disconnect(source, target)
-            if step_ids:
-                self.document.remove_steps(step_ids)
-            if note_ids:
-                self.document.remove_notes(note_ids)
+
+        def delete() -> None:
+            with self.document.macro("Delete selection"):
+                for source, target in edges:
+                    self.document.disconnect(source, target)
+                if step_ids:
+                    self.document.remove_steps(step_ids)
+                if note_ids:
+                    self.document.remove_notes(note_ids)
+
+        if step_ids and self.confirm_removal is not None:
+            self.confirm_removal(step_ids, delete)
+        else:
+            delete()
 
     def duplicate_selection(self) -> None:
         new_ids = self.document.duplicate(self.movable_selection())
@@ -356,7 +371,8 @@ class CanvasEditing(QObject):
         drawn = self.step_positions(fragment.step_ids())
         fragment.steps = [
             step.model_copy(update={"position": Position(x=drawn[step.id][0], y=drawn[step.id][1])})
-            if step.position is None and step.id in drawn else step
+            if step.position is None and step.id in drawn
+            else step
             for step in fragment.steps
         ]
         QGuiApplication.clipboard().setText(fragment.to_clipboard_text())
@@ -543,9 +559,21 @@ class CanvasEditing(QObject):
             self.scene.clearSelection()
             self.view.set_selected_step_ids([node.step_id])
         menu = QMenu(self.view)
-        names = ["quick_add", "add_note", "paste"] if node is None else [
-            "copy", "cut", "duplicate", "delete", "group", "ungroup", "pin_layout", "unpin_layout", "auto_layout",
-        ]
+        names = (
+            ["quick_add", "add_note", "paste"]
+            if node is None
+            else [
+                "copy",
+                "cut",
+                "duplicate",
+                "delete",
+                "group",
+                "ungroup",
+                "pin_layout",
+                "unpin_layout",
+                "auto_layout",
+            ]
+        )
         for name in names:
             menu.addAction(self.actions[name])
         self.remember_mouse(self.view.mapToScene(position))
@@ -612,8 +640,11 @@ def install_canvas_editing(window: QMainWindow, tool_entries: ToolSource = no_to
         if isinstance(action, QAction):
             action.setShortcuts([])
             taken_over.append(name)
-    menus = {"Edit": _menu(window, "&Edit", before="Run"), "Arrange": _menu(window, "&Arrange", before="Run"),
-             "View": _menu(window, "&View")}
+    menus = {
+        "Edit": _menu(window, "&Edit", before="Run"),
+        "Arrange": _menu(window, "&Arrange", before="Run"),
+        "View": _menu(window, "&View"),
+    }
     for spec in ACTIONS:
         if spec.menu == "View" and taken_over and spec.name in ("zoom_in", "zoom_out", "zoom_fit"):
             continue  # The window's own View entries already run the same commands.
@@ -632,5 +663,3 @@ def install_canvas_editing(window: QMainWindow, tool_entries: ToolSource = no_to
     editing.sig_message_requested.connect(lambda text: status_bar.showMessage(text, MESSAGE_TIMEOUT_MS))
     logger.debug("canvas editing installed; window shortcuts taken over: %s", ", ".join(taken_over) or "none")
     return editing
-
-

@@ -381,15 +381,21 @@ class InspectorPanel(QWidget):
         self.delete_box = confirm_step_removal(self, self.document, [self.step_id], self.sig_steps_removed_by_user.emit)
 
 
-def confirm_step_removal(parent: QWidget, document: Any, step_ids: list[str], on_removed: Any = None) -> QMessageBox | None:
+def confirm_step_removal(
+    parent: QWidget, document: Any, step_ids: list[str], on_removed: Any = None, *, removal: Any = None
+) -> QMessageBox | None:
     """Remove ``step_ids`` from ``document``, first asking in a message box when other steps read them.
 
     Returns the open message box, or None when the steps were removed at once. ``on_removed`` is
-    called with the ids after the removal.
+    called with the ids after the removal. ``removal`` replaces the plain removal, for callers that
+    delete more in the same undo step (the canvas also deletes selected edges and notes).
     """
 
     def remove() -> None:
-        document.remove_steps(step_ids)
+        if removal is not None:
+            removal()
+        else:
+            document.remove_steps(step_ids)
         if on_removed is not None:
             on_removed(list(step_ids))
 
