@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 FORMATS = ("claude", "cursor", "vscode")
 """Client formats: Claude Desktop, Cursor and VS Code."""
 _ID_CHARS = re.compile(r"[^a-z0-9]+")
+_EMBEDDED_PLACEHOLDER = re.compile(r"\$\{(input|env):[^}]*\}")
 
 
 @dataclass
@@ -139,7 +140,10 @@ def _sort_value(plain: dict[str, str], secret: dict[str, str | None], key: str, 
     stripped = text.strip()
     # "Bearer ${input:token}" is a placeholder too: the connection supplies the whole header value.
     referenced = placeholder_name(stripped.removeprefix("Bearer ").strip())
-    if referenced is not None or (looks_secret and not stripped):
+    # Clients fill a placeholder inside a value ("postgres://u:${input:pw}@h") at launch; the studio
+    # does not, so the whole value becomes a binding that a connection supplies.
+    embedded = _EMBEDDED_PLACEHOLDER.search(stripped) is not None
+    if referenced is not None or embedded or (looks_secret and not stripped):
         secret[key] = None
     elif looks_secret:
         secret[key] = text

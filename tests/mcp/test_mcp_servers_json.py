@@ -289,3 +289,23 @@ def test_export_placeholders_are_unique(store: Store, file_vault: SecretVault) -
     assert len(set(input_ids)) == len(input_ids) == 4
     assert len(set(references)) == 2
     assert len(set(header_names)) == 2
+
+
+def test_placeholder_inside_value_needs_binding() -> None:
+    document = {
+        "servers": {
+            "db": {
+                "type": "stdio",
+                "command": "srv",
+                "env": {"DSN": "postgres://app:${input:db-password}@db/app", "MODE": "fast"},
+            },
+            "web": {"type": "http", "url": "https://h/mcp", "headers": {"X-Org": "org-${env:ORG_ID}"}},
+        }
+    }
+
+    database, web = parse_servers(document)
+
+    assert database.env == {"MODE": "fast"}
+    assert database.secret_env == {"DSN": None}
+    assert web.headers == {}
+    assert web.secret_headers == {"X-Org": None}
