@@ -42,6 +42,8 @@ draft differs from it. ``no draft``: only published versions exist."""
 
 MAX_LISTED_PROBLEMS = 5
 """How many validation errors a blocked publish names in its message."""
+MAX_LISTED_MATCHES = 5
+"""How many workflow ids an ambiguous name or id prefix lists in its error."""
 
 
 class PublishBlockedError(StoreError):
@@ -216,7 +218,12 @@ def find_workflow(store: Store, text: str) -> str:
             f"workflow '{text}' was not found; give a workflow name or id ('studio versions' lists ids)"
         )
     if len(matches) > 1:
-        raise StoreError(f"workflow '{text}' matches {len(matches)} workflows; give more characters of the id")
+        shown = ", ".join(str(match) for match in matches[:MAX_LISTED_MATCHES])
+        more = f" and {len(matches) - MAX_LISTED_MATCHES} more" if len(matches) > MAX_LISTED_MATCHES else ""
+        raise StoreError(
+            f"workflow '{text}' matches {len(matches)} workflows ({shown}{more}); give the id or enough of it "
+            "to be unique"
+        )
     return str(matches[0])
 
 

@@ -360,3 +360,16 @@ def test_stdio_servers_keep_their_arguments(store: Store) -> None:
 
     assert [server.server_url for server in graph.servers] == ["stdio:npx -y server-a", "stdio:npx -y server-b"]
     assert mapping.servers == {"stdio:npx -y server-a": first, "stdio:npx -y server-b": second}
+
+
+def test_ambiguous_name_lists_the_ids(store: Store) -> None:
+    first = library.create_workflow(store, "Twice")
+    second = library.create_workflow(store, "Twice")
+
+    with pytest.raises(StoreError) as raised:
+        library.find_workflow(store, "Twice")
+
+    message = str(raised.value)
+    assert "workflow 'Twice' matches 2 workflows" in message
+    assert first.id in message
+    assert second.id in message
