@@ -27,7 +27,7 @@ from studio.mcp.instances import (
     set_profile,
 )
 from studio.mcp.mcp_servers_json import ExportResult, ImportReport, export_servers, import_servers, parse_servers
-from studio.mcp.resolve import spec_for_instance
+from studio.mcp.resolve import connection_auth_factory, spec_for_instance
 from studio.mcp.tool_cache import ToolEntry, cache_tools, cached_tools, tool_catalog, tool_entries
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "bind",
     "cache_tools",
     "cached_tools",
+    "connection_auth_factory",
     "create_instance",
     "delete_entry",
     "delete_instance",

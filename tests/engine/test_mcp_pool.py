@@ -292,7 +292,9 @@ def test_spec_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="http:// or https://"):
         McpServerSpec(transport="http", url="ftp://example/mcp")
     with pytest.raises(ValueError, match="not supported"):
-        McpServerSpec(transport="sse", url="http://x")  # type: ignore[arg-type]
+        McpServerSpec(transport="websocket", url="ws://x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="applies to HTTP servers only"):
+        McpServerSpec(transport="stdio", command="server", auth_connection_id="c1")
 
 
 async def test_legacy_mode_progress_and_cancel(tools_spec: McpServerSpec) -> None:
