@@ -524,7 +524,7 @@ def match_requirements(
     """Propose local ids where exactly one candidate fits; leave the others out of the mapping.
 
     A server matches the one local instance with the same ``server_url``. A slot matches the one
-    connection of its kind with the slot's name, or else the one connection of its kind (and provider).
+    connection of its kind with the slot's name, or else the one connection of its kind and provider.
     """
     mapping = ImportMapping()
     for server in graph.servers:
@@ -539,16 +539,19 @@ def match_requirements(
 
 
 def _match_slot(slot: CredentialSlot, connections: Sequence[LocalConnection]) -> str | None:
-    same_kind = [
+    # A connection without a provider (for example an MCP server's token) matches only by name: taken
+    # as the only one of its kind, its secret would go to the slot's LLM provider.
+    same_kind = [connection for connection in connections if connection.kind == slot.kind]
+    named = [
         connection
-        for connection in connections
-        if connection.kind == slot.kind and (slot.provider is None or connection.provider in (None, slot.provider))
+        for connection in same_kind
+        if slot_name(connection.name) == slot.slot and connection.provider in (None, slot.provider)
     ]
-    named = [connection for connection in same_kind if slot_name(connection.name) == slot.slot]
     if len(named) == 1:
         return named[0].id
-    if not named and len(same_kind) == 1:
-        return same_kind[0].id
+    same_provider = [connection for connection in same_kind if connection.provider == slot.provider]
+    if not named and slot.provider is not None and len(same_provider) == 1:
+        return same_provider[0].id
     return None
 
 

@@ -205,6 +205,18 @@ def test_matching_prefers_the_slot_name() -> None:
     assert match_requirements(graph, [], connections[:1] * 2).slots == {}
 
 
+def test_matching_never_guesses_another_provider() -> None:
+    graph = export_shared_graph(source_workflow(), INSTANCES, CONNECTIONS)
+    mcp_token = LocalConnection("z", "github GITHUB_TOKEN", "api_key", None)
+    anthropic = LocalConnection("a", "Claude", "api_key", "anthropic")
+
+    assert match_requirements(graph, [], [mcp_token]).slots == {}
+    assert match_requirements(graph, [], [anthropic]).slots == {}
+    assert match_requirements(graph, [], [LocalConnection("n", "OpenAI Work", "api_key", None)]).slots == {
+        "openai-work": "n"
+    }
+
+
 def write(tmp_path: Path, data: Any) -> Path:
     path = tmp_path / "graph.json"
     path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
