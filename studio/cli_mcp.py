@@ -324,6 +324,8 @@ def _cmd_import(store: Any, args: argparse.Namespace) -> int:
         _err(f"needs a connection: {entry} (bind one with 'studio mcp bind')")
     for entry in report.skipped:
         _err(f"skipped {entry}")
+    if not servers:
+        _err(f"note: {args.file} lists no MCP servers; nothing was imported")
     return 0
 
 

@@ -74,15 +74,16 @@ class ExportResult:
 
 
 def detect_format(document: Mapping[str, Any]) -> str:
-    """Return 'vscode' for a top-level ``servers`` object, 'cursor' for ``mcpServers`` with a remote
-    server, else 'claude'.
+    """Return 'vscode' for a top-level ``servers`` object (unless it is empty and ``mcpServers`` is
+    present), 'cursor' for ``mcpServers`` with a remote server, else 'claude'.
 
     Raises:
         McpConfigError: neither key is present.
     """
-    if isinstance(document.get("servers"), dict):
-        return "vscode"
     servers = document.get("mcpServers")
+    # An empty "servers" object next to a filled "mcpServers" one is not a VS Code file.
+    if isinstance(document.get("servers"), dict) and (document["servers"] or not isinstance(servers, dict)):
+        return "vscode"
     if isinstance(servers, dict):
         remote = any(isinstance(server, dict) and "url" in server for server in servers.values())
         return "cursor" if remote else "claude"

@@ -313,3 +313,13 @@ def test_remove_instance_in_use_needs_force(tmp_path: Path) -> None:
     assert "is used by workflow 'Uses tools' (draft, steps stats); workflow 'Uses tools' (version 1" in refused.stderr
     assert forced.returncode == 0, forced.stderr
     assert json.loads(mcp(db, "instances", "--json").stdout) == []
+
+
+def test_import_of_file_without_servers_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "mcp.json"
+    config.write_text('{"mcpServers": {}}', encoding="utf-8")
+
+    result = mcp(tmp_path / "s.db", "import", str(config))
+
+    assert result.returncode == 0, result.stderr
+    assert f"note: {config} lists no MCP servers; nothing was imported" in result.stderr

@@ -69,6 +69,13 @@ def test_detect_format() -> None:
         detect_format({"servers": []})
 
 
+def test_detect_format_skips_empty_servers_object() -> None:
+    document = {"servers": {}, "mcpServers": {"time": {"command": "mcp-server-time"}}}
+
+    assert detect_format(document) == "claude"
+    assert [server.name for server in parse_servers(document)] == ["time"]
+
+
 def test_parse_keeps_secrets_apart() -> None:
     github, time_server = parse_servers(claude_document())
     files, remote, legacy = parse_servers(cursor_document())
