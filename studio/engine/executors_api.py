@@ -31,7 +31,7 @@ from studio.engine.executors.llm import (
     missing_endpoint_hint,
     parse_provider,
 )
-from studio.engine.executors.llm_default import DEFAULT_MODEL_SETTING, resolve_step_llm
+from studio.engine.executors.llm_default import DEFAULT_MODEL_SETTING, ResolvedLlm, resolve_step_llm
 from studio.engine.executors.llm_errors import (
     LlmConfigError,
     LlmError,
@@ -307,7 +307,7 @@ async def execute_llm_call(config: dict[str, Any], context: StepContext) -> Json
     empty uses that connection's ``settings.default_model``.
     """
     resolved = await resolve_step_llm(context.services, config)
-    model = resolved.model or await asyncio.to_thread(_connection_default_model, context.services, config)
+    model = resolved.model or await asyncio.to_thread(_connection_default_model, context.services, config, resolved)
     request = ChatRequest(
         model=model,
         system_prompt=_text(config.get("system_prompt")) or None,
@@ -339,7 +339,7 @@ async def execute_llm_call(config: dict[str, Any], context: StepContext) -> Json
     return result.value
 
 
-def _connection_default_model(services: ExecutorServices, config: Mapping[str, Any]) -> str:
+def _connection_default_model(services: ExecutorServices, config: Mapping[str, Any], resolved: ResolvedLlm) -> str:
     """Return the ``default_model`` setting of the step's connection, for a step that names no model.
 
     Raises:
@@ -352,7 +352,10 @@ def _connection_default_model(services: ExecutorServices, config: Mapping[str, A
     if model:
         return model
     if row is None:
-        raise StepError("invalid_input", "the llm_call step names no model; set config.model")
+        raise StepError(
+            "invalid_input",
+            f"the llm_call step names no model, and {resolved.description} has no default model; set config.model",
+        )
     raise StepError(
         "invalid_input",
         f"the llm_call step names no model and connection '{row['name']}' has no "

@@ -174,3 +174,21 @@ async def test_engine_rejects_named_connection_without_model(
 
     assert "no model" in str(raised.value)
     assert "config.model" in str(raised.value)
+
+
+@module_loop
+async def test_environment_without_model_fails(store: Store) -> None:
+    with openai_server() as server:
+        services = ExecutorServices(store, environ={"OPENAI_BASE_URL": server.base_url})
+        try:
+            with pytest.raises(StepError) as raised:
+                await execute_llm_call({"prompt": "Hi"}, step_context(services, []))
+        finally:
+            await services.aclose()
+
+        requests = len(server.chat_requests)
+
+    assert raised.value.kind == "invalid_input"
+    assert "environment has no default model" in str(raised.value)
+    assert "set config.model" in str(raised.value)
+    assert requests == 0

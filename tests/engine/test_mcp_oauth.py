@@ -11,6 +11,7 @@ import keyring
 import pytest
 
 from studio.engine import ExecutorServices
+from studio.engine.executors.mcp import McpAuthError, McpServerSpec, McpSessionPool
 from studio.mcp.catalog import add_entry
 from studio.mcp.instances import Binding, create_instance
 from studio.mcp.resolve import connection_auth_factory, spec_for_instance
@@ -202,3 +203,20 @@ async def test_rejected_bearer_names_connection(
     assert "401" in message
     assert "connection 'stale bearer'" in message
     assert wrong not in message
+
+
+async def test_pool_without_auth_factory_names_connection() -> None:
+    spec = McpServerSpec(
+        transport="http",
+        url="http://127.0.0.1:9/mcp",
+        name="remote",
+        auth_connection_id="c-17",
+        credential_source="Remote sign-in",
+    )
+
+    async with McpSessionPool() as pool:
+        with pytest.raises(McpAuthError) as raised:
+            await pool.connection(spec)
+
+    assert "connection 'Remote sign-in'" in str(raised.value)
+    assert "without access to the project's connections" in str(raised.value)
