@@ -183,12 +183,12 @@ def add_entry(
         raise McpConfigError(f"an MCP catalog entry named {name!r} exists already; choose another name")
     entry_id = new_id()
     with store.engine.begin() as connection:
-        taken = connection.execute(
+        same_name = connection.execute(
             select(mcp_catalog_entries.c.id).where(
                 and_(mcp_catalog_entries.c.project_id == store.project_id, mcp_catalog_entries.c.name == name)
             )
         ).first()
-        if taken is not None:
+        if same_name is not None:
             raise McpConfigError(f"an MCP catalog entry named {name!r} exists already; choose another name")
         connection.execute(
             insert(mcp_catalog_entries).values(

@@ -318,12 +318,12 @@ def create_instance(
     now = time.time()
     # The name check runs in the write transaction (BEGIN IMMEDIATE), so two processes cannot both pass it.
     with store.engine.begin() as connection:
-        taken = connection.execute(
+        same_name = connection.execute(
             select(t.mcp_instances.c.id).where(
                 and_(t.mcp_instances.c.project_id == store.project_id, t.mcp_instances.c.name == instance_name)
             )
         ).first()
-        if taken is not None:
+        if same_name is not None:
             raise McpConfigError(f"an MCP instance named {instance_name!r} exists already; choose another name")
         connection.execute(
             insert(t.mcp_instances).values(

@@ -333,12 +333,12 @@ def export_servers(store: Store, file_format: str, *, names: Sequence[str] | Non
     result = ExportResult(document={})
     servers: dict[str, JsonValue] = {}
     inputs: list[JsonValue] = []
-    taken: set[str] = set()
+    used_names: set[str] = set()
     for instance in instances:
         if file_format == "claude" and instance.transport != "stdio":
             result.notes.append(f"{instance.name}: left out, because Claude Desktop's file takes only stdio servers")
             continue
-        servers[instance.name] = _export_one(instance, file_format, inputs, result.notes, taken)
+        servers[instance.name] = _export_one(instance, file_format, inputs, result.notes, used_names)
     if file_format == "vscode":
         result.document = {"inputs": inputs, "servers": servers}
     else:
@@ -347,7 +347,7 @@ def export_servers(store: Store, file_format: str, *, names: Sequence[str] | Non
 
 
 def _export_one(
-    instance: McpInstance, file_format: str, inputs: list[JsonValue], notes: list[str], taken: set[str]
+    instance: McpInstance, file_format: str, inputs: list[JsonValue], notes: list[str], used_names: set[str]
 ) -> dict[str, JsonValue]:
     profile = instance.profile()
     server: dict[str, JsonValue] = {}
@@ -361,7 +361,7 @@ def _export_one(
         env: dict[str, JsonValue] = dict(profile.env)
         for binding in instance.bindings:
             if binding.target == "env":
-                env[binding.name] = _placeholder(instance, binding, file_format, inputs, notes, taken)
+                env[binding.name] = _placeholder(instance, binding, file_format, inputs, notes, used_names)
         if env:
             server["env"] = env
         return server
@@ -371,7 +371,7 @@ def _export_one(
     headers: dict[str, JsonValue] = dict(profile.headers)
     for binding in instance.bindings:
         if binding.target == "header":
-            headers[binding.name] = _placeholder(instance, binding, file_format, inputs, notes, taken)
+            headers[binding.name] = _placeholder(instance, binding, file_format, inputs, notes, used_names)
     if headers:
         server["headers"] = headers
     return server
@@ -383,19 +383,19 @@ def _placeholder(
     file_format: str,
     inputs: list[JsonValue],
     notes: list[str],
-    taken: set[str],
+    used_names: set[str],
 ) -> str:
-    """Return the placeholder of a bound value; ``taken`` keeps generated names unique within one file.
+    """Return the placeholder of a bound value; ``used_names`` keeps generated names unique within one file.
 
     Two servers must never share a generated name, or the client would give one server's secret to the other.
     """
     if file_format == "cursor":
         if binding.target == "env":
             return f"${{env:{binding.name}}}"
-        return f"${{env:{_unique_name(_env_name(instance, binding), taken, '_')}}}"
+        return f"${{env:{_unique_name(_env_name(instance, binding), used_names, '_')}}}"
     if file_format == "vscode":
         input_id = _ID_CHARS.sub("-", f"{instance.name}-{binding.name}".lower()).strip("-")
-        input_id = _unique_name(input_id, taken, "-")
+        input_id = _unique_name(input_id, used_names, "-")
         inputs.append(
             {
                 "type": "promptString",
@@ -411,12 +411,12 @@ def _placeholder(
     return ""
 
 
-def _unique_name(base: str, taken: set[str], separator: str) -> str:
+def _unique_name(base: str, used_names: set[str], separator: str) -> str:
     candidate, number = base, 2
-    while candidate in taken:
+    while candidate in used_names:
         candidate = f"{base}{separator}{number}"
         number += 1
-    taken.add(candidate)
+    used_names.add(candidate)
     return candidate
 
 

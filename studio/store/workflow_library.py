@@ -218,10 +218,10 @@ def find_workflow(store: Store, text: str) -> str:
             f"workflow '{text}' was not found; give a workflow name or id ('studio versions' lists ids)"
         )
     if len(matches) > 1:
-        shown = ", ".join(str(match) for match in matches[:MAX_LISTED_MATCHES])
+        listed_ids = ", ".join(str(match) for match in matches[:MAX_LISTED_MATCHES])
         more = f" and {len(matches) - MAX_LISTED_MATCHES} more" if len(matches) > MAX_LISTED_MATCHES else ""
         raise StoreError(
-            f"workflow '{text}' matches {len(matches)} workflows ({shown}{more}); give the id or enough of it "
+            f"workflow '{text}' matches {len(matches)} workflows ({listed_ids}{more}); give the id or enough of it "
             "to be unique"
         )
     return str(matches[0])

@@ -306,11 +306,11 @@ def test_remove_instance_in_use_needs_force(tmp_path: Path) -> None:
         timeout=60,
     )
 
-    refused = mcp(db, "remove", "tools")
+    rejected = mcp(db, "remove", "tools")
     forced = mcp(db, "remove", "tools", "--force")
 
-    assert refused.returncode == 2
-    assert "is used by workflow 'Uses tools' (draft, steps stats); workflow 'Uses tools' (version 1" in refused.stderr
+    assert rejected.returncode == 2
+    assert "is used by workflow 'Uses tools' (draft, steps stats); workflow 'Uses tools' (version 1" in rejected.stderr
     assert forced.returncode == 0, forced.stderr
     assert json.loads(mcp(db, "instances", "--json").stdout) == []
 
