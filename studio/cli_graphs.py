@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from studio.model.shared_graph import (
     SharedGraphError,
     load_shared_graph,
     step_slots,
+    write_text_atomically,
 )
 from studio.model.workflow import Workflow
 from studio.store import Store, StoreError
@@ -192,14 +192,7 @@ def _write_atomically(path: Path, text: str) -> None:
         raise GraphCliError(f"output '{path}' is a directory; give a file name such as {path / 'graph.json'}")
     if not path.parent.is_dir():
         raise GraphCliError(f"folder '{path.parent}' does not exist; create it or choose another output path")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, text)
 
 
 def _import(store: Store, args: argparse.Namespace) -> int:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shlex
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -345,6 +347,35 @@ class _Exporter:
             suffix = f"-{number}"
             candidate, number = base[: 64 - len(suffix)] + suffix, number + 1
         return candidate
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder, then rename it.
+
+    A replaced file keeps its permission bits; a new one gets the usual ``0o666`` minus the umask,
+    not the owner-only mode of the temporary file. Raises OSError.
+    """
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, mode)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    # NOTE: os.umask can only be read by setting it, so another thread creating a file at this
+    # moment would use mode 0o022; the value is restored at once.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # -- import ------------------------------------------------------------------------------------------

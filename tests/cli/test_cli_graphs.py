@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -276,3 +277,26 @@ def test_diff_and_publish_of_shared_graph_file(tmp_path: Path) -> None:
     assert "no differences" in compared.stdout
     assert published.returncode == 2
     assert f"{shared} is a shared graph; import it with 'studio import {shared}'" in published.stderr
+
+
+def test_export_file_is_readable_by_others(tmp_path: Path) -> None:
+    db = tmp_path / "studio.db"
+    path = write(tmp_path / "wf.json", workflow_data())
+    run_graphs(db, "publish", str(path), "--note", "v1")
+    kept = tmp_path / "kept.json"
+    kept.write_text("{}", encoding="utf-8")
+    kept.chmod(0o640)
+
+    fresh = run_graphs(db, "export", "CLI graphs", "-o", str(tmp_path / "fresh.json"))
+    replaced = run_graphs(db, "export", "CLI graphs", "-o", str(kept))
+
+    assert fresh.returncode == 0, fresh.stderr
+    assert replaced.returncode == 0, replaced.stderr
+    assert (tmp_path / "fresh.json").stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    assert kept.stat().st_mode & 0o777 == 0o640
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,17 @@ def test_export_writes_no_secret_or_local_id(window: MainWindow, installed: Impo
     for local_id in (instance_id, connection_id, workflow.id, window.store.workspace_id):
         assert local_id not in text
     assert json.loads(text)["credentials"][0]["slot"] == "openai-work"
+
+
+def test_export_file_mode_follows_umask(window: MainWindow, installed: ImportExport, tmp_path: Path) -> None:
+    open_shared(window)
+    out = tmp_path / "out.graph.json"
+    mask = os.umask(0)
+    os.umask(mask)
+
+    assert installed.export_to(out)
+
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_export_failure_names_the_step(window: MainWindow, installed: ImportExport, tmp_path: Path) -> None:

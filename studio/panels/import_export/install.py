@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,13 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu
 
-from studio.model.shared_graph import SharedGraph, SharedGraphError, load_shared_graph, match_requirements
+from studio.model.shared_graph import (
+    SharedGraph,
+    SharedGraphError,
+    load_shared_graph,
+    match_requirements,
+    write_text_atomically,
+)
 from studio.model.workflow import Workflow
 from studio.panels.import_export.mapping_dialog import ImportMappingDialog
 from studio.store import StoreError
@@ -74,7 +78,7 @@ class ImportExport(QObject):
         """Write the open workflow as a shared graph to ``path``; show the problems and return False on failure."""
         try:
             graph = library.export_workflow(self.store, self.document.snapshot())
-            _write_atomically(path, graph.to_json())
+            write_text_atomically(path, graph.to_json())
         except SharedGraphError as error:
             self.last_problems = error.problems
             self.window.show_error("Cannot export the workflow", str(error))
@@ -139,17 +143,6 @@ class ImportExport(QObject):
         self.window.show_document(workflow, None)
         self.sig_imported.emit(workflow.id)
         return workflow
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def install_import_export(window: Any) -> ImportExport:
