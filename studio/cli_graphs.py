@@ -203,6 +203,7 @@ def _import(store: Store, args: argparse.Namespace) -> int:
     if missing:
         raise GraphCliError(_missing_message(args.file, missing, graph, store))
     workflow = library.import_graph(store, graph, mapping, project_id=args.project)
+    _warn_unbound_commands(graph, mapping)
     if args.json:
         bindings = {"servers": mapping.servers, "slots": mapping.slots}
         _echo(json.dumps({"workflow_id": workflow.id, "name": workflow.name, **bindings}))
@@ -213,6 +214,18 @@ def _import(store: Store, args: argparse.Namespace) -> int:
     for slot, connection_id in mapping.slots.items():
         _echo(f"  credential slot {slot} -> {connection_id or 'unbound'}")
     return 0
+
+
+def _warn_unbound_commands(graph: SharedGraph, mapping: ImportMapping) -> None:
+    """Warn about unbound stdio servers: the engine runs their command line, which the file chose."""
+    for server in graph.servers:
+        if mapping.servers.get(server.server_url) is None and server.server_url.startswith("stdio:"):
+            label = "step" if len(server.steps) == 1 else "steps"
+            _echo(
+                f"warning: {label} {', '.join(server.steps)} will run the command "
+                f"{server.server_url.removeprefix('stdio:')} on this machine; check it before running the workflow",
+                file=sys.stderr,
+            )
 
 
 def _apply_map_options(graph: SharedGraph, mapping: ImportMapping, pairs: Sequence[str], source: str) -> None:

@@ -300,3 +300,24 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_unbound_stdio_server_is_warned(tmp_path: Path) -> None:
+    graph = {
+        "format": "workflow-studio/shared-graph",
+        "schema_version": 1,
+        "workflow": {
+            "schema_version": 1,
+            "name": "Runs a command",
+            "steps": [
+                {"id": "call", "type": "mcp_call", "config": {"server_url": "stdio:sh -c 'echo hi'", "tool": "t"}}
+            ],
+        },
+        "servers": [{"server_url": "stdio:sh -c 'echo hi'", "steps": ["call"]}],
+    }
+    path = write(tmp_path / "graph.json", graph)
+
+    result = run_graphs(tmp_path / "studio.db", "import", str(path), "--map", "stdio:sh -c 'echo hi'=none")
+
+    assert result.returncode == 0, result.stderr
+    assert "warning: step call will run the command sh -c 'echo hi' on this machine" in result.stderr

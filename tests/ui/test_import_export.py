@@ -188,6 +188,32 @@ def test_import_leave_unbound(window: MainWindow, installed: ImportExport, tmp_p
     assert issues.config.server_url == GITHUB_URL
 
 
+def test_unbound_stdio_choice_names_the_command(window: MainWindow, installed: ImportExport, tmp_path: Path) -> None:
+    graph = {
+        "format": "workflow-studio/shared-graph",
+        "schema_version": 1,
+        "workflow": {
+            "schema_version": 1,
+            "name": "Runs a command",
+            "steps": [
+                {"id": "call", "type": "mcp_call", "config": {"server_url": "stdio:sh -c 'echo hi'", "tool": "t"}}
+            ],
+        },
+        "servers": [{"server_url": "stdio:sh -c 'echo hi'", "steps": ["call"]}],
+    }
+    path = tmp_path / "graph.json"
+    path.write_text(json.dumps(graph), encoding="utf-8")
+
+    dialog = installed.import_file(path)
+    assert dialog is not None
+    combo = dialog.server_combos["stdio:sh -c 'echo hi'"]
+    texts = [combo.itemText(index) for index in range(combo.count())]
+
+    assert "Leave unbound (run this command on this machine)" in texts
+    assert UNBOUND_SERVER_TEXT not in texts
+    dialog.reject()
+
+
 def test_cancelled_import_creates_nothing(window: MainWindow, installed: ImportExport, tmp_path: Path) -> None:
     workflow, _instance, _connection = open_shared(window)
     out = tmp_path / "graph.json"

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 CHOOSE = "__choose__"
 """Combo data of the placeholder entry that means the user has not chosen yet."""
 UNBOUND_SERVER_TEXT = "Leave unbound (connect to the server_url directly)"
+UNBOUND_STDIO_TEXT = "Leave unbound (run this command on this machine)"
+"""Text of the unbound choice for a ``stdio:`` server, whose command line comes from the imported file."""
 UNBOUND_SLOT_TEXT = "Leave unbound (the steps use the provider's environment)"
 
 
@@ -112,7 +114,8 @@ class ImportMappingDialog(QDialog):
                 combo.addItem(f"{instance.name} (same server)", instance.id)
             for instance in others:
                 combo.addItem(f"{instance.name} ({instance.server_url or 'no server URL'})", instance.id)
-            combo.addItem(UNBOUND_SERVER_TEXT, None)
+            stdio = server.server_url.startswith("stdio:")
+            combo.addItem(UNBOUND_STDIO_TEXT if stdio else UNBOUND_SERVER_TEXT, None)
             _choose(combo, proposed.servers, server.server_url)
             hint = f" — was “{server.name}”" if server.name else ""
             tools = f"; tools: {', '.join(server.tools)}" if server.tools else ""
