@@ -111,6 +111,11 @@ def _add_add_command(commands: Any) -> None:
     add.add_argument("--connect-timeout", type=float, default=30.0, help="handshake time limit in seconds")
     add.add_argument("--call-timeout", type=float, help="time limit of one tool call in seconds (default: none)")
     add.add_argument(
+        "--max-call-time",
+        type=float,
+        help="hard limit of one tool call in seconds, however often progress restarts its time limit (default: 1 hour)",
+    )
+    add.add_argument(
         "--no-progress-extends", action="store_true", help="do not restart the call time limit on progress"
     )
     add.add_argument("--allow-sampling", action="store_true", help="let the server request LLM completions")
@@ -241,7 +246,7 @@ def _cmd_add(store: Any, args: argparse.Namespace) -> int:
     )
 
     profile = Profile(args.profile, env=_parse_env(args.env), args=tuple(args.profile_arg))
-    timeouts = Timeouts(args.connect_timeout, args.call_timeout, not args.no_progress_extends)
+    timeouts = Timeouts(args.connect_timeout, args.call_timeout, not args.no_progress_extends, args.max_call_time)
     # Checked before a new catalog entry is written, so invalid input leaves nothing behind.
     check_profile(profile, args.name)
     check_timeouts(timeouts)

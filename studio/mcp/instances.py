@@ -177,21 +177,10 @@ def check_timeouts(timeouts: Timeouts) -> None:
             f"maximum call time {timeouts.max_call_s:g} s is shorter than the call timeout {timeouts.call_s:g} s; "
             "raise the maximum or lower the call timeout"
         )
-    if not _HAS_MAX_CALL_COLUMN:
-        raise McpConfigError(
-            "this store cannot keep a maximum call time yet (the mcp_instances table has no "
-            "max_call_timeout_s column); leave it unset"
-        )
-
-
-# NOTE: no migration adds mcp_instances.max_call_timeout_s yet. Until one does, an instance keeps no
-# maximum call time, and check_timeouts rejects one instead of dropping it silently.
-_HAS_MAX_CALL_COLUMN = "max_call_timeout_s" in t.mcp_instances.c
 
 
 def _max_call_values(timeouts: Timeouts) -> dict[str, float | None]:
-    """Return the column value of ``max_call_s`` to write, or nothing while the table lacks the column."""
-    return {"max_call_timeout_s": timeouts.max_call_s} if _HAS_MAX_CALL_COLUMN else {}
+    return {"max_call_timeout_s": timeouts.max_call_s}
 
 
 # -- reading --------------------------------------------------------------------------------------

@@ -207,6 +207,7 @@ mcp_instances = Table(
     Column("default_profile", String(100), nullable=True),
     Column("connect_timeout_s", Float, nullable=False, server_default="30"),
     Column("call_timeout_s", Float, nullable=True),
+    Column("max_call_timeout_s", Float, nullable=True),
     Column("progress_extends_timeout", Boolean, nullable=False, server_default="1"),
     Column("allow_sampling", Boolean, nullable=False, server_default="0"),
     Column("updated_at", Float, nullable=True),

@@ -195,6 +195,10 @@ def test_unbound_placeholder_then_bind(tmp_path: Path) -> None:
         (("add", "x", "--entry", "nope"), "MCP catalog entry 'nope' was not found"),
         (("add", "x", "--command", "srv", "--env", "NOVALUE"), "--env 'NOVALUE' is invalid; write --env NAME=VALUE"),
         (("add", "x", "--command", "srv", "--env", "API_KEY=sk-1234"), "looks like a secret"),
+        (
+            ("add", "x", "--command", "srv", "--call-timeout", "60", "--max-call-time", "30"),
+            "maximum call time 30 s is shorter than the call timeout 60 s",
+        ),
     ],
 )
 def test_bad_input_exits_2(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:

@@ -12,10 +12,8 @@ from studio.mcp.errors import McpConfigError
 from studio.mcp.instances import Timeouts, check_timeouts, create_instance, set_options
 from studio.mcp.resolve import spec_for_instance
 from studio.store import Store
-from studio.store import tables as t
 
 ECHO_SERVER = Path(__file__).with_name("echo_server.py")
-HAS_COLUMN = "max_call_timeout_s" in t.mcp_instances.c
 
 
 def echo_instance(store: Store, timeouts: Timeouts | None = None) -> str:
@@ -47,7 +45,6 @@ def test_unset_max_call_reaches_spec(store: Store) -> None:
     assert spec.reset_timeout_on_progress is True
 
 
-@pytest.mark.skipif(not HAS_COLUMN, reason="the store has no max_call_timeout_s column yet")
 def test_max_call_reaches_spec(store: Store) -> None:
     echo_instance(store)
 
@@ -56,14 +53,3 @@ def test_max_call_reaches_spec(store: Store) -> None:
 
     assert spec.max_call_timeout_s == 120
     assert spec.call_timeout_s == 10
-
-
-@pytest.mark.skipif(HAS_COLUMN, reason="the store keeps the maximum call time")
-def test_max_call_rejected_without_column(store: Store) -> None:
-    echo_instance(store)
-
-    with pytest.raises(McpConfigError) as raised:
-        set_options(store, "echo", timeouts=Timeouts(call_s=10, max_call_s=120))
-
-    assert "max_call_timeout_s column" in str(raised.value)
-    assert spec_for_instance(store, "echo").max_call_timeout_s is None
