@@ -23,7 +23,7 @@ from studio.model.shared_graph import (
     step_slots,
     write_text_atomically,
 )
-from studio.model.workflow import Workflow
+from studio.model.workflow import McpCallStep, Workflow
 from studio.store import Store, StoreError
 from studio.store import workflow_library as library
 
@@ -218,11 +218,13 @@ def _import(store: Store, args: argparse.Namespace) -> int:
 
 def _warn_unbound_commands(graph: SharedGraph, mapping: ImportMapping) -> None:
     """Warn about unbound stdio servers: the engine runs their command line, which the file chose."""
+    steps = [step for step in graph.build_workflow().iter_steps() if isinstance(step, McpCallStep)]
     for server in graph.servers:
         if mapping.servers.get(server.server_url) is None and server.server_url.startswith("stdio:"):
-            label = "step" if len(server.steps) == 1 else "steps"
+            step_ids = [step.id for step in steps if step.config.server_url == server.server_url]
+            label = "step" if len(step_ids) == 1 else "steps"
             _echo(
-                f"warning: {label} {', '.join(server.steps)} will run the command "
+                f"warning: {label} {', '.join(step_ids)} will run the command "
                 f"{server.server_url.removeprefix('stdio:')} on this machine; check it before running the workflow",
                 file=sys.stderr,
             )

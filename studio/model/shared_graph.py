@@ -518,6 +518,16 @@ def _cross_reference_problems(graph: SharedGraph, workflow: Workflow) -> list[tu
             problems.append(
                 (f"{path}.config.connection_id", "a shared graph must not name a local connection; use a slot")
             )
+    for index, server in enumerate(graph.servers):
+        for step_index, step_id in enumerate(server.steps):
+            step = steps.get(step_id)
+            if not isinstance(step, McpCallStep) or step.config.server_url != server.server_url:
+                problems.append(
+                    (
+                        f"servers[{index}].steps[{step_index}]",
+                        f"'{step_id}' is not an mcp_call step of this server; remove it or fix the id",
+                    )
+                )
     seen_slots: set[str] = set()
     slot_of_step: dict[str, str] = {}
     for index, slot in enumerate(graph.credentials):

@@ -270,6 +270,7 @@ def exported_data() -> dict[str, Any]:
             "'gone'",
         ),
         (lambda d: d["servers"].append(dict(d["servers"][0])), "servers[2].server_url", "listed twice"),
+        (lambda d: d["servers"][0]["steps"].append("summary"), "servers[0].steps[1]", "'summary'"),
     ],
 )
 def test_invalid_files_name_the_path(tmp_path: Path, change: Any, path: str, fragment: str) -> None:
