@@ -520,8 +520,8 @@ def _cross_reference_problems(graph: SharedGraph, workflow: Workflow) -> list[tu
             )
     for index, server in enumerate(graph.servers):
         for step_index, step_id in enumerate(server.steps):
-            step = steps.get(step_id)
-            if not isinstance(step, McpCallStep) or step.config.server_url != server.server_url:
+            listed = steps.get(step_id)
+            if not isinstance(listed, McpCallStep) or listed.config.server_url != server.server_url:
                 problems.append(
                     (
                         f"servers[{index}].steps[{step_index}]",
