@@ -89,7 +89,15 @@ class SharedGraph(_Strict):
 
     def to_json(self) -> str:
         """Serialise as indented JSON ending with a newline."""
-        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+        # The workflow is already JSON data. Dumping it through pydantic would hit pydantic's
+        # serialization depth limit (between 80 and 100 nested for_each steps with pydantic 2.14).
+        data = self.model_dump(mode="json", exclude={"workflow"})
+        ordered = {
+            "format": data.pop("format"),
+            "schema_version": data.pop("schema_version"),
+            "workflow": self.workflow,
+        }
+        return json.dumps({**ordered, **data}, indent=2, ensure_ascii=False) + "\n"
 
     def build_workflow(self) -> Workflow:
         """Return the embedded workflow with a fresh id; raise SharedGraphError with paths on problems."""

@@ -374,3 +374,16 @@ def test_export_keeps_plain_server_urls() -> None:
         )
 
         assert export_shared_graph(workflow, instances, {}).servers[0].server_url == server_url
+
+
+def test_deeply_nested_for_each_round_trip() -> None:
+    step: dict[str, Any] = {"id": "leaf", "type": "lua_script", "config": {"source": "return 1"}}
+    for level in range(150):
+        step = {"id": f"loop-{level}", "type": "for_each", "config": {"items": [1], "steps": [step]}}
+    workflow = workflow_from_data({"schema_version": 1, "name": "Deep", "steps": [step]}, "test")
+
+    text = export_shared_graph(workflow, {}, {}).to_json()
+    imported = instantiate(parse_shared_graph(text), ImportMapping())
+
+    assert imported.step("leaf") is not None
+    assert imported.step("loop-0") is not None
