@@ -39,6 +39,12 @@ _SECRET_NAME = re.compile(
 _CREDENTIAL_VALUE = re.compile(r"^(sk-|sk_|ghp_|gho_|ghs_|github_pat_|glpat-|xox[abpr]-|AKIA[0-9A-Z]{12}|eyJ)")
 """Prefixes of well-known credential formats: OpenAI and Anthropic keys, GitHub, GitLab and Slack
 tokens, AWS access key ids, and JSON Web Tokens."""
+_CREDENTIAL_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_-]{16,}|sk_(live|test)_[A-Za-z0-9]{16,}|gh[pous]_[A-Za-z0-9]{20,}"
+    r"|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}"
+    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.)"
+)
+"""Tokens of the same formats inside longer text, long enough that prose mentioning a prefix does not match."""
 
 
 class SharedGraphError(ValueError):
@@ -211,6 +217,19 @@ def _secret_in_arguments(command_line: str) -> str | None:
     return None
 
 
+def _credential_paths(value: Any, path: str) -> Iterable[str]:
+    """Yield the paths of strings in ``value`` that contain a token in a known credential format."""
+    if isinstance(value, str):
+        if _CREDENTIAL_IN_TEXT.search(value):
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _credential_paths(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _credential_paths(item, f"{path}[{index}]")
+
+
 def _is_secret_value(value: str) -> bool:
     """Return whether a flag's value may be a literal secret rather than a path or a placeholder."""
     return bool(value) and not value.startswith(("/", "./", "../", "~", "$"))
@@ -239,6 +258,16 @@ def export_shared_graph(
     stripped = workflow.model_copy(update={"steps": steps})
     document = workflow_to_data(stripped)
     document.pop("id", None)
+    leaks = [
+        (
+            path,
+            "contains a value in a known credential format; remove it, pass the secret through a connection, "
+            "then export again",
+        )
+        for path in _credential_paths(document, "")
+    ]
+    if leaks:
+        raise SharedGraphError(f"workflow '{workflow.name}'", leaks)
     graph = SharedGraph(
         workflow=document,
         servers=list(exporter.servers.values()),

@@ -387,3 +387,46 @@ def test_deeply_nested_for_each_round_trip() -> None:
 
     assert imported.step("leaf") is not None
     assert imported.step("loop-0") is not None
+
+
+@pytest.mark.parametrize(
+    ("step", "path"),
+    [
+        (
+            {
+                "id": "call",
+                "type": "mcp_call",
+                "config": {"server_url": "https://h/mcp", "arguments": {"key": "sk-proj-AbCdEf0123456789xyz"}},
+            },
+            "steps[0].config.arguments.key",
+        ),
+        (
+            {
+                "id": "script",
+                "type": "lua_script",
+                "config": {"source": 'local token = "ghp_AbCdEfGhIjKlMnOpQrStUvWx0123"'},
+            },
+            "steps[0].config.source",
+        ),
+    ],
+)
+def test_export_refuses_credential_in_document(step: dict[str, Any], path: str) -> None:
+    workflow = workflow_from_data({"schema_version": 1, "name": "Pasted key", "steps": [step]}, "test")
+
+    with pytest.raises(SharedGraphError) as raised:
+        export_shared_graph(workflow, {}, {})
+
+    assert [problem_path for problem_path, _message in raised.value.problems] == [path]
+    assert "credential" in str(raised.value)
+    assert "AbCdEf" not in str(raised.value)
+
+
+def test_export_keeps_text_that_mentions_key_prefixes() -> None:
+    step = {
+        "id": "ask",
+        "type": "llm_call",
+        "config": {"model": "m", "prompt": "OpenAI keys start with sk- and a project"},
+    }
+    workflow = workflow_from_data({"schema_version": 1, "name": "Docs", "steps": [step]}, "test")
+
+    assert export_shared_graph(workflow, {}, {}).workflow["steps"][0]["config"]["prompt"].startswith("OpenAI")
