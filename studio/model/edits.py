@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from studio.model.edit_errors import EditError
+from studio.model.edit_fields import with_field
 from studio.model.edit_fragments import FRAGMENT_KIND, Fragment, copy_fragment, paste_fragment
 from studio.model.edit_ids import check_new_step_id, slug_step_id, unique_step_id
 from studio.model.edit_references import rewrite_step
@@ -43,6 +44,7 @@ __all__ = [
     "paste_fragment",
     "rename_step",
     "unique_step_id",
+    "with_field",
 ]
 
 logger = logging.getLogger(__name__)
