@@ -30,6 +30,7 @@ from studio.app.input_dialog import RunInputDialog, required_inputs_missing
 from studio.app.recovery import default_recovery_dir
 from studio.app.run_controller import RunController
 from studio.app.run_status import TERMINAL_RUN_STATES, RunStatusTracker, StatusUpdate, format_duration
+from studio.app.window_features import install_window_features
 from studio.canvas import CanvasView, WorkflowScene
 from studio.canvas.document import EditorDocument
 from studio.canvas.icons import RESOURCES_DIR
@@ -157,6 +158,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_command_center()
         self._connect_rerun_pins_compare()
+        self.features = install_window_features(self)
         self._elapsed_timer = QTimer(self)
         self._elapsed_timer.setInterval(250)
         self._elapsed_timer.timeout.connect(self._on_elapsed_timer_timeout)

@@ -1,4 +1,4 @@
-"""Canvas editing installed on the real main window: menus, docks and shortcuts without clashes."""
+"""Canvas editing on the real main window: menus, docks and shortcuts without clashes."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication
 
 from studio.app.main_window import MainWindow
-from studio.canvas.editing import install_canvas_editing
 from studio.canvas.shortcuts import ACTIONS
 
 
 def test_install_on_main_window(qtbot: Any, tmp_path: Path, write_workflow: Any, pipeline: dict[str, Any]) -> None:
     window = MainWindow(store_path=tmp_path / "studio.db", recovery_dir=tmp_path / "recovery")
     qtbot.addWidget(window)
-    editing = install_canvas_editing(window)
+    editing = window.features.canvas_editing
     window.show()
     qtbot.waitExposed(window)
     window.open_workflow(write_workflow(pipeline))

@@ -215,7 +215,8 @@ class McpPanel(QWidget):
 
     def stop_all_soon(self) -> None:
         """Schedule `stop_all` on the running loop, as a window-close handler must not block."""
-        self._spawn(self.stop_all())
+        if any(page.state == "running" for page in self.pages.values()):
+            self._spawn(self.stop_all())
 
     def request_import(self) -> None:
         """Ask for an mcpServers file and import it."""
