@@ -222,7 +222,9 @@ class TimelineModel:
 
     def _has_open(self, key: str) -> bool:
         segments = self.segments.get(key)
-        return bool(segments) and segments[-1].end is None
+        if not segments:
+            return False
+        return segments[-1].end is None
 
     def _last_attempt(self, key: str) -> int:
         segments = self.segments.get(key)
