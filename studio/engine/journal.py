@@ -117,6 +117,24 @@ class Journal:
         self._schedule()
         await future
 
+    def commit_inline(self) -> bool:
+        """Commit and announce what is recorded right now, unless a background commit is in flight.
+
+        Returns whether it committed. A caller that knows no other coroutine of the run can join
+        the batch in this pass (a lone running step) saves the two event-loop passes of
+        :meth:`flush`; a False return means it must ``await flush()`` instead.
+        """
+        if self._in_flight:
+            return False
+        batch, events, waiters = self._take()
+        try:
+            self._store.commit(batch)
+        except Exception as error:
+            self._fail(error, waiters)
+            raise
+        self._announce_committed(events, waiters)
+        return True
+
     def flush_now(self) -> None:
         """Commit and announce synchronously (used when the loop is about to stop).
 
@@ -140,9 +158,7 @@ class Journal:
         self._scheduled = False
         if self._in_flight and not inline:
             return
-        batch, self._batch = self._batch, JournalBatch(self._run_id)
-        events, self._pending_events = self._pending_events, []
-        waiters, self._waiters = self._waiters, []
+        batch, events, waiters = self._take()
         rows = len(batch.step_rows) + len(batch.event_rows) + len(batch.usage_rows) + len(batch.task_rows)
         if not inline and rows >= BACKGROUND_COMMIT_ROWS:
             self._in_flight = True
@@ -156,6 +172,12 @@ class Journal:
             self._fail(error, waiters)
             return
         self._announce_committed(events, waiters)
+
+    def _take(self) -> tuple[JournalBatch, list[RunEvent], list[asyncio.Future[None]]]:
+        batch, self._batch = self._batch, JournalBatch(self._run_id)
+        events, self._pending_events = self._pending_events, []
+        waiters, self._waiters = self._waiters, []
+        return batch, events, waiters
 
     def _on_background_commit(
         self, done: asyncio.Future[None], events: list[RunEvent], waiters: list[asyncio.Future[None]]

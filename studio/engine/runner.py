@@ -556,7 +556,10 @@ class RunExecution:
                     step_id=step.id,
                     data={"attempt": attempt, "step_type": step.type},
                 )
-                await self.journal.flush()
+                # With no other step running, nothing else can join this commit, so it is made
+                # at once instead of at the end of the event loop's pass.
+                if not (self._active == 1 and self.journal.commit_inline()):
+                    await self.journal.flush()
                 error = None
                 try:
                     result = await self._execute_with_timeout(step, config, key, attempt)

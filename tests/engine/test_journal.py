@@ -54,6 +54,13 @@ async def test_fan_out_events_durable_before_announced(tmp_path: Path) -> None:
 async def test_sequential_steps_commit_inline(tmp_path: Path) -> None:
     store = open_store(tmp_path / "inline.db")
     engine = Engine(store)
+    late: list[int] = []
+
+    def listen(event: RunEvent) -> None:
+        if not event.is_ephemeral and store.last_event_seq(event.run_id) < event.seq:
+            late.append(event.seq)
+
+    engine.add_listener(listen)
     try:
         steps = [lua_step("s0", "return 1")]
         steps += [
@@ -68,5 +75,6 @@ async def test_sequential_steps_commit_inline(tmp_path: Path) -> None:
         store.close()
 
     assert summary.status == "completed"
+    assert late == []
     assert step_runs["s19"].result == 20
     assert all(record.status == "completed" for record in step_runs.values())
