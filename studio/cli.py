@@ -257,10 +257,18 @@ async def _run_engine_command_reporting_errors(args: argparse.Namespace, action:
 
 
 async def _start_from_file(engine: Any, args: argparse.Namespace) -> str:
+    from studio.cli_graphs import GraphCliError, load_target
     from studio.model.document import load_workflow
     from studio.model.validation import has_errors, validate_workflow
 
-    workflow = load_workflow(args.file)
+    if Path(args.file).is_file():
+        workflow = load_workflow(args.file)
+    else:
+        # A stored workflow: WORKFLOW runs its draft (else its latest version), WORKFLOW@N a version.
+        try:
+            workflow, _label = load_target(engine.store, args.file)
+        except GraphCliError as error:
+            raise CliError(str(error)) from None
     findings = validate_workflow(workflow)
     if has_errors(findings):
         lines = [f"  {f.step_id or 'workflow'}: {f.message}" for f in findings if f.severity == "error"]
@@ -606,7 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="print findings as JSON")
 
     run = commands.add_parser("run", help="publish a workflow file and run it, printing events as they happen")
-    run.add_argument("file")
+    run.add_argument(
+        "file", help="workflow file, or a stored workflow: NAME or ID (its draft), NAME@N (published version N)"
+    )
     run.add_argument(
         "--input", "-i", action="append", metavar="NAME=VALUE", help="run input; JSON values keep their type"
     )
@@ -689,6 +699,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:
+        # The MCP SDK logs a server's failures with tracebacks; the studio reports each one itself,
+        # with the server's stderr and a fix, so the SDK's copy is noise unless --verbose asks for it.
+        logging.getLogger("mcp").setLevel(logging.CRITICAL)
     if args.db is None:
         import os
 

@@ -125,7 +125,7 @@ def _open_store(args: argparse.Namespace) -> Store:
 # -- resolving workflows ------------------------------------------------------------------------
 
 
-def _load_target(store: Store, text: str, *, shared_graphs: bool = False) -> tuple[Workflow, str]:
+def load_target(store: Store, text: str, *, shared_graphs: bool = False) -> tuple[Workflow, str]:
     """Return the workflow that ``text`` names (a file, WORKFLOW or WORKFLOW@N) and a label for it.
 
     With ``shared_graphs``, a shared-graph file gives its embedded workflow (with a fresh id).
@@ -173,7 +173,7 @@ def _export(store: Store, args: argparse.Namespace) -> int:
         workflow_id = library.find_workflow(store, args.workflow)
         workflow = library.get_version_by_number(store, workflow_id, args.version).workflow
     else:
-        workflow, _label = _load_target(store, args.workflow)
+        workflow, _label = load_target(store, args.workflow)
     graph = library.export_workflow(store, workflow)
     text = graph.to_json()
     if args.output == "-":
@@ -270,7 +270,7 @@ def _missing_message(source: str, missing: list[str], graph: SharedGraph, store:
 def _publish(store: Store, args: argparse.Namespace) -> int:
     if not args.note.strip():
         raise GraphCliError("--note is empty; say what changed in this version")
-    workflow, label = _load_target(store, args.workflow)
+    workflow, label = load_target(store, args.workflow)
     known = {version.content_hash: version.number for version in store.list_versions(workflow.id)}
     version = library.publish(store, workflow, args.note)
     if version.content_hash in known:
@@ -306,8 +306,8 @@ def _versions(store: Store, args: argparse.Namespace) -> int:
 
 
 def _diff(store: Store, args: argparse.Namespace) -> int:
-    old, old_label = _load_target(store, args.a, shared_graphs=True)
-    new, new_label = _load_target(store, args.b, shared_graphs=True)
+    old, old_label = load_target(store, args.a, shared_graphs=True)
+    new, new_label = load_target(store, args.b, shared_graphs=True)
     result = diff_workflows(old, new)
     if args.json:
         _echo(json.dumps(diff_to_data(result)))

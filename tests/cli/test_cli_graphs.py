@@ -321,3 +321,30 @@ def test_unbound_stdio_server_is_warned(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "warning: step call will run the command sh -c 'echo hi' on this machine" in result.stderr
+
+
+def test_run_stored_workflow_by_name_and_version(tmp_path: Path) -> None:
+    db = tmp_path / "studio.db"
+    assert (
+        run_graphs(
+            db, "publish", str(write(tmp_path / "v1.json", workflow_data("return 1"))), "--note", "one"
+        ).returncode
+        == 0
+    )
+    assert (
+        run_graphs(
+            db, "publish", str(write(tmp_path / "v2.json", workflow_data("return 2"))), "--note", "two"
+        ).returncode
+        == 0
+    )
+
+    latest = run_graphs(db, "run", "CLI graphs", "--json")
+    first = run_graphs(db, "run", "CLI graphs@1", "--json")
+    missing = run_graphs(db, "run", "No such workflow")
+
+    assert latest.returncode == 0, latest.stderr
+    assert json.loads(latest.stdout.splitlines()[-1])["result"] == {"first": 2}
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout.splitlines()[-1])["result"] == {"first": 1}
+    assert missing.returncode == 2
+    assert "workflow 'No such workflow' was not found" in missing.stderr

@@ -327,3 +327,14 @@ def test_import_of_file_without_servers_says_so(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert f"note: {config} lists no MCP servers; nothing was imported" in result.stderr
+
+
+def test_failed_start_shows_no_sdk_traceback(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    assert mcp(db, "add", "talker", "--command", "echo", "--arg", "hi").returncode == 0
+
+    result = mcp(db, "start", "talker")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "talker" in result.stderr
