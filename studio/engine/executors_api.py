@@ -234,7 +234,7 @@ def spec_from_server_url(server_url: str, environ: Mapping[str, str]) -> McpServ
             raise StepError("invalid_input", "server_url 'stdio:' names no command; write stdio:<command> <args>")
         if words[0] == STUDIO_TOOLS_COMMAND:
             words = [sys.executable, "-m", "studio.toolserver", *words[1:]]
-        env = {key: value for key, value in environ.items() if key.startswith("STUDIO_") or key in _PASSED_ENV}
+        env = {key: value for key, value in environ.items() if _passed_to_server(key)}
         # The display name appears in error messages, so it is never the command line itself:
         # arguments may carry tokens.
         name = STUDIO_TOOLS_COMMAND if words[0] == sys.executable else ""
@@ -246,6 +246,18 @@ def spec_from_server_url(server_url: str, environ: Mapping[str, str]) -> McpServ
 
 
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+_VAULT_ENV_PREFIX = "STUDIO_SECRETS_"
+
+
+def _passed_to_server(name: str) -> bool:
+    """Whether the studio's variable ``name`` goes to an stdio server started from a ``server_url``.
+
+    The vault settings stay out: with the passphrase and the file's path, any server command
+    written in a workflow file could decrypt every secret of the workspace.
+    """
+    if name.startswith(_VAULT_ENV_PREFIX):
+        return False
+    return name.startswith("STUDIO_") or name in _PASSED_ENV
 
 
 async def execute_leaf_step(step: AnyStep, config: dict[str, Any], context: StepContext) -> JsonValue:
