@@ -132,9 +132,24 @@ def _build(
             allow_sampling=instance.allow_sampling,
             credential_source=bound.credential_source,
             auth_connection_id=bound.auth_connection_id,
+            secret_values=_secret_values(bound),
         )
     except ValueError as error:
         raise McpConfigError(f"MCP instance {instance.name!r} cannot be used: {error}") from None
+
+
+def _secret_values(bound: _BoundValues) -> tuple[str, ...]:
+    """Return the bound values to hide in server output, with the credential after a Bearer or Basic scheme.
+
+    The longest come first, so a value that contains another is hidden whole.
+    """
+    values: set[str] = set()
+    for value in (*bound.env.values(), *bound.header.values()):
+        values.add(value)
+        scheme, _, credential = value.partition(" ")
+        if scheme.lower() in ("bearer", "basic") and credential.strip():
+            values.add(credential.strip())
+    return tuple(sorted(values, key=len, reverse=True))
 
 
 def _bound_values(store: Store, instance: McpInstance, vault: SecretVault | None) -> _BoundValues:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from studio.engine.executors.mcp import McpConnectError
 from studio.mcp.catalog import add_entry
 from studio.mcp.errors import McpConfigError, McpNotFoundError
 from studio.mcp.instances import (
@@ -311,3 +312,30 @@ def test_delete_instance_in_use_needs_force(store: Store, echo_command: tuple[st
     assert [instance.name for instance in list_instances(store)] == ["echo"]
     delete_instance(store, "echo", force=True)
     assert list_instances(store) == []
+
+
+async def test_stderr_hides_bound_secret(store: Store, file_vault: SecretVault, tmp_path: Path) -> None:
+    script = tmp_path / "prints_key.py"
+    script.write_text(
+        "import os, sys\n"
+        "sys.stderr.write('key ' + os.environ['ECHO_API_KEY'] + ' was rejected\\n')\n"
+        "sys.stderr.write('header Bearer ' + os.environ['ECHO_API_KEY'] + '\\n')\n"
+        "sys.exit(1)\n"
+    )
+    connection = create_connection(store, file_vault, "echo key", "api_key", secret=SECRET)
+    entry = add_entry(store, "prints key", "stdio", command=sys.executable, args=[str(script)])
+    create_instance(store, entry, name="prints-key", bindings=[Binding("env", "ECHO_API_KEY", connection.id)])
+    session = InstanceSession(store, "prints-key", vault=file_vault)
+    try:
+        with pytest.raises(McpConnectError) as caught:
+            await session.start()
+        stderr = session.stderr_tail()
+    finally:
+        await session.stop()
+
+    message = caught.value.message
+    assert "exited during startup" in message
+    assert SECRET not in message
+    assert "key [redacted] was rejected" in message
+    assert "header Bearer [redacted]" in message
+    assert SECRET not in stderr

@@ -403,7 +403,7 @@ class ServerConnection:
             raise await self._call_error(tool, exc) from exc
         content = content_to_json(result.content)
         if result.is_error and raise_on_error:
-            message = error_text(content)
+            message = spec.hide_secrets(error_text(content))
             raise McpToolError(
                 f"tool '{tool}' on MCP server '{self.name}' returned an error: {message}",
                 server=self.name,
@@ -509,7 +509,9 @@ class ServerConnection:
         spec = self.spec
         if spec.transport == "stdio":
             assert spec.command is not None
-            self.stderr = StderrRing(self.name, on_line=self._on_stderr_line, on_closed=self._on_stderr_closed)
+            self.stderr = StderrRing(
+                self.name, on_line=self._on_stderr_line, on_closed=self._on_stderr_closed, hide=spec.hide_secrets
+            )
             params = StdioServerParameters(
                 command=spec.command,
                 args=list(spec.args),

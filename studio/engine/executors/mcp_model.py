@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import JsonValue
 
+from studio.engine.executors.llm_errors import redact
+
 # Session keys are HMACs under a per-process salt, so a key never reveals an env value or header,
 # not even to a guess-and-hash attempt, yet equal specs give equal keys within the process.
 _KEY_SALT = secrets.token_bytes(32)
@@ -63,6 +65,11 @@ class McpServerSpec:
 
     For an ``oauth2`` connection that is a bearer token, renewed before it expires and once more after
     an HTTP 401. The id is not a secret, so it is part of `key`: each connection gets its own session."""
+    secret_values: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    """Secret values in `env` or `headers`, such as those bound from connections.
+
+    The client replaces them with a placeholder in the server's stderr lines and in tool error texts,
+    because a failing server often prints the key it was given."""
 
     def __post_init__(self) -> None:
         if self.transport not in ("stdio", "http", "sse"):
@@ -87,6 +94,11 @@ class McpServerSpec:
                 raise ValueError(f"{option} must be positive or None, got {value}")
         # A list given for args would make the frozen spec unhashable; store a tuple instead.
         object.__setattr__(self, "args", tuple(self.args))
+        object.__setattr__(self, "secret_values", tuple(self.secret_values))
+
+    def hide_secrets(self, text: str) -> str:
+        """Return ``text`` with each of `secret_values` replaced by a placeholder."""
+        return redact(text, self.secret_values)
 
     @property
     def display_name(self) -> str:

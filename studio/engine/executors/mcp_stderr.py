@@ -20,7 +20,8 @@ class StderrRing:
     """A pipe whose write end becomes the server's stderr; a reader thread keeps the last MAX_LINES lines.
 
     `on_line`, when given, receives every line on the reader thread as it arrives, and `on_closed`
-    is called on that thread after the last line.
+    is called on that thread after the last line. `hide`, when given, rewrites each line before it is
+    logged, kept or passed on, so that it can replace secrets the server prints.
 
     The SDK hands `errlog` to the subprocess as its stderr file descriptor, so a real pipe is needed
     (an in-memory stream has no descriptor). The reader reaches end of file once the server and every
@@ -33,8 +34,10 @@ class StderrRing:
         server_name: str,
         on_line: Callable[[str], None] | None = None,
         on_closed: Callable[[], None] | None = None,
+        hide: Callable[[str], str] | None = None,
     ) -> None:
         self._server_name = server_name
+        self._hide = hide
         self._on_line = on_line
         self._on_closed = on_closed
         self._lines: collections.deque[str] = collections.deque(maxlen=MAX_LINES)
@@ -98,6 +101,8 @@ class StderrRing:
 
     def _append(self, raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if self._hide is not None:
+            line = self._hide(line)
         if len(line) > MAX_LINE_CHARS:
             line = line[:MAX_LINE_CHARS] + " [line cut]"
         logger.debug("MCP server %s stderr: %s", self._server_name, line)
