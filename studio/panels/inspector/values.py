@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from studio.model.edits import Usage, find_usages
 from studio.model.validation_findings import canonical
 from studio.model.validation_steps import schema_problem, validator_class_for
-from studio.model.workflow import AnyStep, JsonValue, Step, Workflow
+from studio.model.workflow import AnyStep, ForEachStep, JsonValue, Step, Workflow, iter_steps
 
 logger = logging.getLogger(__name__)
 
@@ -256,12 +256,27 @@ def _check_against(label: str, schema: Mapping[str, Any], value: JsonValue) -> N
 
 
 def usages_of(workflow: Workflow, step_ids: list[str]) -> list[Usage]:
-    """Return the usages of ``step_ids`` by steps outside that set, in document order."""
-    removed = set(step_ids)
+    """Return the usages of ``step_ids`` and of their ``for_each`` bodies by steps outside them, in document order.
+
+    Removing a ``for_each`` removes its body too, so a step outside the loop that reads a body
+    step loses its source as well.
+    """
+    removed = _with_bodies(workflow, step_ids)
     found: list[Usage] = []
-    for step_id in step_ids:
+    for step_id in removed:
         found.extend(usage for usage in find_usages(workflow, step_id) if usage.step_id not in removed)
     return found
+
+
+def _with_bodies(workflow: Workflow, step_ids: list[str]) -> list[str]:
+    wanted = set(step_ids)
+    found = list(step_ids)
+    for step in workflow.iter_steps():
+        if step.id in wanted and isinstance(step, ForEachStep):
+            body_ids = [body.id for body in iter_steps(step.config.steps)]
+            found.extend(body_ids)
+            wanted.update(body_ids)
+    return list(dict.fromkeys(found))
 
 
 def removal_warning(workflow: Workflow, step_ids: list[str]) -> str:

@@ -1,0 +1,59 @@
+"""Editor flows driven through the real main window the way a user works: canvas, inspector, versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from studio.app.main_window import MainWindow
+from tests.conftest import lua_step
+
+
+@pytest.fixture
+def window(qtbot: Any, tmp_path: Path) -> MainWindow:
+    main_window = MainWindow(store_path=tmp_path / "studio.db", recovery_dir=tmp_path / "recovery")
+    qtbot.addWidget(main_window)
+    main_window.show()
+    qtbot.waitExposed(main_window)
+    return main_window
+
+
+def open_steps(window: MainWindow, tmp_path: Path, steps: list[dict[str, Any]]) -> None:
+    path = tmp_path / "flows.workflow.json"
+    path.write_text(json.dumps({"schema_version": 1, "name": "Flows", "steps": steps}), encoding="utf-8")
+    assert window.open_workflow(path)
+
+
+def loop_step(step_id: str, items: str, body: list[dict[str, Any]], **config: Any) -> dict[str, Any]:
+    return {"id": step_id, "type": "for_each", "config": {"items": items, "steps": body, **config}}
+
+
+def step_ids(window: MainWindow) -> list[str]:
+    return [step.id for step in window.document.workflow.iter_steps()]
+
+
+def test_delete_loop_warns_about_body_readers(window: MainWindow, tmp_path: Path) -> None:
+    open_steps(window, tmp_path, [
+        lua_step("numbers", "return {1, 2}"),
+        loop_step("loop", "{{steps.numbers.result}}", [
+            lua_step("square", "return x * x", {"x": "{{item}}"}),
+            lua_step("label", "return v", {"v": "{{steps.square.result}}"}),
+        ]),
+        lua_step("report", "return v", {"v": "{{steps.square.result}}"}),
+    ])
+    window.removal_box = None
+    window.view.set_selected_step_ids(["loop"])
+
+    window.features.canvas_editing.delete_selection()
+
+    box = window.removal_box
+    assert isinstance(box, QMessageBox), "deleting a loop whose body is read outside removed it without asking"
+    assert "'report'" in box.text()
+    assert "'label'" not in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert "loop" in step_ids(window)
+    window.document.mark_clean()
