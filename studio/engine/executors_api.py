@@ -13,7 +13,7 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -232,17 +232,42 @@ def spec_from_server_url(server_url: str, environ: Mapping[str, str]) -> McpServ
             ) from None
         if not words:
             raise StepError("invalid_input", "server_url 'stdio:' names no command; write stdio:<command> <args>")
+        # The display name appears in error messages, so it is never the command line itself:
+        # arguments may carry tokens.
+        name = _server_name(words)
         if words[0] == STUDIO_TOOLS_COMMAND:
             words = [sys.executable, "-m", "studio.toolserver", *words[1:]]
         env = {key: value for key, value in environ.items() if _passed_to_server(key)}
-        # The display name appears in error messages, so it is never the command line itself:
-        # arguments may carry tokens.
-        name = STUDIO_TOOLS_COMMAND if words[0] == sys.executable else ""
         return McpServerSpec(transport="stdio", command=words[0], args=tuple(words[1:]), env=env, name=name)
     raise StepError(
         "invalid_input",
         f"server_url '{server_url}' is not supported; use http(s)://host/path or stdio:<command> <args>",
     )
+
+
+_LAUNCHERS = ("python", "node", "npx", "uvx", "uv", "bun", "bunx", "deno", "pipx")
+
+
+def _server_name(words: Sequence[str]) -> str:
+    """Return the name of a server_url command for messages; '' to use the command's file name.
+
+    For an interpreter or package runner such as ``python server.py`` or ``npx -y pkg`` it is the
+    script, module or package, because every such server would otherwise be called "python" or "npx".
+    """
+    if words[0] == STUDIO_TOOLS_COMMAND:
+        return STUDIO_TOOLS_COMMAND
+    program = os.path.basename(words[0]).lower().removesuffix(".exe")
+    if not program.startswith(_LAUNCHERS):
+        return ""
+    arguments = list(words[1:])
+    if "-c" in arguments or "-e" in arguments:
+        return ""
+    if "-m" in arguments and arguments.index("-m") + 1 < len(arguments):
+        return arguments[arguments.index("-m") + 1]
+    for argument in arguments:
+        if not argument.startswith("-") and argument not in ("run", "exec", "x"):
+            return os.path.basename(argument)
+    return ""
 
 
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")

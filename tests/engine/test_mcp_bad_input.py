@@ -22,6 +22,7 @@ from studio.engine.executors.mcp import (
     McpSessionPool,
     McpStdoutError,
 )
+from studio.engine.executors_api import spec_from_server_url
 from studio.mcp.catalog import add_entry
 from studio.mcp.instances import Timeouts, create_instance
 from studio.store import Store
@@ -235,3 +236,17 @@ async def test_auth_failure_on_step(engine: Engine, store: Store, status_server:
     assert f"MCP server 'gateway' at {status_server}/401/mcp rejected the request" in message
     assert "HTTP 401 Unauthorized" in message
     assert "bind a connection with a valid token to the MCP instance's Authorization header" in message
+
+
+def test_server_url_names_script() -> None:
+    cases = {
+        f"stdio:{sys.executable} {RAW_SERVER} exit_at_start": "raw_server.py",
+        f"stdio:{sys.executable} -m some.server --flag": "some.server",
+        "stdio:npx -y @modelcontextprotocol/server-everything": "server-everything",
+        "stdio:uv run weather.py": "weather.py",
+        f"stdio:{sys.executable} -c 'print(1)'": os.path.basename(sys.executable),
+        "stdio:/opt/bin/mcp-server-time --local-timezone UTC": "mcp-server-time",
+        "stdio:studio-tools": "studio-tools",
+    }
+    for server_url, expected in cases.items():
+        assert spec_from_server_url(server_url, {}).display_name == expected, server_url
