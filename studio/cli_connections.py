@@ -1,7 +1,8 @@
-"""Command-line commands for connections: list, add, OAuth sign-in, test, usage, rotate and delete.
+"""Command-line commands for connections: list, add, OAuth sign-in, test, usage, default, rotate and delete.
 
 ``add_commands`` registers them under ``studio connections``. When ``studio/cli.py`` already defines
-that command, only the commands it lacks are added (``add-oauth``, ``login``, ``test``, ``usage``).
+that command, only the commands it lacks are added (``add-oauth``, ``login``, ``test``, ``usage``,
+``default``).
 """
 
 from __future__ import annotations
@@ -105,7 +106,14 @@ def _add_own_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     usage = commands.add_parser("usage", help="list the workflows and MCP instances that use a connection")
     usage.add_argument("connection", help=_ID_HELP)
     usage.add_argument("--json", action="store_true", help="print the list as JSON")
-    for command in (oauth, login, test, usage):
+    default = commands.add_parser(
+        "default",
+        help="show or set the default LLM connection, which llm_call steps without a connection and MCP sampling use",
+    )
+    default.add_argument("connection", nargs="?", help=f"{_ID_HELP}; without it, show the current default")
+    default.add_argument("--model", help="model for requests that name none (the connection's default_model)")
+    default.add_argument("--clear", action="store_true", help="unmark the default connection")
+    for command in (oauth, login, test, usage, default):
         command.set_defaults(connections_owner=_OWNER)
 
 
@@ -133,6 +141,8 @@ def _dispatch(store: Any, args: argparse.Namespace, command: str) -> int:
         return _list(store, args.json)
     if command == "usage":
         return _usage(store, args.connection, args.json)
+    if command == "default":
+        return _default(store, args)
     vault = _open_vault(store)
     handlers = {
         "add": _add,
@@ -245,6 +255,34 @@ def _usage(store: Any, id_or_name: str, as_json: bool) -> int:
         _echo(f"No workflow or MCP instance uses connection {connection.name}.")
     for usage in usages:
         _echo(usage.describe())
+    return EXIT_OK
+
+
+def _default(store: Any, args: argparse.Namespace) -> int:
+    from studio import secrets
+    from studio.engine.executors.llm_default import DEFAULT_MODEL_SETTING, default_connection, set_default_connection
+    from studio.engine.executors.llm_errors import LlmConfigError
+
+    try:
+        if args.clear:
+            if args.connection or args.model:
+                raise _CommandError("--clear takes no connection and no --model")
+            set_default_connection(store, None)
+            _echo("No connection is the default LLM connection now")
+            return EXIT_OK
+        if args.connection:
+            connection = secrets.get_connection(store, args.connection)
+            set_default_connection(store, connection.id, default_model=args.model)
+        elif args.model:
+            raise _CommandError("--model needs the connection to mark as the default")
+        row = default_connection(store)
+    except LlmConfigError as error:
+        raise _CommandError(error.message) from None
+    if row is None:
+        _echo("No default LLM connection; mark one with 'studio connections default NAME --model MODEL'")
+        return EXIT_OK
+    model = (row.get("settings") or {}).get(DEFAULT_MODEL_SETTING) or "(none: steps must name a model)"
+    _echo(f"Default LLM connection: {row['name']} ({row['id']}), provider {row.get('provider')}, model {model}")
     return EXIT_OK
 
 

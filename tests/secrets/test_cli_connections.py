@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -168,3 +169,42 @@ def test_cli_login_prints_url_and_waits(
         assert token not in out + err
     listed = connections(db, secrets_env, "list", "--json")
     assert '"status": "signed in"' in listed.stdout
+
+
+@pytest.mark.slow
+def test_cli_default_serves_steps(tmp_path: Path, secrets_env: dict[str, str], llm_server: FakeOpenAIServer) -> None:
+    db = tmp_path / "studio.db"
+    secrets_env["STUDIO_SKIP_LOCAL_MODEL"] = "1"
+    added = connections(
+        db, secrets_env, "add", "LLM", "--kind", "api_key", "--provider", "openai", "--base-url", llm_server.base_url,
+        stdin=KEY + "\n",
+    )
+    plain = connections(db, secrets_env, "add", "Plain", "--kind", "bearer", stdin="token-1234\n")
+    assert added.returncode == 0, added.stderr
+    assert plain.returncode == 0, plain.stderr
+    workflow = tmp_path / "ask.workflow.json"
+    step = {"id": "ask", "type": "llm_call", "config": {"prompt": "Say hello"}}
+    workflow.write_text(json.dumps(build_workflow([step]).model_dump(mode="json")))
+
+    unset = connections(db, secrets_env, "default")
+    rejected = connections(db, secrets_env, "default", "Plain")
+    marked = connections(db, secrets_env, "default", "LLM", "--model", "fake-model")
+    shown = connections(db, secrets_env, "default")
+    run = subprocess.run(
+        [sys.executable, "-m", "studio", "--db", str(db), "run", str(workflow)],
+        capture_output=True, text=True, env=secrets_env, cwd=REPO_ROOT, timeout=120, check=False,
+    )
+    cleared = connections(db, secrets_env, "default", "--clear")
+    after_clear = connections(db, secrets_env, "default")
+
+    assert "No default LLM connection" in unset.stdout
+    assert rejected.returncode == 2
+    assert "'Plain' has provider None" in rejected.stderr
+    assert marked.returncode == 0, marked.stderr
+    assert "Default LLM connection: LLM" in marked.stdout
+    assert "model fake-model" in shown.stdout
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "echo: Say hello" in run.stdout
+    assert llm_server.chat_requests[-1].json["model"] == "fake-model"
+    assert cleared.returncode == 0, cleared.stderr
+    assert "No default LLM connection" in after_clear.stdout
