@@ -54,7 +54,7 @@ async def test_bad_command_leaves_interrupted_run(tmp_path: Path) -> None:
     for _ in range(2):
         failed = await asyncio.to_thread(run_cli, db, "run", str(missing_file))
         assert failed.returncode == 2
-        assert "file not found" in failed.stderr
+        assert "was not found; check the path" in failed.stderr
         assert journal_and_attempt(db, run_id) == before, "a rejected command must not touch other runs"
 
     resumed = await asyncio.to_thread(run_cli, db, "resume", "--json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -327,11 +328,18 @@ def test_document_moves_keep_none_refcount(qtbot: Any, window: EditorWindow) -> 
         {"id": "a", "type": "lua_script"}, {"id": "b", "type": "lua_script"}], "edges": [
         {"source": "a", "target": "b"}]}))
     editing_of(window)
-    before = sys.getrefcount(None)
-    for index in range(10_000):
-        window.document.move_steps({"a": (float(index % 100), float(index % 37))}, merge=True)
-    window.document.end_move()
-    after = sys.getrefcount(None)
+    # Garbage of earlier tests freed during the loop would lower the count too, so collect it first
+    # and keep the collector off while counting.
+    gc.collect()
+    gc.disable()
+    try:
+        before = sys.getrefcount(None)
+        for index in range(10_000):
+            window.document.move_steps({"a": (float(index % 100), float(index % 37))}, merge=True)
+        window.document.end_move()
+        after = sys.getrefcount(None)
+    finally:
+        gc.enable()
     assert after >= before - 50, f"None lost {before - after} references over 10,000 moves"
     assert window.document.undo_stack.count() == 1
 

@@ -122,9 +122,9 @@ def test_inspector_edit_reaches_problems(qtbot: QtBot) -> None:
     install = install_live_validation(window)
     settle(window, qtbot)
     inspector.panel.show_step("a")
-    editor = inspector.panel.editor("config.model")
+    editor = inspector.panel.editor("config.prompt")
     with qtbot.waitSignal(install.live.sig_findings_changed, timeout=WAIT_MS):
-        editor.input.setText("")  # type: ignore[union-attr]
+        editor.input.setPlainText("")  # type: ignore[union-attr]
         editor.commit()  # type: ignore[union-attr]
     assert ("missing-config", "a") in codes(window)
     install.live.close()

@@ -331,6 +331,10 @@ def test_zoom_and_pan_keys(window: MainWindow, qasync_loop: qasync.QEventLoop, q
     timeline.resize(900, 300)
     timeline.fit()
     fitted = timeline.view_geometry.pixels_per_second
+    # Keys go where the focus is: with the canvas focused, its arrow keys nudge nodes instead.
+    window.activateWindow()
+    timeline.setFocus()
+    qtbot.waitUntil(timeline.hasFocus)
 
     qtbot.keyClick(timeline, Qt.Key.Key_Plus)
     assert timeline.view_geometry.pixels_per_second == pytest.approx(fitted * 1.25)
