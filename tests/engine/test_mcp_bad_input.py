@@ -17,6 +17,7 @@ import pytest_asyncio
 from studio.engine import Engine, ExecutorServices
 from studio.engine.executors.mcp import (
     McpAuthError,
+    McpProtocolError,
     McpServerCrashedError,
     McpServerSpec,
     McpSessionPool,
@@ -250,3 +251,15 @@ def test_server_url_names_script() -> None:
     }
     for server_url, expected in cases.items():
         assert spec_from_server_url(server_url, {}).display_name == expected, server_url
+
+
+async def test_rejected_sampling_names_real_fix(pool: McpSessionPool) -> None:
+    spec = McpServerSpec(transport="stdio", command=sys.executable, args=(SCRIPTED_SERVER,), name="scripted")
+
+    with pytest.raises(McpProtocolError) as caught:
+        await pool.call_tool(spec, "haiku", {"topic": "rain"})
+
+    message = caught.value.message
+    assert "sampling is not allowed for MCP server 'scripted'" in message
+    assert "allow_sampling" in message
+    assert "check the tool's arguments" not in message

@@ -750,7 +750,7 @@ class ServerConnection:
             if isinstance(leaf, MCPError):
                 return McpProtocolError(
                     f"MCP server '{self.name}' rejected the call to tool '{tool}' with error {leaf.code}: "
-                    f"{leaf.error.message}; check the tool's arguments",
+                    f"{leaf.error.message}{_rejection_hint(leaf.code)}",
                     server=self.name,
                     tool=tool,
                 )
@@ -765,6 +765,15 @@ class ServerConnection:
             server=self.name,
             tool=tool,
         )
+
+
+def _rejection_hint(code: int) -> str:
+    """Return what to do about a JSON-RPC error code, or '' when the server's own message is all there is."""
+    if code == mcp_types.INVALID_PARAMS:
+        return "; check the tool's arguments"
+    if code == mcp_types.METHOD_NOT_FOUND:
+        return "; the server does not support this request, so check that it is the right server"
+    return ""
 
 
 async def _first_of(*waits: Any) -> None:
