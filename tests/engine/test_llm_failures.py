@@ -215,6 +215,7 @@ async def test_html_page_is_protocol_error(server: FakeOpenAIServer, client: htt
     assert "HTML page" in caught.value.message
     assert "Welcome to nginx!" in caught.value.message
     assert "<html>" not in caught.value.message
+    assert "not an API reply instead of" not in caught.value.message
 
 
 async def test_html_error_page_summarised(server: FakeOpenAIServer, client: httpx.AsyncClient) -> None:

@@ -278,7 +278,7 @@ def parse_json_reply(raw: bytes, content_type: str, *, url: str) -> ProviderRepl
         data = json.loads(raw)
     except ValueError:
         raise LlmProtocolError(
-            f"LLM server at {url} sent {describe_body(raw, content_type)} instead of a JSON reply; "
+            f"LLM server at {url} did not send a JSON reply ({describe_body(raw, content_type)}); "
             "check that the base URL points at the API (it usually ends in /v1)"
         ) from None
     choices = data.get("choices") if isinstance(data, dict) else None
