@@ -348,7 +348,7 @@ def open_vault(
     if not secret_passphrase:
         reason = "no OS keychain is available" if choice == "auto" else f"{BACKEND_VARIABLE}=file is set"
         raise VaultUnavailableError(
-            f"cannot store connection secrets: {reason}, and no passphrase was given for the encrypted "
+            f"the vault of connection secrets cannot be opened: {reason}, and no passphrase was given for the encrypted "
             f"secrets file {path}; set {PASSPHRASE_VARIABLE} to a passphrase (the file is created on first "
             "use), or run the studio in a desktop session with a keychain (Secret Service, macOS Keychain, "
             "Windows Credential Manager)"

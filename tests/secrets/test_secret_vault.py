@@ -117,6 +117,7 @@ def test_no_keyring_no_passphrase_error(no_keyring: KeyringBackend, tmp_path: Pa
         open_vault("local", environ={FILE_VARIABLE: str(secrets_file)})
 
     message = str(caught.value)
+    assert message.startswith("the vault of connection secrets cannot be opened"), "reading a secret opens it too"
     assert "no OS keychain is available" in message
     assert PASSPHRASE_VARIABLE in message
     assert str(secrets_file) in message
