@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import os
 import sys
 import threading
@@ -263,3 +264,19 @@ async def test_rejected_sampling_names_real_fix(pool: McpSessionPool) -> None:
     assert "sampling is not allowed for MCP server 'scripted'" in message
     assert "allow_sampling" in message
     assert "check the tool's arguments" not in message
+
+
+async def test_reported_failures_log_no_sdk_traceback(
+    engine: Engine, store: Store, html_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    script = "import sys; print('Server listening on stdio', flush=True); sys.stdin.read()"
+    chatty = instance(store, "chatty", command=sys.executable, args=("-c", script), connect_s=60.0)
+    website = instance(store, "website", url=f"{html_server}/mcp", connect_s=10.0)
+
+    await failed_step_message(engine, chatty)
+    await failed_step_message(engine, website)
+
+    sdk_records = [record for record in caplog.records if record.name.startswith("mcp.")]
+    assert sdk_records == [], [record.getMessage() for record in sdk_records]
+    assert "wrote a line to stdout that is not JSON-RPC" in caplog.text

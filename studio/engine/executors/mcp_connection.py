@@ -82,6 +82,28 @@ _CONNECTION_LOST_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class _ReportedBySession(logging.Filter):
+    """Keep the SDK's error records about failures a session reports itself out of normal logs.
+
+    The SDK logs a traceback for a stdout line that is not JSON-RPC and an error for a reply that
+    is not MCP content, and the session turns both into an error that says what to fix. So these
+    records pass only where the SDK's logger is enabled for DEBUG, as debug records without traceback.
+    """
+
+    MESSAGES = ("Failed to parse JSONRPC message from server", "Unexpected content type:")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith(self.MESSAGES):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.exc_info, record.exc_text = None, None
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+for _sdk_logger in ("mcp.client.stdio", "mcp.client.streamable_http"):
+    logging.getLogger(_sdk_logger).addFilter(_ReportedBySession())
+
+
 def leaf_exceptions(exc: BaseException) -> list[BaseException]:
     """Flatten exception groups, which anyio task groups raise, into their leaf exceptions."""
     if isinstance(exc, BaseExceptionGroup):
