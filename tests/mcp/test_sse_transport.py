@@ -19,6 +19,9 @@ from studio.mcp.resolve import spec_for_instance
 from studio.mcp.session import InstanceSession
 from studio.store import Store
 from tests.conftest import build_workflow
+from tests.engine.mcp_fixtures import html_server
+
+__all__ = ["html_server"]
 
 ECHO_SERVER = Path(__file__).with_name("echo_server.py")
 
@@ -112,3 +115,16 @@ async def test_sse_to_missing_server_names_url(store: Store) -> None:
 
     assert "could not connect" in str(raised.value)
     assert "http://127.0.0.1:9/sse" in str(raised.value)
+
+
+async def test_sse_html_page_names_url_problem(store: Store, html_server: str) -> None:
+    sse_instance(store, f"{html_server}/sse")
+    session = InstanceSession(store, "sse echo")
+
+    with pytest.raises(McpConnectError) as raised:
+        await session.start()
+
+    message = str(raised.value)
+    assert "did not respond as an MCP server: it returned HTTP 200 with text/html" in message
+    assert "check the URL" in message
+    assert "check that the server is running" not in message

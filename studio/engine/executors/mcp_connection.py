@@ -86,11 +86,12 @@ class _ReportedBySession(logging.Filter):
     """Keep the SDK's error records about failures a session reports itself out of normal logs.
 
     The SDK logs a traceback for a stdout line that is not JSON-RPC and an error for a reply that
-    is not MCP content, and the session turns both into an error that says what to fix. So these
-    records pass only where the SDK's logger is enabled for DEBUG, as debug records without traceback.
+    is not MCP content or a broken event stream, and the session turns each into an error that
+    names what to fix. So these records pass only where the SDK's logger is enabled for DEBUG, as
+    debug records without traceback.
     """
 
-    MESSAGES = ("Failed to parse JSONRPC message from server", "Unexpected content type:")
+    MESSAGES = ("Failed to parse JSONRPC message from server", "Unexpected content type:", "Encountered SSE exception")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.getMessage().startswith(self.MESSAGES):
@@ -100,7 +101,7 @@ class _ReportedBySession(logging.Filter):
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
-for _sdk_logger in ("mcp.client.stdio", "mcp.client.streamable_http"):
+for _sdk_logger in ("mcp.client.stdio", "mcp.client.streamable_http", "mcp.client.sse"):
     logging.getLogger(_sdk_logger).addFilter(_ReportedBySession())
 
 
@@ -713,18 +714,22 @@ class ServerConnection:
                     server=self.name,
                     stderr_tail=tail,
                 )
-            if isinstance(leaf, httpx2.TransportError):
+            if isinstance(leaf, httpx2.TransportError) and self.http_failure is None:
                 return McpConnectError(
                     f"could not connect to {where}: {type(leaf).__name__}: {leaf}; "
                     "check that the server is running and the URL is right",
                     server=self.name,
                 )
-            if isinstance(leaf, MCPError) and self.http_failure is not None:
+            if isinstance(leaf, MCPError | httpx2.TransportError) and self.http_failure is not None:
+                # The SSE transport raises a transport error for a reply that is not an event stream.
                 status, content_type = self.http_failure
+                reason = leaf.error.message if isinstance(leaf, MCPError) else str(leaf)
+                usual = "a streamable HTTP endpoint usually ends in /mcp"
+                if spec.transport == "sse":
+                    usual = "an SSE endpoint usually ends in /sse"
                 return McpConnectError(
                     f"{where} did not respond as an MCP server: it returned HTTP {status} "
-                    f"with {content_type or 'no content type'} ({leaf.error.message}); check the URL "
-                    "(a streamable HTTP endpoint usually ends in /mcp)",
+                    f"with {content_type or 'no content type'} ({reason}); check the URL ({usual})",
                     server=self.name,
                 )
             if isinstance(leaf, MCPError):
