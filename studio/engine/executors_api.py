@@ -364,7 +364,13 @@ async def execute_llm_call(config: dict[str, Any], context: StepContext) -> Json
     def on_delta(text: str) -> None:
         context.emit(EventType.LLM_TOKEN_DELTA, {"text": text})
 
-    result = await chat_completion(context.services.http, resolved.endpoint, request, on_delta=on_delta)
+    try:
+        result = await chat_completion(context.services.http, resolved.endpoint, request, on_delta=on_delta)
+    except LlmError as error:
+        # The step names no endpoint, so the message says which one the studio chose for it.
+        if not config.get("connection_id") and resolved.source != "environment":
+            error.name_source(_fallback_name(resolved))
+        raise
     detail: dict[str, JsonValue] = {
         "model": result.model,
         "base_url": resolved.endpoint.base_url,
@@ -374,6 +380,13 @@ async def execute_llm_call(config: dict[str, Any], context: StepContext) -> Json
     context.record_usage("llm_prompt_tokens", result.usage.prompt_tokens, "token", detail)
     context.record_usage("llm_completion_tokens", result.usage.completion_tokens, "token", detail)
     return result.value
+
+
+def _fallback_name(resolved: ResolvedLlm) -> str:
+    """Return how a message names the LLM that serves a step without a connection or endpoint variables."""
+    if resolved.source == "connection":
+        return f"default LLM {resolved.description}"
+    return resolved.description
 
 
 def _connection_default_model(services: ExecutorServices, config: Mapping[str, Any], resolved: ResolvedLlm) -> str:

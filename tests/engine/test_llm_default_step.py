@@ -17,7 +17,7 @@ from studio.secrets import create_connection
 from studio.secrets.vault import SecretVault, open_vault
 from studio.store import Store
 from tests.conftest import EngineFactory, build_workflow
-from tests.fakes.openai_server import TextReply, openai_server
+from tests.fakes.openai_server import TextReply, html_page, openai_server
 from tests.secrets.keyring_backends import MemoryKeyring
 
 # The async tests share the module's event loop, as the engine fixtures of tests.conftest need.
@@ -64,6 +64,25 @@ async def test_step_without_connection_uses_default(
     assert usage["llm_prompt_tokens"]["detail"]["source"] == "connection"
     assert usage["llm_prompt_tokens"]["detail"]["base_url"] == server.base_url
     assert usage["llm_completion_tokens"]["detail"]["model"] == "gpt-team"
+
+
+@module_loop
+async def test_default_connection_failure_names_it(
+    make_engine: EngineFactory, store: Store, vault: SecretVault, services: ExecutorServices
+) -> None:
+    with openai_server() as server:
+        connection = create_connection(store, vault, "team gateway", "none", provider="openai", base_url=server.base_url)
+        set_default_connection(store, connection.id, default_model="gpt-team")
+        server.script(html_page(status=404))
+        studio, _ = await make_engine(services=services)
+
+        run_id = await studio.run_workflow(build_workflow([ask_step()]))
+        summary = await studio.wait(run_id)
+
+    assert summary.status == "failed"
+    message = str(summary.error)
+    assert "default LLM connection 'team gateway': LLM server at" in message
+    assert "HTTP 404" in message
 
 
 @module_loop

@@ -27,6 +27,11 @@ class LlmError(Exception):
         self.message = message
         self.retryable = self.default_retryable if retryable is None else retryable
 
+    def name_source(self, source: str) -> None:
+        """Put ``source``, the LLM that was chosen for the caller, in front of the message."""
+        self.message = f"{source}: {self.message}"
+        self.args = (self.message, *self.args[1:])
+
 
 class LlmConfigError(LlmError, ValueError):
     """Invalid endpoint or request settings, found before anything is sent."""
