@@ -31,7 +31,12 @@ from studio.engine.executors.llm import (
     missing_endpoint_hint,
     parse_provider,
 )
-from studio.engine.executors.llm_default import DEFAULT_MODEL_SETTING, ResolvedLlm, resolve_step_llm
+from studio.engine.executors.llm_default import (
+    DEFAULT_MODEL_SETTING,
+    ResolvedLlm,
+    chosen_llm_name,
+    resolve_step_llm,
+)
 from studio.engine.executors.llm_errors import (
     LlmConfigError,
     LlmError,
@@ -369,7 +374,7 @@ async def execute_llm_call(config: dict[str, Any], context: StepContext) -> Json
     except LlmError as error:
         # The step names no endpoint, so the message says which one the studio chose for it.
         if not config.get("connection_id") and resolved.source != "environment":
-            error.name_source(_fallback_name(resolved))
+            error.name_source(chosen_llm_name(resolved))
         raise
     detail: dict[str, JsonValue] = {
         "model": result.model,
@@ -380,13 +385,6 @@ async def execute_llm_call(config: dict[str, Any], context: StepContext) -> Json
     context.record_usage("llm_prompt_tokens", result.usage.prompt_tokens, "token", detail)
     context.record_usage("llm_completion_tokens", result.usage.completion_tokens, "token", detail)
     return result.value
-
-
-def _fallback_name(resolved: ResolvedLlm) -> str:
-    """Return how a message names the LLM that serves a step without a connection or endpoint variables."""
-    if resolved.source == "connection":
-        return f"default LLM {resolved.description}"
-    return resolved.description
 
 
 def _connection_default_model(services: ExecutorServices, config: Mapping[str, Any], resolved: ResolvedLlm) -> str:

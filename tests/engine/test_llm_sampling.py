@@ -16,7 +16,7 @@ from studio.engine.executors.llm_default import (
     resolve_step_llm,
     set_default_connection,
 )
-from studio.engine.executors.llm_errors import LlmConfigError
+from studio.engine.executors.llm_errors import LlmConfigError, LlmError
 from studio.engine.executors.llm_sampling import (
     SamplingMessage,
     SamplingRequest,
@@ -37,7 +37,7 @@ from studio.store import Store
 from tests.conftest import EventLog, build_workflow
 from tests.engine.mcp_fixtures import EVERYTHING_ENTRY, MISSING_DEPS_HINT
 from tests.fakes.anthropic_server import anthropic_server
-from tests.fakes.openai_server import FakeOpenAIServer, TextReply, openai_server
+from tests.fakes.openai_server import FakeOpenAIServer, TextReply, html_page, openai_server
 from tests.secrets.keyring_backends import MemoryKeyring
 
 CONVERSATION = (
@@ -123,6 +123,20 @@ async def test_sampling_cut_off_is_max_tokens(services: ExecutorServices, store:
         response = await sample_with_default_llm(services, sampling_request(max_tokens=2))
 
     assert response.stop_reason == "maxTokens"
+
+
+async def test_sampling_failure_names_connection(
+    services: ExecutorServices, store: Store, vault: SecretVault
+) -> None:
+    with openai_server() as server:
+        add_default(store, vault, server.base_url, default_model="gpt-default")
+        server.script(html_page(status=404))
+
+        with pytest.raises(LlmError) as caught:
+            await sample_with_default_llm(services, sampling_request())
+
+    assert caught.value.message.startswith("default LLM connection 'openai default': LLM server at ")
+    assert str(caught.value) == caught.value.message
 
 
 async def test_hint_picks_listed_model(services: ExecutorServices, store: Store, vault: SecretVault) -> None:

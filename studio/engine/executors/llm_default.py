@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_SETTING",
     "LlmServices",
     "ResolvedLlm",
+    "chosen_llm_name",
     "default_connection",
     "list_connection_models",
     "local_model_llm",
@@ -97,6 +98,15 @@ class ResolvedLlm:
     source: LlmSource
     # For people: "connection 'Work OpenAI'", "environment", or "local model gemma-3-270m".
     description: str
+
+
+def chosen_llm_name(resolved: ResolvedLlm) -> str:
+    """Return how an error message names an LLM the studio chose, for a request that named none."""
+    if resolved.source == "connection":
+        return f"default LLM {resolved.description}"
+    if resolved.source == "environment":
+        return "LLM endpoint of the environment"
+    return resolved.description
 
 
 def default_connection(store: Store) -> dict[str, Any] | None:

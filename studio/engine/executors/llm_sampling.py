@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 
 from studio.engine.executors.llm import chat_completion
-from studio.engine.executors.llm_default import LlmServices, resolve_sampling_llm
-from studio.engine.executors.llm_errors import LlmConfigError
+from studio.engine.executors.llm_default import LlmServices, chosen_llm_name, resolve_sampling_llm
+from studio.engine.executors.llm_errors import LlmConfigError, LlmError
 from studio.engine.executors.llm_types import ChatMessage, ChatRequest
 from studio.engine.executors.mcp_callbacks import SamplingMessage, SamplingRequest, SamplingResponse
 from studio.llm_local import LocalModelManager
@@ -55,7 +55,11 @@ async def sample_with_default_llm(
     )
     # Unstreamed: nothing shows the reply while it arrives, and some servers (llama_cpp.server among them)
     # send exact token counts only without streaming.
-    result = await chat_completion(services.http, resolved.endpoint, chat_request, stream=False)
+    try:
+        result = await chat_completion(services.http, resolved.endpoint, chat_request, stream=False)
+    except LlmError as error:
+        error.name_source(chosen_llm_name(resolved))
+        raise
     # OpenAI reports "stop" both at the end of a turn and at a stop sequence, and the reply does not
     # contain the stop sequence, so a stop at a stop sequence is reported as "endTurn" too.
     stop_reason = _STOP_REASONS.get(result.finish_reason, result.finish_reason) if result.finish_reason else None
