@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from pydantic import JsonValue
 
-from studio.engine.executors.mcp_connection import ServerConnection
+from studio.engine.executors.mcp_connection import ServerConnection, instance_limit_name
 from studio.engine.executors.mcp_model import McpServerSpec, ToolInfo, ToolResult
 from studio.mcp.instances import get_instance
 from studio.mcp.resolve import connection_auth_factory, spec_for_instance
@@ -122,8 +122,18 @@ class InstanceSession:
             McpError: the tool is unknown, timed out, the server crashed or broke the protocol.
         """
         connection = self._require()
-        limit = timeout_s if timeout_s is not None else self.instance.timeouts.call_s
-        return await connection.call_tool(tool, arguments, timeout_s=limit, on_progress=None, raise_on_error=False)
+        if timeout_s is not None:
+            return await connection.call_tool(
+                tool, arguments, timeout_s=timeout_s, on_progress=None, raise_on_error=False
+            )
+        return await connection.call_tool(
+            tool,
+            arguments,
+            timeout_s=self.instance.timeouts.call_s,
+            on_progress=None,
+            raise_on_error=False,
+            limit_name=instance_limit_name(connection.spec),
+        )
 
     def add_stderr_listener(self, listener: Callable[[str], None]) -> Callable[[], None]:
         """Call `listener` on the event loop with each stderr line from now on; return the remover.

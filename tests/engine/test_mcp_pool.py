@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -146,9 +147,20 @@ async def test_timeout_cancels_on_server(pool: McpSessionPool, tools_spec: McpSe
 
     assert caught.value.timeout_s == 0.5
     assert "0.5 s" in caught.value.message
-    assert "raise the step's timeout" in caught.value.message
+    assert "raise the time limit of the call" in caught.value.message
     assert info["waits_cancelled"] == 1
     assert info["waits_running"] == 0
+
+
+async def test_instance_timeout_names_instance(pool: McpSessionPool, tools_spec: McpServerSpec) -> None:
+    limited = dataclasses.replace(tools_spec, name="slow tools", call_timeout_s=0.5)
+
+    with pytest.raises(McpTimeoutError) as caught:
+        await pool.call_tool(limited, "wait", {"seconds": 60})
+
+    assert "did not finish within 0.5 s" in caught.value.message
+    assert "raise the call timeout of MCP instance 'slow tools'" in caught.value.message
+    assert "step's timeout" not in caught.value.message
 
 
 async def test_caller_cancel_cancels_on_server(pool: McpSessionPool, tools_spec: McpServerSpec) -> None:

@@ -20,7 +20,12 @@ from studio.engine.executors.mcp_callbacks import (
     SamplingRequest,
     SamplingResponse,
 )
-from studio.engine.executors.mcp_connection import ProgressCallback, ServerConnection
+from studio.engine.executors.mcp_connection import (
+    CALLER_LIMIT,
+    ProgressCallback,
+    ServerConnection,
+    instance_limit_name,
+)
 from studio.engine.executors.mcp_errors import (
     McpAuthError,
     McpConnectError,
@@ -145,8 +150,10 @@ class McpSessionPool:
             McpServerCrashedError: The server exited or dropped the connection during the call.
             McpProtocolError: The server rejected the request or returned an invalid result.
         """
+        limit_name = CALLER_LIMIT
         if timeout_s is None:
             timeout_s = spec.call_timeout_s
+            limit_name = instance_limit_name(spec)
         if timeout_s is not None and timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive or None, got {timeout_s}")
         connection = await self._connection(spec)
@@ -159,6 +166,7 @@ class McpSessionPool:
                 on_progress=on_progress,
                 raise_on_error=raise_on_error,
                 scope=scope,
+                limit_name=limit_name,
             )
         except McpServerCrashedError as crash:
             info = (await _cached_tools(connection)).get(tool)
@@ -185,6 +193,7 @@ class McpSessionPool:
                 on_progress=on_progress,
                 raise_on_error=raise_on_error,
                 scope=scope,
+                limit_name=limit_name,
             )
         except McpServerCrashedError as second:
             raise McpServerCrashedError(

@@ -68,6 +68,8 @@ HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 MAX_LIST_PAGES = 100
 DEFAULT_MAX_CALL_S = 3600.0
 """Hard limit on a call whose time limit progress restarts, when the spec sets no max_call_timeout_s."""
+CALLER_LIMIT = "the time limit of the call"
+"""How a timeout error names a time limit the caller gave, as opposed to an instance's call timeout."""
 MCP_CONTENT_TYPES = ("application/json", "text/event-stream")
 """Content types of a streamable HTTP reply that carries MCP messages."""
 STDOUT_RULE = (
@@ -103,6 +105,11 @@ class _ReportedBySession(logging.Filter):
 
 for _sdk_logger in ("mcp.client.stdio", "mcp.client.streamable_http", "mcp.client.sse"):
     logging.getLogger(_sdk_logger).addFilter(_ReportedBySession())
+
+
+def instance_limit_name(spec: McpServerSpec) -> str:
+    """Return how a timeout error names the call timeout that the spec's MCP instance sets."""
+    return f"the call timeout of MCP instance '{spec.display_name}'"
 
 
 def leaf_exceptions(exc: BaseException) -> list[BaseException]:
@@ -397,8 +404,12 @@ class ServerConnection:
         on_progress: ProgressCallback | None,
         raise_on_error: bool,
         scope: CallScope | None = None,
+        limit_name: str = CALLER_LIMIT,
     ) -> ToolResult:
-        """Call a tool in the caller's task; see `McpSessionPool.call_tool` for the contract."""
+        """Call a tool in the caller's task; see `McpSessionPool.call_tool` for the contract.
+
+        `limit_name` names the setting `timeout_s` came from, so a timeout error says what to raise.
+        """
         client = self._require_client()
         spec = self.spec
         max_s = spec.max_call_timeout_s
@@ -419,7 +430,7 @@ class ServerConnection:
         except TimeoutError:
             if not timer.expired():
                 raise
-            raise self._timeout_error(tool, deadline) from None
+            raise self._timeout_error(tool, deadline, limit_name) from None
         except McpError:
             raise
         except Exception as exc:
@@ -436,7 +447,7 @@ class ServerConnection:
         value = result_value(result.structured_content, content)
         return ToolResult(value=value, content=content, is_error=result.is_error)
 
-    def _timeout_error(self, tool: str, deadline: CallDeadline) -> McpTimeoutError:
+    def _timeout_error(self, tool: str, deadline: CallDeadline, limit_name: str) -> McpTimeoutError:
         where = f"tool '{tool}' on MCP server '{self.name}'"
         if deadline.expired_by_cap():
             limit = deadline.max_s or 0.0
@@ -448,13 +459,13 @@ class ServerConnection:
             limit = deadline.timeout_s or 0.0
             message = (
                 f"{where} sent no progress for {limit:g} s and was cancelled; "
-                "raise the step's timeout if the tool pauses longer between updates"
+                f"raise {limit_name} if the tool pauses longer between updates"
             )
         else:
             limit = deadline.timeout_s or 0.0
             message = (
                 f"{where} did not finish within {limit:g} s and was cancelled; "
-                "raise the step's timeout if the tool needs longer"
+                f"raise {limit_name} if the tool needs longer"
             )
         return McpTimeoutError(message, server=self.name, tool=tool, timeout_s=limit)
 
