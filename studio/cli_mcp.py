@@ -64,6 +64,8 @@ def add_commands(subparsers: Any) -> None:
     target.add_argument("--header", help="HTTP header name")
     bind.add_argument("--connection", required=True, help="connection name or id (see 'studio connections list')")
 
+    _add_set_command(commands)
+
     remove = commands.add_parser("remove", help="delete an instance with its profiles and bindings")
     remove.add_argument("instance", help="instance name or id")
     remove.add_argument("--force", action="store_true", help="delete it even when workflow drafts or versions use it")
@@ -121,6 +123,30 @@ def _add_add_command(commands: Any) -> None:
     add.add_argument("--allow-sampling", action="store_true", help="let the server request LLM completions")
 
 
+def _add_set_command(commands: Any) -> None:
+    change = commands.add_parser("set", help="change an instance's time limits or its allow-sampling switch")
+    change.add_argument("instance", help="instance name or id")
+    change.add_argument("--connect-timeout", type=float, help="handshake time limit in seconds")
+    call = change.add_mutually_exclusive_group()
+    call.add_argument("--call-timeout", type=float, help="time limit of one tool call in seconds")
+    call.add_argument("--no-call-timeout", action="store_true", help="remove the time limit of one tool call")
+    change.add_argument(
+        "--max-call-time",
+        type=float,
+        help="hard limit of one tool call in seconds, however often progress restarts its time limit",
+    )
+    change.add_argument(
+        "--progress-extends",
+        action=argparse.BooleanOptionalAction,
+        help="whether progress from the server restarts the call time limit",
+    )
+    change.add_argument(
+        "--allow-sampling",
+        action=argparse.BooleanOptionalAction,
+        help="whether the server may request LLM completions from the default LLM",
+    )
+
+
 def handle(args: argparse.Namespace) -> int | None:
     """Run an ``mcp`` command; return None when the command is not ``mcp``."""
     if getattr(args, "command", None) != "mcp":
@@ -139,7 +165,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     command = args.mcp_command
     if command is None:
         raise McpCliError(
-            "give an mcp command: catalog, import, export, instances, add, bind, remove, start, tools or call"
+            "give an mcp command: catalog, import, export, instances, add, bind, set, remove, start, tools or call"
         )
     store = _open_store(args)
     try:
@@ -152,6 +178,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             "instances": _cmd_instances,
             "add": _cmd_add,
             "bind": _cmd_bind,
+            "set": _cmd_set,
             "remove": _cmd_remove,
         }
         return handlers[command](store, args)
@@ -295,6 +322,29 @@ def _cmd_bind(store: Any, args: argparse.Namespace) -> int:
         instance = bind(store, args.instance, "header", args.header, connection.id)
     target, name = ("env", args.env) if args.env else ("header", args.header)
     _out(f"Bound {target} {name} of MCP instance {instance.name} to connection {connection.name}")
+    return 0
+
+
+def _cmd_set(store: Any, args: argparse.Namespace) -> int:
+    from studio.mcp.instances import Timeouts, get_instance, set_options
+
+    current = get_instance(store, args.instance).timeouts
+    call_s = None if args.no_call_timeout else current.call_s if args.call_timeout is None else args.call_timeout
+    timeouts = Timeouts(
+        connect_s=current.connect_s if args.connect_timeout is None else args.connect_timeout,
+        call_s=call_s,
+        progress_extends=current.progress_extends if args.progress_extends is None else args.progress_extends,
+        max_call_s=current.max_call_s if args.max_call_time is None else args.max_call_time,
+    )
+    instance = set_options(store, args.instance, timeouts=timeouts, allow_sampling=args.allow_sampling)
+    limits = instance.timeouts
+    call_text = "none" if limits.call_s is None else f"{limits.call_s:g} s"
+    max_text = "default" if limits.max_call_s is None else f"{limits.max_call_s:g} s"
+    _out(
+        f"MCP instance {instance.name}: connect timeout {limits.connect_s:g} s, call timeout {call_text}, "
+        f"progress restarts it: {'yes' if limits.progress_extends else 'no'}, max call time {max_text}, "
+        f"sampling allowed: {'yes' if instance.allow_sampling else 'no'}"
+    )
     return 0
 
 

@@ -338,3 +338,25 @@ def test_failed_start_shows_no_sdk_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "talker" in result.stderr
+
+
+def test_set_changes_call_timeout(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    added = mcp(db, "add", "tools", "--entry", "Studio tools", "--call-timeout", "60")
+
+    shortened = mcp(db, "set", "tools", "--call-timeout", "0.5", "--no-progress-extends")
+    timed_out = mcp(db, "call", "tools", "wait", "--args", '{"seconds": 30}')
+    cleared = mcp(db, "set", "tools", "--no-call-timeout", "--allow-sampling")
+    invalid = mcp(db, "set", "tools", "--call-timeout", "-1")
+
+    assert added.returncode == 0, added.stderr
+    assert shortened.returncode == 0, shortened.stderr
+    assert "call timeout 0.5 s, progress restarts it: no" in shortened.stdout
+    assert timed_out.returncode != 0
+    assert "did not finish within 0.5 s" in timed_out.stderr
+    assert "raise the call timeout of MCP instance 'tools'" in timed_out.stderr
+    assert cleared.returncode == 0, cleared.stderr
+    assert "call timeout none" in cleared.stdout
+    assert "sampling allowed: yes" in cleared.stdout
+    assert invalid.returncode == 2
+    assert "call timeout -1.0 s is invalid" in invalid.stderr
