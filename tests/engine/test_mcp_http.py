@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 
+import httpx2
 import pytest
 
+from studio.engine.executors import mcp_connection
 from studio.engine.executors.mcp import (
     McpConnectError,
     McpServerCrashedError,
@@ -19,7 +21,8 @@ __all__ = ["html_server", "http_toolserver", "pool", "tools_root"]
 
 
 def http_spec(url: str, **options: object) -> McpServerSpec:
-    return McpServerSpec(transport="http", url=url, name="http-tools", connect_timeout_s=10.0, **options)  # type: ignore[arg-type]
+    options.setdefault("name", "http-tools")
+    return McpServerSpec(transport="http", url=url, connect_timeout_s=10.0, **options)  # type: ignore[arg-type]
 
 
 async def test_http_calls_reuse_session(pool: McpSessionPool, http_toolserver: HttpToolServer) -> None:
@@ -98,3 +101,19 @@ async def test_refused_connection_is_connect_error(pool: McpSessionPool) -> None
 
     assert "could not connect" in caught.value.message
     assert f"127.0.0.1:{port}" in caught.value.message
+
+
+async def test_silent_tool_within_call_limit(
+    pool: McpSessionPool, http_toolserver: HttpToolServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The idle read limit of the HTTP client shrinks to 1 s, so a 2.5 s tool without progress
+    # outlasts it, as a long build outlasts the real limit.
+    monkeypatch.setattr(mcp_connection, "HTTP_TIMEOUT", httpx2.Timeout(30.0, read=1.0))
+    limited = http_spec(http_toolserver.url, call_timeout_s=20.0)
+    unlimited = http_spec(http_toolserver.url, name="http-tools-unlimited")
+
+    within_limit = await pool.call_tool(limited, "wait", {"seconds": 2.5, "steps": 1})
+    without_limit = await pool.call_tool(unlimited, "wait", {"seconds": 2.5, "steps": 1})
+
+    assert within_limit.value == {"waited_s": 2.5, "steps": 1}
+    assert without_limit.value == {"waited_s": 2.5, "steps": 1}

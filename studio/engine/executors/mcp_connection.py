@@ -571,7 +571,7 @@ class ServerConnection:
                 auth=self._auth,
             )
             return await stack.enter_async_context(self._new_client(transport))
-        http_client = self._http_client(dict(spec.headers or {}), HTTP_TIMEOUT, self._auth)
+        http_client = self._http_client(dict(spec.headers or {}), _streamable_http_timeout(spec), self._auth)
         await stack.enter_async_context(http_client)
         transport = streamable_http_client(spec.url, http_client=http_client)
         return await stack.enter_async_context(self._new_client(transport))
@@ -803,6 +803,22 @@ class ServerConnection:
             server=self.name,
             tool=tool,
         )
+
+
+def _streamable_http_timeout(spec: McpServerSpec) -> httpx2.Timeout:
+    """Return the HTTP timeouts of a streamable HTTP session, whose idle read limit never cuts a call short.
+
+    A tool's reply streams on the response to its request, and a tool that sends no progress keeps
+    that response silent for its whole run. So the read limit is at least the spec's call limits,
+    and there is none when the spec sets no call timeout, which leaves the limit to each call.
+
+    NOTE: a time limit a caller gives a single call is not known here, so a silent tool can still
+    hit the read limit when that limit is longer than the spec's.
+    """
+    if spec.call_timeout_s is None:
+        return httpx2.Timeout(HTTP_TIMEOUT.connect, read=None, write=HTTP_TIMEOUT.write, pool=HTTP_TIMEOUT.pool)
+    read = max(HTTP_TIMEOUT.read or 0.0, spec.call_timeout_s, spec.max_call_timeout_s or 0.0)
+    return httpx2.Timeout(HTTP_TIMEOUT.connect, read=read, write=HTTP_TIMEOUT.write, pool=HTTP_TIMEOUT.pool)
 
 
 def _rejection_hint(code: int) -> str:
