@@ -280,3 +280,16 @@ async def test_reported_failures_log_no_sdk_traceback(
     sdk_records = [record for record in caplog.records if record.name.startswith("mcp.")]
     assert sdk_records == [], [record.getMessage() for record in sdk_records]
     assert "wrote a line to stdout that is not JSON-RPC" in caplog.text
+
+
+async def test_missing_interpreter_named(engine: Engine, store: Store, tmp_path: Path) -> None:
+    script = tmp_path / "moved-venv-server"
+    script.write_text("#!/no/such/venv/bin/python\nprint('never runs')\n")
+    script.chmod(0o755)
+    instance_id = instance(store, "moved", command=str(script))
+
+    message = await failed_step_message(engine, instance_id)
+
+    assert f"command '{script}' starts with '#!/no/such/venv/bin/python'" in message
+    assert "interpreter was not found" in message
+    assert "was not found; check the MCP instance's command" not in message

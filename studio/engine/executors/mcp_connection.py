@@ -713,6 +713,14 @@ class ServerConnection:
             return auth
         for leaf in leaves:
             if isinstance(leaf, FileNotFoundError | PermissionError) and spec.transport == "stdio":
+                interpreter = _missing_interpreter(spec) if isinstance(leaf, FileNotFoundError) else None
+                if interpreter is not None:
+                    return McpConnectError(
+                        f"command '{spec.command}' starts with '#!{interpreter}', and that interpreter was not "
+                        "found; reinstall the server (a moved virtual environment leaves such scripts behind) "
+                        "or fix the script's first line",
+                        server=self.name,
+                    )
                 verb = "was not found" if isinstance(leaf, FileNotFoundError) else "is not executable"
                 return McpConnectError(
                     f"command '{spec.command}' {verb}; check the MCP instance's command or install the server",
@@ -819,6 +827,29 @@ def _streamable_http_timeout(spec: McpServerSpec) -> httpx2.Timeout:
         return httpx2.Timeout(HTTP_TIMEOUT.connect, read=None, write=HTTP_TIMEOUT.write, pool=HTTP_TIMEOUT.pool)
     read = max(HTTP_TIMEOUT.read or 0.0, spec.call_timeout_s, spec.max_call_timeout_s or 0.0)
     return httpx2.Timeout(HTTP_TIMEOUT.connect, read=read, write=HTTP_TIMEOUT.write, pool=HTTP_TIMEOUT.pool)
+
+
+def _missing_interpreter(spec: McpServerSpec) -> str | None:
+    """Return the interpreter line of the stdio command when the command is a script whose interpreter is missing.
+
+    Starting such a script fails with the same error as a missing command, although the script exists.
+    """
+    command = spec.command or ""
+    if os.sep not in command:
+        command = shutil.which(command, path=(spec.env or {}).get("PATH")) or ""
+    elif spec.cwd is not None:
+        command = os.path.join(spec.cwd, command)
+    try:
+        with open(command, "rb") as script:
+            first_line = script.readline(512)
+    except OSError:
+        return None
+    if not first_line.startswith(b"#!"):
+        return None
+    words = first_line[2:].decode("utf-8", errors="replace").split()
+    if not words or os.path.exists(words[0]):
+        return None
+    return " ".join(words)
 
 
 def _rejection_hint(code: int) -> str:
