@@ -95,6 +95,7 @@ class EditorDocument(QObject):
         self._index: dict[str, tuple[str | None, int]] | None = None
         self._drag_serial = 0
         self._loading = False
+        self._macro_depth = 0
         self.undo_stack.cleanChanged.connect(self._on_undo_stack_clean_changed)
         self.undo_stack.indexChanged.connect(self._on_undo_stack_index_changed)
 
@@ -170,12 +171,37 @@ class EditorDocument(QObject):
 
     @contextmanager
     def macro(self, text: str) -> Iterator[None]:
-        """Group the edits made inside the ``with`` block into one undo step named ``text``."""
+        """Group the edits made inside the ``with`` block into one undo step named ``text``.
+
+        When the block raises, the outermost macro undoes the edits it made and leaves no undo
+        step behind, so a rejected edit neither half-applies nor marks the document changed.
+        A read-only document raises :class:`EditError` before the block runs.
+        """
+        self._check_writable()
+        start = self.undo_stack.index()
         self.undo_stack.beginMacro(text)
+        self._macro_depth += 1
         try:
             yield
-        finally:
-            self.undo_stack.endMacro()
+        except BaseException:
+            self._end_macro()
+            if self._macro_depth == 0 and self.undo_stack.index() == start + 1:
+                self._drop_last_command()
+            raise
+        self._end_macro()
+
+    def _end_macro(self) -> None:
+        self._macro_depth -= 1
+        self.undo_stack.endMacro()
+
+    def _drop_last_command(self) -> None:
+        # Qt 6 skips an obsolete command's redo() and deletes the command, so undo, mark it, then "redo" to drop it.
+        self.undo_stack.undo()
+        command = self.undo_stack.command(self.undo_stack.index())
+        if command is None:
+            return
+        command.setObsolete(True)
+        self.undo_stack.redo()
 
     def push(self, command: QUndoCommand) -> None:
         """Push ``command`` (which runs it) unless the document is read-only."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from studio.app.main_window import MainWindow
@@ -56,4 +57,56 @@ def test_delete_loop_warns_about_body_readers(window: MainWindow, tmp_path: Path
     assert "'label'" not in box.text()
     box.button(QMessageBox.StandardButton.Cancel).click()
     assert "loop" in step_ids(window)
+    window.document.mark_clean()
+
+
+def test_read_only_version_rejects_edits_cleanly(window: MainWindow, qtbot: Any) -> None:
+    library = window.features.library
+    assert library.new_workflow("Versioned") is not None
+    window.features.canvas_editing.add_step_type_at_center("lua_script")
+    window.document.set_step_field("lua-script", "config.source", "return 1")
+    assert library.save_draft()
+    dialog = library.ask_publish()
+    assert dialog is not None
+    dialog.note_edit.setPlainText("first")
+    dialog.accept()
+    assert dialog.version is not None
+    library.versions.refresh()
+    assert library.open_version(1)
+    document = window.document
+    assert document.read_only
+    before = document.workflow.model_dump()
+    window.view.set_selected_step_ids(["lua-script"])
+
+    for key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+        qtbot.keyClick(window.view, key)
+
+    dirty = document.is_dirty()
+    undo_text = document.undo_stack.undoText()
+    document.mark_clean()
+    assert document.workflow.model_dump() == before
+    assert not dirty, "a rejected delete marked the read-only version as changed"
+    assert undo_text == "", f"a rejected delete left the undo step '{undo_text}'"
+    assert "read-only" in window.statusBar().currentMessage()
+
+
+def test_failed_splice_leaves_edges_and_history(window: MainWindow, tmp_path: Path) -> None:
+    open_steps(window, tmp_path, [lua_step("first", "return 1"), lua_step("second", "return 2"),
+                                  lua_step("spare", "return 3")])
+    document = window.document
+    document.connect("first", "second")
+    document.connect("second", "spare")
+    depth = document.undo_stack.index()
+    editing = window.features.canvas_editing
+
+    with editing.reporting_errors(), document.macro("Insert spare between first and second"):
+        document.disconnect("first", "second")
+        document.connect("first", "spare")
+        document.connect("spare", "second")  # closes the cycle spare -> second -> spare
+
+    window.document.mark_clean()
+    edges = {(edge.source, edge.target) for edge in document.workflow.edges}
+    assert edges == {("first", "second"), ("second", "spare")}
+    assert document.undo_stack.index() == depth
+    assert not document.undo_stack.canRedo()
     window.document.mark_clean()
