@@ -77,7 +77,7 @@ def test_parser_standalone_has_all_commands() -> None:
     add_commands(parser.add_subparsers(dest="command"))
     commands = _subcommands_of(_subcommands_of(parser).choices["connections"]).choices
 
-    assert set(commands) == {"list", "add", "rotate", "delete", "add-oauth", "login", "test", "usage"}
+    assert set(commands) == {"list", "add", "rotate", "delete", "add-oauth", "login", "test", "usage", "default"}
 
 
 @pytest.mark.slow
