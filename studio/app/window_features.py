@@ -6,6 +6,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QMainWindow
+
 from studio.app.live_validation import LiveValidationInstall, install_live_validation
 from studio.canvas.editing import CanvasEditing, install_canvas_editing
 from studio.panels.connections import ConnectionsPanel, install_connections_panel
@@ -65,4 +68,71 @@ def install_window_features(window: Any) -> WindowFeatures:
     canvas_editing.confirm_removal = confirm_removal
     mcp.sig_tools_changed.connect(features.refresh_tool_schemas)
     mcp.sig_instances_changed.connect(features.refresh_tool_schemas)
+    arrange_default_docks(window)
     return features
+
+
+def arrange_default_docks(window: QMainWindow) -> None:
+    """Place the docks so the canvas keeps most of a 1440x900 window.
+
+    The left column keeps the step palette above Workflows and Versions as tabs. The wide Runs
+    table moves to the bottom row between Timeline/Event log and Problems/Usages. Inspector shares
+    the right column's tabs with Step details and History and is raised, because editing needs it
+    most. A dock the window lacks is skipped.
+    """
+    docks = {dock.objectName(): dock for dock in window.findChildren(QDockWidget)}
+
+    def tab(first: str, *others: str) -> None:
+        if first not in docks:
+            return
+        for name in others:
+            if name in docks:
+                window.tabifyDockWidget(docks[first], docks[name])
+
+    # Re-adding a dock appends it at the right end of the bottom row. splitDockWidget would add it
+    # to the Timeline tab group instead, because the Timeline dock is tabbed.
+    for name in ("runs-dock", "problems-dock"):
+        if name in docks:
+            window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, docks[name], Qt.Orientation.Horizontal)
+    tab("problems-dock", "usages-dock")
+    tab("workflows-dock", "versions-dock")
+    tab("step-details-dock", "inspector-dock")
+    for name in ("timeline-dock", "problems-dock", "workflows-dock", "inspector-dock"):
+        if name in docks:
+            docks[name].raise_()
+    window.installEventFilter(_FirstShowSizer(window, docks))
+
+
+class _FirstShowSizer(QObject):
+    """Give the bottom row and the Problems column their default sizes once the window is first shown.
+
+    Dock sizes only stick once the window has its real size. The resize runs on the next event
+    loop turn, so it comes after the sizes the main window's own ``showEvent`` sets.
+    """
+
+    BOTTOM_SHARE = 0.25
+    PROBLEMS_WIDTH = 320
+
+    def __init__(self, window: QMainWindow, docks: dict[str, QDockWidget]) -> None:
+        super().__init__(window)
+        self._window = window
+        self._docks = docks
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._window and event.type() == QEvent.Type.Show:
+            self._window.removeEventFilter(self)
+            QTimer.singleShot(0, self._resize)
+        return False
+
+    def _resize(self) -> None:
+        window = self._window
+        bottom = [self._docks[name] for name in ("timeline-dock",) if name in self._docks]
+        if bottom:
+            height = max(220, int(window.height() * self.BOTTOM_SHARE))
+            window.resizeDocks(bottom, [height], Qt.Orientation.Vertical)
+        if "problems-dock" in self._docks:
+            window.resizeDocks([self._docks["problems-dock"]], [self.PROBLEMS_WIDTH], Qt.Orientation.Horizontal)
+        view = getattr(window, "view", None)
+        if view is not None:
+            # The canvas changed size, so fit the workflow again.
+            view.zoom_to_fit()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QDockWidget, QMessageBox
 
 from studio.app.main_window import MainWindow
 from tests.conftest import lua_step
@@ -109,4 +109,19 @@ def test_failed_splice_leaves_edges_and_history(window: MainWindow, tmp_path: Pa
     assert edges == {("first", "second"), ("second", "spare")}
     assert document.undo_stack.index() == depth
     assert not document.undo_stack.canRedo()
+    window.document.mark_clean()
+
+
+def test_default_docks_leave_canvas_room(window: MainWindow, qtbot: Any) -> None:
+    assert (window.width(), window.height()) == (1440, 900)
+    docks = {dock.objectName(): dock for dock in window.findChildren(QDockWidget)}
+
+    assert window.dockWidgetArea(docks["runs-dock"]) == Qt.DockWidgetArea.BottomDockWidgetArea
+    assert docks["versions-dock"] in window.tabifiedDockWidgets(docks["workflows-dock"])
+    assert docks["inspector-dock"] in window.tabifiedDockWidgets(docks["step-details-dock"])
+    assert docks["usages-dock"] in window.tabifiedDockWidgets(docks["problems-dock"])
+    assert docks["timeline-dock"].isVisible() and docks["runs-dock"].isVisible()
+    assert not docks["inspector-dock"].visibleRegion().isEmpty(), "the Inspector tab is not the raised one"
+    qtbot.waitUntil(lambda: window.view.width() >= 700, timeout=2000)
+    assert window.view.height() >= 450, f"canvas is {window.view.width()}x{window.view.height()}"
     window.document.mark_clean()

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -68,14 +69,16 @@ class WorkflowsPanel(QWidget):
         self.rename_button = QPushButton("Rename…", self)
         self.archive_button = QPushButton("Archive", self)
         self.empty_label = QLabel("No workflows in this project yet. Create one with New.", self)
+        self.empty_label.setWordWrap(True)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Project:", self))
         top.addWidget(self.project_combo, 1)
         top.addWidget(self.show_archived)
-        buttons = QHBoxLayout()
-        for button in (self.open_button, self.new_button, self.rename_button, self.archive_button):
-            buttons.addWidget(button)
+        # Two rows of two buttons keep the dock narrow enough to leave the canvas most of the window.
+        buttons = QGridLayout()
+        for index, button in enumerate((self.open_button, self.new_button, self.rename_button, self.archive_button)):
+            buttons.addWidget(button, index // 2, index % 2)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.tree, 1)

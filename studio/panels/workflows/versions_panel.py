@@ -7,7 +7,7 @@ import logging
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QPushButton,
     QTreeWidget,
@@ -54,9 +54,10 @@ class VersionsPanel(QWidget):
         self.compare_button = QPushButton("Compare", self)
         self.compare_button.setToolTip("Compare two selected rows, or the selected version with the draft")
         self.history_button = QPushButton("Draft history…", self)
-        buttons = QHBoxLayout()
-        for button in (self.open_button, self.restore_button, self.compare_button, self.history_button):
-            buttons.addWidget(button)
+        # Two rows of two buttons keep the dock narrow enough to leave the canvas most of the window.
+        buttons = QGridLayout()
+        for index, button in enumerate((self.open_button, self.restore_button, self.compare_button, self.history_button)):
+            buttons.addWidget(button, index // 2, index % 2)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title_label)
         layout.addWidget(self.tree, 1)
