@@ -138,6 +138,11 @@ def _event_detail(event: Any) -> str:
         return f"  attempt {data.get('attempt')} in {data.get('delay_s')}s after: {message}"
     if kind == "step_waiting":
         task_id = data.get("task_id")
+        if data.get("kind") == "elicitation":
+            return (
+                f"  MCP input request {task_id}: answer from another terminal with "
+                f"'studio task accept|decline|cancel {task_id}'; this process keeps the call open"
+            )
         return f"  human task {task_id}: approve with 'studio task approve {task_id}'"
     if kind == "step_log":
         return f"  [{data.get('level')}] {data.get('message')}"
@@ -223,6 +228,11 @@ async def _run_engine_command(args: argparse.Namespace, action: str) -> int:
             target = await _start_from_file(engine, args)
         elif action == "task":
             target = await _resolve_task(engine, store, args)
+            if not engine.is_live(target) and store.get_run(target).owner is not None:
+                # Another process executes the run (a window, or the 'studio run' that holds an MCP
+                # input request open); it picks the answer up from the store and continues.
+                print(f"Run {target} continues in the process that executes it.", file=sys.stderr)
+                return 0
         elif action == "resume" and args.run_id:
             run = store.find_run(args.run_id)
             target = run.id
@@ -232,6 +242,8 @@ async def _run_engine_command(args: argparse.Namespace, action: str) -> int:
                 raise CliError(f"run {run.id} is {run.status}; there is nothing to resume")
         watched = [run_id for run_id in [*resumed, target] if run_id is not None]
         summaries = await _settle_all(engine, list(dict.fromkeys(watched)))
+        for run_id, summary in summaries.items():
+            summaries[run_id] = await _wait_out_elicitations(engine, store, summary)
         if target is not None:
             _print_summary(summaries[target], args.json)
             return EXIT_CODES.get(summaries[target].status, 1)
@@ -245,6 +257,39 @@ async def _run_engine_command(args: argparse.Namespace, action: str) -> int:
     finally:
         await engine.aclose()
         store.close()
+
+
+ELICITATION_POLL_S = 0.25
+"""How often a CLI process that keeps an MCP call open checks whether its input request was answered."""
+
+ANSWER_PICKUP_S = 10.0
+"""How long the run may still show as waiting after its last input request was answered."""
+
+
+async def _wait_out_elicitations(engine: Any, store: Any, summary: Any) -> Any:
+    """Keep waiting while the run waits only for MCP input requests that this process holds open.
+
+    An MCP server's input request belongs to a live tool call, so it cannot outlive this process the
+    way a human task does: exiting would cancel the call. The answer comes from another process
+    ('studio task accept ...'), which this engine notices through the store.
+    """
+    answered_at: float | None = None
+    while summary.status == "waiting" and engine.is_live(summary.run_id):
+        pending = store.list_tasks(run_id=summary.run_id)
+        if any(not _is_elicitation(task) for task in pending):
+            break  # A human task outlives this process; the run is resumed when it is resolved.
+        if not pending:
+            # Answered: the engine notices through the store within its control poll interval.
+            answered_at = answered_at or time.monotonic()
+            if time.monotonic() - answered_at > ANSWER_PICKUP_S:
+                break
+        await asyncio.sleep(ELICITATION_POLL_S)
+        summary = await engine.wait(summary.run_id)
+    return summary
+
+
+def _is_elicitation(task: Any) -> bool:
+    return isinstance(task.context, dict) and task.context.get("kind") == "elicitation"
 
 
 async def _run_engine_command_reporting_errors(args: argparse.Namespace, action: str) -> int:
