@@ -247,6 +247,9 @@ class CanvasView(QGraphicsView):
     def selected_step_ids(self) -> list[str]:
         """Return the ids of the selected steps, in the scene's item order."""
         if self._overview:
+            # A step removed while zoomed out (by undo, for example) leaves the selection here.
+            scene = self.workflow_scene()
+            self._overview_selection = {step_id for step_id in self._overview_selection if scene.node_item(step_id)}
             return sorted(self._overview_selection)
         return [item.step_id for item in self.workflow_scene().selectedItems() if isinstance(item, NodeItem)]
 

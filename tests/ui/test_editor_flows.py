@@ -125,3 +125,22 @@ def test_default_docks_leave_canvas_room(window: MainWindow, qtbot: Any) -> None
     qtbot.waitUntil(lambda: window.view.width() >= 700, timeout=2000)
     assert window.view.height() >= 450, f"canvas is {window.view.width()}x{window.view.height()}"
     window.document.mark_clean()
+
+
+def test_overview_selection_drops_removed_steps(window: MainWindow, tmp_path: Path, qtbot: Any) -> None:
+    open_steps(window, tmp_path, [lua_step(f"step{index}", "return 1") for index in range(320)])
+    view = window.view
+    window.features.canvas_editing.zoom_to_fit()
+    assert view.overview, f"zoom {view.zoom():.3f} did not reach overview mode"
+    view.set_selected_step_ids(["step1", "step2"])
+
+    window.document.remove_steps(["step1"])
+    selected = view.selected_step_ids()
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Delete)
+    remaining = step_ids(window)
+    window.document.mark_clean()
+
+    assert selected == ["step2"]
+    assert "step2" not in remaining
+    assert len(remaining) == 318
