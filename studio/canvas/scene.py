@@ -420,6 +420,8 @@ class WorkflowScene(QGraphicsScene):
         doomed = [old_id] + [
             step_id for step_id, node in self._nodes.items() if node is not item and item.isAncestorOf(node)
         ]
+        # The new items take over the selection, so the inspector keeps showing a renamed step.
+        selected = [new_id if step_id == old_id else step_id for step_id in doomed if self._nodes[step_id].isSelected()]
         for step_id in doomed:
             for edge in self._nodes[step_id].edges():
                 self._remove_edge(edge.key)
@@ -434,6 +436,10 @@ class WorkflowScene(QGraphicsScene):
         fresh.set_pinned(pinned)
         if container is not None:
             self._replace_bodies({container.step_id})
+        for step_id in selected:
+            node = self._nodes.get(step_id)
+            if node is not None:
+                node.setSelected(True)
 
     def _replace_bodies(self, container_ids: set[str]) -> None:
         """Lay out the bodies of the named ``for_each`` items again from the document (after adds, moves, removals)."""

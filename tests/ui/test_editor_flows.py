@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget, QMessageBox
+from PySide6.QtWidgets import QDockWidget, QLineEdit, QMessageBox
 
 from studio.app.main_window import MainWindow
 from tests.conftest import lua_step
@@ -144,3 +144,26 @@ def test_overview_selection_drops_removed_steps(window: MainWindow, tmp_path: Pa
     assert selected == ["step2"]
     assert "step2" not in remaining
     assert len(remaining) == 318
+
+
+def test_inspector_rename_in_loop_keeps_selection(window: MainWindow, tmp_path: Path, qtbot: Any) -> None:
+    open_steps(window, tmp_path, [
+        lua_step("numbers", "return {1}"),
+        loop_step("loop", "{{steps.numbers.result}}", [lua_step("inner", "return x", {"x": "{{item}}"})], output="inner"),
+    ])
+    inspector = window.features.inspector.panel
+    window.view.set_selected_step_ids(["inner"])
+    field = inspector.findChild(QLineEdit, "input:id")
+    assert field is not None
+
+    field.setFocus()
+    field.selectAll()
+    qtbot.keyClicks(field, "core")
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    renamed = (window.view.selected_step_ids(), inspector.step_id, window.document.find_step("loop").config.output)
+    window.document.undo_stack.undo()
+    undone = (window.view.selected_step_ids(), inspector.step_id, window.document.find_step("loop").config.output)
+    window.document.mark_clean()
+
+    assert renamed == (["core"], "core", "core")
+    assert undone == (["inner"], "inner", "inner")
