@@ -66,6 +66,8 @@ def install_window_features(window: Any) -> WindowFeatures:
         window.removal_box = confirm_step_removal(window, window.document, step_ids, removal=delete)
 
     canvas_editing.confirm_removal = confirm_removal
+    # Connected after the workflow library, whose reset handler sets read_only for opened versions.
+    window.document.sig_reset.connect(lambda: canvas_editing.set_editable(not window.document.read_only))
     mcp.sig_tools_changed.connect(features.refresh_tool_schemas)
     mcp.sig_instances_changed.connect(features.refresh_tool_schemas)
     arrange_default_docks(window)

@@ -34,6 +34,13 @@ NUDGE_PIXELS = 40
 MESSAGE_TIMEOUT_MS = 6000
 
 
+READ_ONLY_ACTIONS = frozenset(
+    {"copy", "select_all", "snap", "zoom_in", "zoom_out", "zoom_reset", "zoom_fit", "zoom_selection", "minimap",
+     "shortcut_help"}
+)  # fmt: skip
+"""Canvas actions that leave the document unchanged, so they stay enabled on a read-only version."""
+
+
 class CanvasEditing(QObject):
     """Turns a :class:`CanvasView` on an :class:`EditorDocument` into an editor.
 
@@ -104,6 +111,12 @@ class CanvasEditing(QObject):
             self.actions[spec.name] = action
         self.actions["minimap"].setChecked(True)
         self.actions["snap"].setChecked(self.snap_enabled)
+
+    def set_editable(self, editable: bool) -> None:
+        """Enable or disable the actions that change the document (a read-only version disables them)."""
+        for name, action in self.actions.items():
+            if name not in READ_ONLY_ACTIONS:
+                action.setEnabled(editable)
 
     def _handler(self, spec: ActionSpec) -> Callable[[bool], None]:
         method = getattr(self, spec.method)

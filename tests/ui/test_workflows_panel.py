@@ -18,7 +18,7 @@ from studio.canvas.document import EditorDocument
 from studio.model.document import workflow_from_data
 from studio.model.edits import EditError
 from studio.model.workflow import LuaScriptStep, Workflow
-from studio.panels.workflows import WorkflowLibrary, install_workflow_library
+from studio.panels.workflows import WorkflowLibrary
 from studio.store import workflow_library as library
 
 TERMINAL = ("completed", "failed", "stopped")
@@ -45,7 +45,7 @@ def window(qtbot: Any, tmp_path: Path) -> Iterator[MainWindow]:
 
 @pytest.fixture
 def installed(window: MainWindow) -> WorkflowLibrary:
-    return install_workflow_library(window)
+    return window.features.library
 
 
 def rows(installed: WorkflowLibrary) -> list[list[str]]:
@@ -160,11 +160,17 @@ def test_open_version_read_only(window: MainWindow, installed: WorkflowLibrary) 
     assert window.document.read_only is True
     assert installed.shown_version == 1
     assert not installed.action_publish.isEnabled()
+    canvas_actions = window.features.canvas_editing.actions
+    assert not canvas_actions["delete"].isEnabled()
+    assert not canvas_actions["paste"].isEnabled()
+    assert canvas_actions["copy"].isEnabled()
+    assert canvas_actions["zoom_fit"].isEnabled()
     with pytest.raises(EditError):
         window.document.add_step(LuaScriptStep(id="nope", config={"source": "return 1"}), (0.0, 0.0))
     assert installed.open_workflow(latest.id)
     assert window.document.read_only is False
     assert installed.action_publish.isEnabled()
+    assert canvas_actions["delete"].isEnabled()
 
 
 def test_restore_version_as_draft(window: MainWindow, installed: WorkflowLibrary) -> None:
