@@ -72,6 +72,7 @@ from studio.engine.executors.mcp_errors import (
 )
 from studio.mcp.errors import McpConfigError, McpNotFoundError
 from studio.mcp.resolve import connection_auth_factory, spec_for_instance
+from studio.model.validation_tools import compiled_validator
 from studio.model.workflow import AnyStep
 from studio.secrets import SecretsError, connection_credentials
 from studio.store import Store
@@ -418,7 +419,29 @@ async def execute_lua_script(config: dict[str, Any], context: StepContext) -> Js
     )
     inputs = config.get("inputs") or {}
     source = str(config.get("source", ""))
-    return await run_lua(source, inputs, limits, log=context.log, executor=context.services.lua_threads)
+    result = await run_lua(source, inputs, limits, log=context.log, executor=context.services.lua_threads)
+    schema = config.get("output_schema")
+    if isinstance(schema, dict):
+        _check_lua_result(result, schema)
+    return result
+
+
+def _check_lua_result(result: JsonValue, schema: dict[str, Any]) -> None:
+    """Raise StepError when a Lua result does not match the step's declared output schema."""
+    validator = compiled_validator(schema)
+    if validator is None:
+        raise StepError(
+            "invalid_input", "the lua_script step's output_schema is not a valid JSON Schema; fix or clear it"
+        )
+    problem = next(iter(sorted(validator.iter_errors(result), key=lambda found: list(found.absolute_path))), None)
+    if problem is None:
+        return
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem.absolute_path)
+    raise StepError(
+        "tool_error",
+        f"the script's result{where} does not match the step's output_schema: {problem.message}; "
+        "fix the script or the schema",
+    )
 
 
 def _text(value: Any) -> str:

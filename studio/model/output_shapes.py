@@ -25,6 +25,7 @@ from studio.model.workflow import (
     HumanTaskStep,
     JsonValue,
     LlmCallStep,
+    LuaScriptStep,
     McpCallStep,
     Workflow,
     template_fields,
@@ -236,7 +237,7 @@ def step_shape(
 ) -> Shape:
     """Return the known shape of ``step``'s result: declared structure merged with its last-run value.
 
-    A lua_script declares no outputs in the document format, so its shape comes only from the last run.
+    A lua_script's shape comes from its ``output_schema`` when it declares one, else only from the last run.
     """
     declared = _declared_shape(step, schemas, last_results)
     if last_results is not None and step.id in last_results:
@@ -254,6 +255,8 @@ def _declared_shape(
     if isinstance(step, LlmCallStep):
         schema = step.config.output_schema
         return shape_from_schema(schema) if schema is not None else Shape("string", description="the reply text")
+    if isinstance(step, LuaScriptStep) and step.config.output_schema is not None:
+        return shape_from_schema(step.config.output_schema)
     if isinstance(step, HumanTaskStep):
         return _human_task_shape(step)
     if isinstance(step, ForEachStep):
@@ -425,7 +428,9 @@ class DependencyIndex:
         first = [(candidate, True) for candidate in visible if candidate in upstream]
         if not include_independent:
             return first
-        rest = [(candidate, False) for candidate in visible if candidate not in upstream and candidate not in downstream]
+        rest = [
+            (candidate, False) for candidate in visible if candidate not in upstream and candidate not in downstream
+        ]
         return first + rest
 
 
@@ -584,4 +589,3 @@ def _children(
         item = shape.items or UNKNOWN
         found.append(Completion(f"{walked}[0]", item.kind, "the first item"))
     return found
-

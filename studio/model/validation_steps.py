@@ -33,8 +33,28 @@ from studio.model.workflow import (
 LUA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LUA_KEYWORDS = frozenset(
     {
-        "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
-        "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
+        "and",
+        "break",
+        "do",
+        "else",
+        "elseif",
+        "end",
+        "false",
+        "for",
+        "function",
+        "goto",
+        "if",
+        "in",
+        "local",
+        "nil",
+        "not",
+        "or",
+        "repeat",
+        "return",
+        "then",
+        "true",
+        "until",
+        "while",
     }
 )
 
@@ -65,9 +85,7 @@ def analyse_step(step: AnyStep) -> StepAnalysis:
         try:
             template = parse_template(value)
         except TemplateSyntaxError as problem:
-            findings.append(
-                error("template-syntax", f"step '{step.id}', {field_path}: {problem}", step.id, field_path)
-            )
+            findings.append(error("template-syntax", f"step '{step.id}', {field_path}: {problem}", step.id, field_path))
             continue
         references.extend(FieldReference(field_path, reference) for reference in template.references)
     findings.extend(_check_config(step))
@@ -148,20 +166,25 @@ def _check_llm_call(step: LlmCallStep) -> list[Finding]:
         )
     if not step.config.prompt.strip():
         findings.append(_missing(step, "config.prompt", "prompt"))
-    if step.config.output_schema is not None:
-        problem = schema_problem(canonical(step.config.output_schema))
-        if problem is not None:
-            message, location = problem
-            findings.append(
-                error(
-                    "invalid-output-schema",
-                    f"the output schema of step '{step.id}' is not a valid JSON Schema: {message}. "
-                    "Fix the schema or clear it.",
-                    step.id,
-                    "config.output_schema" + location,
-                )
-            )
+    findings.extend(_output_schema_findings(step))
     return findings
+
+
+def _output_schema_findings(step: LlmCallStep | LuaScriptStep) -> list[Finding]:
+    if step.config.output_schema is None:
+        return []
+    problem = schema_problem(canonical(step.config.output_schema))
+    if problem is None:
+        return []
+    message, location = problem
+    return [
+        error(
+            "invalid-output-schema",
+            f"the output schema of step '{step.id}' is not a valid JSON Schema: {message}. Fix the schema or clear it.",
+            step.id,
+            "config.output_schema" + location,
+        )
+    ]
 
 
 def _check_human_task(step: HumanTaskStep) -> list[Finding]:
@@ -187,6 +210,7 @@ def _check_lua_script(step: LuaScriptStep) -> list[Finding]:
                 f"config.inputs.{name}",
             )
         )
+    findings.extend(_output_schema_findings(step))
     return findings
 
 

@@ -174,6 +174,9 @@ class LuaScriptConfig(_Strict):
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     timeout_s: float = Field(default=5.0, gt=0, le=3600)
     memory_limit_mb: int = Field(default=64, ge=1, le=4096)
+    output_schema: dict[str, JsonValue] | None = None
+    """JSON Schema of the value the script returns: a result that does not match fails the step, and
+    the editor completes ``{{steps.<id>.result...}}`` paths from it."""
 
 
 class ForEachConfig(_Strict):

@@ -190,3 +190,22 @@ def _max_overlap(intervals: list[tuple[float, float]]) -> int:
         open_count += delta
         peak = max(peak, open_count)
     return peak
+
+
+async def test_lua_result_checked_against_output_schema(engine: tuple[Engine, EventLog]) -> None:
+    studio, _ = engine
+    schema = {"type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"]}
+    good = lua_step("good", "return {total = 3}")
+    bad = lua_step("bad", "return {total = 'three'}")
+    for step in (good, bad):
+        step["config"]["output_schema"] = schema
+
+    passed = await studio.wait(await studio.run_workflow(build_workflow([good])))
+    failed = await studio.wait(await studio.run_workflow(build_workflow([bad])))
+
+    assert passed.status == "completed", passed.error
+    assert passed.result == {"good": {"total": 3}}
+    assert failed.status == "failed"
+    assert isinstance(failed.error, dict)
+    assert "result.total does not match the step's output_schema" in str(failed.error["message"])
+    assert "'three' is not of type 'number'" in str(failed.error["message"])

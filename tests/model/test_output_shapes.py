@@ -89,6 +89,21 @@ def test_llm_without_schema_is_text() -> None:
     assert step_shape(document.step("a")).kind == "string"
 
 
+def test_lua_shape_comes_from_output_schema() -> None:
+    declared = lua("score")
+    declared["config"]["output_schema"] = {
+        "type": "object",
+        "properties": {"total": {"type": "number"}, "rows": {"type": "array", "items": {"type": "string"}}},
+    }
+    document = workflow([declared, lua("plain")])
+
+    shape = step_shape(document.step("score"))
+
+    assert shape.child("total").kind == "number"
+    assert shape.child("rows").child(0).kind == "string"
+    assert step_shape(document.step("plain")).kind == "any"
+
+
 def test_mcp_shape_comes_from_output_schemas() -> None:
     document = workflow([mcp("fetch")])
     assert step_shape(document.step("fetch")).kind == "any"

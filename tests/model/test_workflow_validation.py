@@ -351,6 +351,14 @@ def test_invalid_output_schema_has_path() -> None:
     assert "'name'" in finding.message
 
 
+def test_invalid_lua_output_schema_has_path() -> None:
+    step = lua("x")
+    step["config"]["output_schema"] = {"type": "object", "properties": {"n": {"type": "nope"}}}
+    finding = single(check(workflow([step])), "invalid-output-schema")
+    assert finding.step_id == "x"
+    assert finding.field_path.startswith("config.output_schema.properties")
+
+
 @pytest.mark.parametrize(("name", "reason"), [("end", "Lua keyword"), ("2rows", "not a valid Lua identifier"),
                                               ("my-rows", "not a valid Lua identifier")])
 def test_lua_input_names_are_identifiers(name: str, reason: str) -> None:

@@ -108,7 +108,8 @@ COMMON = {"id", "name", "description", "timeout_s", "continue_on_error", "retry.
         ("summarise", {"config.connection_id", "config.model", "config.prompt", "config.system_prompt",
                        "config.temperature", "config.max_tokens", "config.output_schema"}),
         ("approve", {"config.title", "config.instructions", "config.fields", "config.on_timeout"}),
-        ("script", {"config.source", "config.inputs", "config.timeout_s", "config.memory_limit_mb"}),
+        ("script", {"config.source", "config.inputs", "config.timeout_s", "config.memory_limit_mb",
+                    "config.output_schema"}),
         ("loop", {"config.items", "config.max_parallelism", "config.error_mode", "config.output"}),
     ],
 )
@@ -248,6 +249,13 @@ def test_output_schema_edit(host: EditorHost, inspector: InspectorPanel) -> None
     enter_text(inspector, "config.output_schema", '{"type": "object", "properties": {"t": {"type": "string"}}}')
     schema = host.document.workflow.step("summarise").config.output_schema  # type: ignore[union-attr]
     assert schema == {"type": "object", "properties": {"t": {"type": "string"}}}
+
+
+def test_lua_output_schema_edit(host: EditorHost, inspector: InspectorPanel) -> None:
+    inspector.show_step("script")
+    enter_text(inspector, "config.output_schema", '{"type": "object", "properties": {"n": {"type": "number"}}}')
+    schema = host.document.workflow.step("script").config.output_schema  # type: ignore[union-attr]
+    assert schema == {"type": "object", "properties": {"n": {"type": "number"}}}
 
 
 def test_human_fields_add_edit_reorder(host: EditorHost, inspector: InspectorPanel) -> None:

@@ -245,6 +245,9 @@ def build_lua_script(builder: FormBuilder) -> None:
                                            number_converter("script timeout", minimum=0.001, maximum=3600)))
     builder.add("Memory (MB)", line_editor("config.memory_limit_mb", "memory limit",
                                            number_converter("memory limit", integer=True, minimum=1, maximum=4096)))
+    builder.add("Output schema", text_area_editor("config.output_schema", "output schema",
+                                                  json_schema_converter("output schema"), monospace=True, lines=4),
+                tooltip="JSON Schema of the value the script returns; a result that does not match fails the step")
     builder.group("Inputs")
     builder.note("Each input is rendered before the script runs and is a global of that name in Lua.")
     inputs = NamedValuesEditor("config.inputs", "Lua input", lua_names=True)
@@ -306,6 +309,7 @@ def config_values(step: AnyStep) -> dict[str, Any]:
             "config.source": lua.source,
             "config.timeout_s": _number_text(lua.timeout_s),
             "config.memory_limit_mb": str(lua.memory_limit_mb),
+            "config.output_schema": json_text(lua.output_schema),
             "config.inputs": dict(lua.inputs),
         }
     assert isinstance(step, ForEachStep)
