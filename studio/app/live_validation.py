@@ -37,11 +37,8 @@ class _Document(Protocol):
     def sig_changed(self) -> Any: ...
 
 
-class _Relay(QObject):
-    """Carries a worker thread's result to the thread that owns this object (the GUI thread)."""
-
-    sig_finished = Signal(int, object, float)
-    """Emitted with the document revision that was validated, its findings and the time in milliseconds."""
+RESULT_POLL_MS = 10
+"""How often the GUI thread checks whether the worker thread's validation has finished."""
 
 
 class LiveValidation(QObject):
@@ -76,12 +73,15 @@ class LiveValidation(QObject):
         self.validation_count = 0
         self._threaded = threaded
         self._executor: ThreadPoolExecutor | None = None
-        self._running: Future[None] | None = None
+        self._running: Future[tuple[int, list[Finding], float]] | None = None
         self._revision = 0
         self._marked: set[str] = set()
         self._lock = threading.Lock()
-        self._relay = _Relay(self)
-        self._relay.sig_finished.connect(self._on_relay_finished, Qt.ConnectionType.QueuedConnection)
+        # The worker thread never touches a Qt object: emitting from it raced with the window's
+        # destruction and crashed the process. The GUI thread polls the worker's future instead.
+        self._result_poll = QTimer(self)
+        self._result_poll.setInterval(RESULT_POLL_MS)
+        self._result_poll.timeout.connect(self._on_result_poll_timeout)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(delay_ms)
@@ -121,6 +121,7 @@ class LiveValidation(QObject):
     def close(self) -> None:
         """Stop the timer and the worker thread; waits for a running validation to finish."""
         self._timer.stop()
+        self._result_poll.stop()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -138,24 +139,32 @@ class LiveValidation(QObject):
             self.validate_now()
             return
         if self._running is not None:
-            return  # _on_relay_finished starts the next validation
+            return  # _on_finished starts the next validation
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-validation")
         workflow = frozen_copy(self.document.workflow)
         self._running = self._executor.submit(self._run_in_worker, self._revision, workflow)
+        self._result_poll.start()
 
-    def _run_in_worker(self, revision: int, workflow: Workflow) -> None:
+    def _run_in_worker(self, revision: int, workflow: Workflow) -> tuple[int, list[Finding], float]:
         try:
             findings, elapsed_ms = self._validate(workflow)
         except Exception:
             logger.exception("live validation of workflow %s failed", workflow.id)
             findings, elapsed_ms = [], 0.0
-        try:
-            self._relay.sig_finished.emit(revision, findings, elapsed_ms)
-        except RuntimeError:
-            logger.debug("live validation finished after its window was closed")
+        return revision, findings, elapsed_ms
 
-    def _on_relay_finished(self, revision: int, findings: list[Finding], elapsed_ms: float) -> None:
+    def _on_result_poll_timeout(self) -> None:
+        running = self._running
+        if running is None or not running.done():
+            return
+        self._result_poll.stop()
+        if running.cancelled():
+            self._running = None
+            return
+        self._on_finished(*running.result())
+
+    def _on_finished(self, revision: int, findings: list[Finding], elapsed_ms: float) -> None:
         self._running = None
         if revision != self._revision:
             # The document changed meanwhile: validate again unless the debounce timer will.
