@@ -229,7 +229,7 @@ async def _run_engine_command(args: argparse.Namespace, action: str) -> int:
         elif action == "task":
             target = await _resolve_task(engine, store, args)
             if not engine.is_live(target) and store.get_run(target).owner is not None:
-                # Another process executes the run (a window, or the 'studio run' that holds an MCP
+                # Another process executes the run (a window, or the 'studio run' that keeps an MCP
                 # input request open); it picks the answer up from the store and continues.
                 print(f"Run {target} continues in the process that executes it.", file=sys.stderr)
                 return 0
@@ -267,7 +267,7 @@ ANSWER_PICKUP_S = 10.0
 
 
 async def _wait_out_elicitations(engine: Any, store: Any, summary: Any) -> Any:
-    """Keep waiting while the run waits only for MCP input requests that this process holds open.
+    """Keep waiting while the run waits only for MCP input requests whose calls this process keeps open.
 
     An MCP server's input request belongs to a live tool call, so it cannot outlive this process the
     way a human task does: exiting would cancel the call. The answer comes from another process
@@ -279,7 +279,7 @@ async def _wait_out_elicitations(engine: Any, store: Any, summary: Any) -> Any:
         if any(not _is_elicitation(task) for task in pending):
             break  # A human task outlives this process; the run is resumed when it is resolved.
         if not pending:
-            # Answered: the engine notices through the store within its control poll interval.
+            # Resolved elsewhere: the engine reads the decision from the store at its next control poll.
             answered_at = answered_at or time.monotonic()
             if time.monotonic() - answered_at > ANSWER_PICKUP_S:
                 break
@@ -745,8 +745,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     if not args.verbose:
-        # The MCP SDK logs a server's failures with tracebacks; the studio reports each one itself,
-        # with the server's stderr and a fix, so the SDK's copy is noise unless --verbose asks for it.
+        # The MCP SDK logs a server's failures with tracebacks. The studio reports each one itself,
+        # with the server's stderr and a fix, so the SDK's copy is shown only with --verbose.
         logging.getLogger("mcp").setLevel(logging.CRITICAL)
     if args.db is None:
         import os

@@ -329,7 +329,11 @@ def _cmd_set(store: Any, args: argparse.Namespace) -> int:
     from studio.mcp.instances import Timeouts, get_instance, set_options
 
     current = get_instance(store, args.instance).timeouts
-    call_s = None if args.no_call_timeout else current.call_s if args.call_timeout is None else args.call_timeout
+    call_s = current.call_s
+    if args.no_call_timeout:
+        call_s = None
+    elif args.call_timeout is not None:
+        call_s = args.call_timeout
     timeouts = Timeouts(
         connect_s=current.connect_s if args.connect_timeout is None else args.connect_timeout,
         call_s=call_s,

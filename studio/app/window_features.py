@@ -62,7 +62,7 @@ def install_window_features(window: Any) -> WindowFeatures:
     )
 
     def confirm_removal(step_ids: list[str], delete: Any) -> None:
-        # The canvas asks the same question as the inspector before it deletes steps others read.
+        # The canvas shows the inspector's confirmation before it deletes steps that others read.
         window.removal_box = confirm_step_removal(window, window.document, step_ids, removal=delete)
 
     canvas_editing.confirm_removal = confirm_removal

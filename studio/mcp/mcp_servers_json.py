@@ -172,10 +172,14 @@ def _text_map(value: Mapping[str, Any], key: str, name: str) -> dict[str, str]:
     items = value.get(key) or {}
     if not isinstance(items, dict) or not all(isinstance(item, str | int | float | bool) for item in items.values()):
         raise McpConfigError(f"'{key}' of server {name!r} must be an object of string values")
-    return {
-        str(k): item if isinstance(item, str) else str(item).lower() if isinstance(item, bool) else str(item)
-        for k, item in items.items()
-    }
+    return {str(name_key): _config_text(item) for name_key, item in items.items()}
+
+
+def _config_text(item: str | int | float | bool) -> str:
+    """Return a config value as the text a process sees: booleans as ``true``/``false`` like JSON."""
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    return str(item)
 
 
 # -- import ---------------------------------------------------------------------------------------

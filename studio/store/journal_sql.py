@@ -100,8 +100,8 @@ class JournalWriter:
     """
 
     def __init__(self, path: Path) -> None:
-        # check_same_thread is off because a store may be closed from another thread than the one
-        # that opened it; the Store never commits from two threads at once.
+        # check_same_thread is off because the writer thread commits too, and a store may be closed
+        # from another thread than the one that opened it. The lock keeps commits from overlapping.
         self._connection = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )

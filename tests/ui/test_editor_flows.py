@@ -120,7 +120,8 @@ def test_default_docks_leave_canvas_room(window: MainWindow, qtbot: Any) -> None
     assert docks["versions-dock"] in window.tabifiedDockWidgets(docks["workflows-dock"])
     assert docks["inspector-dock"] in window.tabifiedDockWidgets(docks["step-details-dock"])
     assert docks["usages-dock"] in window.tabifiedDockWidgets(docks["problems-dock"])
-    assert docks["timeline-dock"].isVisible() and docks["runs-dock"].isVisible()
+    assert docks["timeline-dock"].isVisible()
+    assert docks["runs-dock"].isVisible()
     assert not docks["inspector-dock"].visibleRegion().isEmpty(), "the Inspector tab is not the raised one"
     qtbot.waitUntil(lambda: window.view.width() >= 700, timeout=2000)
     assert window.view.height() >= 450, f"canvas is {window.view.width()}x{window.view.height()}"
