@@ -451,7 +451,13 @@ class MainWindow(QMainWindow):
     def _poll_shown_run(self) -> None:
         """Show the new journaled events of a shown run that another process executes."""
         run_id = self.shown_run_id
-        if run_id is None or self.run_state not in ACTIVE_RUN_STATES or self.engine.is_live(run_id):
+        if run_id is None or self.engine.is_live(run_id):
+            return
+        # A run of this engine that just ended is no longer live, but its last events may still wait
+        # in the batcher. Deliver them first: the store lacks the progress events among them, and
+        # reading past them here would make the batcher's copy look old and drop it.
+        self.event_batcher.flush()
+        if self.run_state not in ACTIVE_RUN_STATES:
             return
         rows = [row for row in self.store.events(run_id) if int(row["seq"]) > self._shown_last_seq]
         events = [event for event in map(run_event_from_row, rows) if event is not None]

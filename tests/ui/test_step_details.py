@@ -142,6 +142,28 @@ def test_progress_messages_of_live_step(window: MainWindow, qasync_loop: qasync.
     assert window.step_details.details.result["waited_s"] == pytest.approx(0.3)
 
 
+def test_store_poll_after_run_end_keeps_queued_progress(window: MainWindow, qasync_loop: qasync.QEventLoop) -> None:
+    # The poll for runs of other processes can fire after this engine's run ended but before the
+    # batcher delivered its last events; the progress events among them are not in the store.
+    window.set_workflow(build_workflow([mcp_step("slow", "wait", {"seconds": 0.05, "steps": 2})], name="Waiting"))
+    window.event_batcher.flush()
+    window.event_batcher._timer.setInterval(60_000)
+
+    async def go() -> str:
+        run_id = await window.start_run(None)
+        assert run_id is not None, window.last_error
+        await window.engine.wait(run_id)
+        return run_id
+
+    qasync_loop.run_until_complete(go())
+    assert window.event_batcher.pending() > 0
+    window._poll_shown_run()
+
+    assert window.run_state == "completed"
+    window.show_step_details("slow")
+    assert "2/2 step 2 of 2" in window.step_details.logs_text.toPlainText()
+
+
 @pytest.fixture
 def llm_server() -> Iterator[FakeOpenAIServer]:
     with openai_server(api_key="sk-ui-test") as server:
