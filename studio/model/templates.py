@@ -15,6 +15,7 @@ JSON. A path that does not resolve raises :class:`TemplateResolutionError`; it n
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -151,8 +152,13 @@ def parse_reference(expression: str) -> Reference:
     )
 
 
+@functools.lru_cache(maxsize=16_384)
 def parse_template(text: str) -> Template:
-    """Split ``text`` into literal parts and references; raise TemplateSyntaxError if one is invalid."""
+    """Split ``text`` into literal parts and references; raise TemplateSyntaxError if one is invalid.
+
+    Results are cached (a Template is immutable): validation, scheduling and every step attempt of a
+    run parse the same strings, and a for_each renders its body's templates once per item.
+    """
     parts: list[str | Reference] = []
     position = 0
     for match in _TEMPLATE.finditer(text):
