@@ -8,7 +8,7 @@ token deltas and usage through the context and return the step's JSON result or 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import functools
 import logging
 import os
 import shlex
@@ -45,13 +45,14 @@ from studio.engine.executors.llm_errors import (
     LlmTimeoutError,
 )
 from studio.engine.executors.llm_sampling import sample_with_default_llm
-from studio.engine.executors.lua import LuaLimits, run_lua
+from studio.engine.executors.lua import LuaLimits
 from studio.engine.executors.lua_errors import (
     LuaConversionError,
     LuaMemoryError,
     LuaScriptError,
     LuaTimeoutError,
 )
+from studio.engine.executors.lua_workers import LuaWorkers
 from studio.engine.executors.mcp import (
     CallScope,
     ElicitationAnswer,
@@ -143,7 +144,7 @@ class ExecutorServices:
         # Lua runs on the engine's own threads, not the loop's default executor: under qasync that
         # default is a pool of QThreads, and ending those after running Lua crashed the process
         # (PySide6 6.11.3, qasync 0.28, lupa 2.8).
-        self.lua_threads = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="studio-lua")
+        self.lua = LuaWorkers()
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -153,7 +154,7 @@ class ExecutorServices:
 
     async def aclose(self) -> None:
         await self.mcp.close()
-        self.lua_threads.shutdown(wait=False, cancel_futures=True)
+        self.lua.shutdown()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -291,6 +292,18 @@ def _passed_to_server(name: str) -> bool:
     return name.startswith("STUDIO_") or name in _PASSED_ENV
 
 
+PURE_STEP_TYPES = frozenset({"lua_script"})
+"""Leaf step types whose executor has no effect outside the run.
+
+A ``lua_script`` step runs in a sandbox without I/O, so its only output is its result. The engine
+lets such a step run before its start (and its predecessors' completions) are durable, and runs it
+again when a crash interrupted it, whatever its retry policy allows. Neither can be seen from outside:
+a step with effects (``mcp_call``, ``llm_call``, ``human_task``) starts only after everything
+journaled before its start is committed, so the results it reads are durable before it acts on
+them, and events are announced only after their commit.
+"""
+
+
 async def execute_leaf_step(step: AnyStep, config: dict[str, Any], context: StepContext) -> JsonValue:
     """Run one attempt of an ``mcp_call``, ``llm_call`` or ``lua_script`` step with a rendered config."""
     if step.type == "mcp_call":
@@ -413,17 +426,20 @@ def _connection_default_model(services: ExecutorServices, config: Mapping[str, A
 
 
 async def execute_lua_script(config: dict[str, Any], context: StepContext) -> JsonValue:
-    limits = LuaLimits(
-        timeout_s=float(config.get("timeout_s", 5.0)),
-        memory_limit_bytes=int(config.get("memory_limit_mb", 64)) * 1024 * 1024,
-    )
+    limits = _lua_limits(float(config.get("timeout_s", 5.0)), int(config.get("memory_limit_mb", 64)))
     inputs = config.get("inputs") or {}
     source = str(config.get("source", ""))
-    result = await run_lua(source, inputs, limits, log=context.log, executor=context.services.lua_threads)
+    result = await context.services.lua.run(source, inputs, limits, log=context.log)
     schema = config.get("output_schema")
     if isinstance(schema, dict):
         _check_lua_result(result, schema)
     return result
+
+
+@functools.lru_cache(maxsize=64)
+def _lua_limits(timeout_s: float, memory_limit_mb: int) -> LuaLimits:
+    """Return the (immutable) limits of a lua_script config; shared, since a fan-out requests the same ones."""
+    return LuaLimits(timeout_s=timeout_s, memory_limit_bytes=memory_limit_mb * 1024 * 1024)
 
 
 def _check_lua_result(result: JsonValue, schema: dict[str, Any]) -> None:

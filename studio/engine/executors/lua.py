@@ -75,7 +75,8 @@ environment from the prelude's ``setup()``. Isolation between runs on one runtim
 * a nested run on the same thread (from a log callback) gets a runtime of its own.
 
 Offloading each run with ``run_lua`` adds the executor round trip, about 130 µs per call under the same
-load. A caller with many small runs can call ``run_lua_sync`` for a batch of them inside one executor job.
+load. The engine runs Lua through :class:`~studio.engine.executors.lua_workers.LuaWorkers` instead, which
+runs short scripts on the event loop's thread and hands longer ones to worker threads in batches.
 """
 
 from __future__ import annotations
@@ -84,7 +85,6 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -99,9 +99,11 @@ from studio.engine.executors.lua_errors import (
     LuaSyntaxError,
     LuaTimeoutError,
 )
-from studio.engine.executors.lua_session import LuaSession
+from studio.engine.executors.lua_session import CancelSignal, LuaSession
 
 __all__ = [
+    "CancelFlag",
+    "CancelSignal",
     "JsonValue",
     "LuaCancelledError",
     "LuaConversionError",
@@ -111,8 +113,10 @@ __all__ = [
     "LuaScriptError",
     "LuaSyntaxError",
     "LuaTimeoutError",
+    "WorkerRun",
     "run_lua",
     "run_lua_sync",
+    "thread_logger",
 ]
 
 logger = logging.getLogger(__name__)
@@ -129,7 +133,7 @@ def run_lua_sync(
     limits: LuaLimits = DEFAULT_LIMITS,
     *,
     log: Callable[[str], None] | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelSignal | None = None,
 ) -> JsonValue:
     """Run ``source`` with ``inputs`` in a new sandbox on the calling thread and return its result.
 
@@ -157,17 +161,8 @@ async def run_lua(
     call, see the module docstring), this raises :class:`LuaTimeoutError` without waiting for the thread.
     """
     loop = asyncio.get_running_loop()
-    run = _WorkerRun(limits)
-    thread_log: Callable[[str], None] | None = None
-    if log is not None:
-        callback = log
-
-        def thread_log(line: str) -> None:
-            try:
-                loop.call_soon_threadsafe(callback, line)
-            except RuntimeError:
-                logger.debug("Lua log line dropped because the event loop is closed: %s", line)
-
+    run = WorkerRun(limits)
+    thread_log = thread_logger(loop, log)
     outcome: asyncio.Future[JsonValue] = loop.create_future()
     if executor is None:
         future = loop.run_in_executor(executor, run.execute, source, inputs, thread_log)
@@ -188,12 +183,42 @@ async def run_lua(
         run.watchdog.cancel()
 
 
-class _WorkerRun:
-    """State one run_lua call shares with its worker thread, plus the watchdog for runs stuck in C code."""
+def thread_logger(loop: asyncio.AbstractEventLoop, log: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """Return a log callback for a worker thread that calls ``log`` on ``loop``'s thread, in order."""
+    if log is None:
+        return None
+    callback = log
+
+    def thread_log(line: str) -> None:
+        try:
+            loop.call_soon_threadsafe(callback, line)
+        except RuntimeError:
+            logger.debug("Lua log line dropped because the event loop is closed: %s", line)
+
+    return thread_log
+
+
+class CancelFlag:
+    """A flag the loop sets and a worker thread polls; cheaper than a ``threading.Event`` nobody waits on."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+class WorkerRun:
+    """State one run shares with its worker thread, plus the watchdog for runs stuck in C code."""
 
     def __init__(self, limits: LuaLimits) -> None:
         self.limits = limits
-        self.cancel = threading.Event()
+        self.cancel = CancelFlag()
         self.started_at: float | None = None
         self.wait_budget_s = limits.timeout_s + STUCK_GRACE_S
         self.watchdog: asyncio.TimerHandle
@@ -204,15 +229,22 @@ class _WorkerRun:
             raise LuaCancelledError("The Lua script was cancelled before it started.")
         return LuaSession(self.limits, log, self.cancel).run(source, inputs)
 
+    def stuck_in_s(self) -> float:
+        """Seconds until the run counts as stuck; its time limit counts from when a worker picked it up."""
+        started_at = self.started_at
+        return self.wait_budget_s if started_at is None else started_at + self.wait_budget_s - time.monotonic()
+
     def check_stuck(self, loop: asyncio.AbstractEventLoop, outcome: asyncio.Future[JsonValue]) -> None:
         if outcome.done():
             return
-        # The time limit counts from the moment a worker thread picks the run up, not from queueing.
-        started_at = self.started_at
-        remaining = self.wait_budget_s if started_at is None else started_at + self.wait_budget_s - time.monotonic()
+        remaining = self.stuck_in_s()
         if remaining > 0:
             self.watchdog = loop.call_later(remaining, self.check_stuck, loop, outcome)
             return
+        self.give_up(outcome)
+
+    def give_up(self, outcome: asyncio.Future[JsonValue]) -> None:
+        """Fail ``outcome`` with a timeout and leave the worker to finish its C call on its own."""
         self.cancel.set()
         logger.warning(
             "A Lua run is still inside one C library call %.1f s after its time limit; "

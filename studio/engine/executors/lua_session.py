@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import lupa.lua54 as lua54
 
@@ -84,10 +84,16 @@ def _key_path(path: str, key: str) -> str:
     return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
 
 
+class CancelSignal(Protocol):
+    """What a run polls to learn that it was cancelled: a ``threading.Event`` or a plain flag."""
+
+    def is_set(self) -> bool: ...
+
+
 class _Guard:
     """Limit checks for the Lua count hook. ``tick`` returns a stop reason instead of raising, so Lua cannot catch it."""
 
-    def __init__(self, limits: LuaLimits, cancel: threading.Event | None) -> None:
+    def __init__(self, limits: LuaLimits, cancel: CancelSignal | None) -> None:
         self.deadline = time.monotonic() + limits.timeout_s
         self.instruction_limit = limits.instruction_limit
         self.step = HOOK_STEP
@@ -316,7 +322,7 @@ class LuaSession:
     on the same thread (from a log callback, say) gets a runtime of its own.
     """
 
-    def __init__(self, limits: LuaLimits, log: Callable[[str], None] | None, cancel: threading.Event | None):
+    def __init__(self, limits: LuaLimits, log: Callable[[str], None] | None, cancel: CancelSignal | None):
         self.limits = limits
         self.guard = _Guard(limits, cancel)
         self.sink = _LogSink(log)
