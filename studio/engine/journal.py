@@ -27,15 +27,25 @@ goes to the writer thread, and the loop keeps starting and finishing other steps
 """
 
 
+LAZY_COMMIT_S = 0.01
+"""Maximum time a record made with :meth:`Journal.schedule_lazy` waits for its commit.
+
+Only records that no one outside the run depends on yet wait this long: the starts and completions
+of pure steps. Their events reach subscribers at most this much later, and a commit covers many of
+them instead of one transaction per step.
+"""
+
+
 class Journal:
     """Buffers one run's state changes and commits them together before announcing their events.
 
     Changes recorded during one pass of the event loop share a transaction: ``flush()`` schedules a
     commit with ``call_soon`` and every coroutine that records a change before it runs joins it.
     While a background commit is in flight, new changes collect for the next one (group commit),
-    so at most one commit of a run is in flight and commits land in order. Ephemeral events
-    (progress, token deltas) are never written, but they wait behind unannounced journaled events
-    so subscribers always see events in ``seq`` order.
+    so at most one commit of a run is in flight and commits land in order. Records scheduled
+    with :meth:`schedule_lazy` wait up to ``LAZY_COMMIT_S`` for a commit that anything else asks
+    for sooner. Ephemeral events (progress, token deltas) are never written, but they wait behind
+    unannounced journaled events so subscribers always see events in ``seq`` order.
     """
 
     def __init__(self, store: Store, run_id: str, announce: Announce, last_seq: int) -> None:
@@ -48,6 +58,9 @@ class Journal:
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled = False
         self._in_flight = False
+        self._urgent = False
+        """Whether a prompt commit of what is recorded now was requested."""
+        self._lazy_timer: asyncio.TimerHandle | None = None
 
     @property
     def last_seq(self) -> int:
@@ -91,7 +104,7 @@ class Journal:
         return event
 
     def step_row(self, row: dict[str, Any], *, defer: bool = False) -> None:
-        self._batch.step_rows.append({"run_id": self._run_id, **row})
+        self._batch.add_step_row({"run_id": self._run_id, **row})
         if not defer:
             self._schedule()
 
@@ -126,6 +139,8 @@ class Journal:
         """
         if self._in_flight:
             return False
+        self._cancel_lazy_timer()
+        self._urgent = False
         batch, events, waiters = self._take()
         try:
             self._store.commit(batch)
@@ -148,16 +163,37 @@ class Journal:
         if self._batch or self._pending_events:
             self._schedule()
 
+    def schedule_lazy(self) -> None:
+        """Commit what is recorded within ``LAZY_COMMIT_S``, or sooner if a commit is requested meanwhile."""
+        if self._scheduled or self._in_flight or self._lazy_timer is not None:
+            return
+        if self._batch or self._pending_events:
+            self._lazy_timer = asyncio.get_running_loop().call_later(LAZY_COMMIT_S, self._on_lazy_timer)
+
     def _schedule(self) -> None:
+        self._urgent = True
         # While a background commit is in flight, its completion schedules the next commit.
         if not self._scheduled and not self._in_flight:
+            self._cancel_lazy_timer()
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._commit)
+
+    def _on_lazy_timer(self) -> None:
+        self._lazy_timer = None
+        if not self._scheduled and not self._in_flight:
+            self._commit()
+
+    def _cancel_lazy_timer(self) -> None:
+        if self._lazy_timer is not None:
+            self._lazy_timer.cancel()
+            self._lazy_timer = None
 
     def _commit(self, *, inline: bool = False) -> None:
         self._scheduled = False
         if self._in_flight and not inline:
             return
+        self._cancel_lazy_timer()
+        self._urgent = False
         batch, events, waiters = self._take()
         rows = len(batch.step_rows) + len(batch.event_rows) + len(batch.usage_rows) + len(batch.task_rows)
         if not inline and rows >= BACKGROUND_COMMIT_ROWS:
@@ -188,8 +224,10 @@ class Journal:
             self._fail(error if isinstance(error, Exception) else RuntimeError("journal commit cancelled"), waiters)
         else:
             self._announce_committed(events, waiters)
-        if self._batch or self._pending_events or self._waiters:
+        if self._urgent or self._waiters:
             self._schedule()
+        else:
+            self.schedule_lazy()
 
     def _fail(self, error: Exception, waiters: list[asyncio.Future[None]]) -> None:
         logger.error("Journal commit failed for run %s: %s", self._run_id, error, exc_info=error)

@@ -5,7 +5,9 @@ A run is a tree of scopes. The workflow's top-level steps form the root scope. E
 ``<for_each key>[<index>].``. Inside a scope a step starts once every step it depends on (explicit
 edges plus template references, including references made from inside a ``for_each`` body) has
 finished. Every state change goes through the :class:`Journal`, so it is committed before any
-subscriber hears of it, and a restarted process rebuilds the run from the ``step_runs`` rows.
+subscriber hears of it, and a restarted process rebuilds the run from the ``step_runs`` rows. A step
+with effects outside the run starts only once everything recorded before its start is committed;
+pure steps (``PURE_STEP_TYPES``) run ahead of the journal, whose commits then cover many of them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from studio.engine import elicitation
 from studio.engine.errors import StepError, classify, is_retryable
 from studio.engine.events import EventType
 from studio.engine.executors.mcp_callbacks import ElicitationAnswer, ElicitationRequest
-from studio.engine.executors_api import ExecutorServices, StepContext, execute_leaf_step
+from studio.engine.executors_api import PURE_STEP_TYPES, ExecutorServices, StepContext, execute_leaf_step
 from studio.engine.journal import Journal
 from studio.model.metering import credits_for
 from studio.model.templates import iter_references, render_value
@@ -136,6 +138,94 @@ def _referenced_step_ids(step: AnyStep) -> set[str]:
     return referenced
 
 
+class _ScopeRun:
+    """Scheduling state of one scope while it runs: finished, waiting, ready and running steps.
+
+    Readiness is tracked incrementally (a count of unfinished dependencies per step), so finishing
+    a step costs its dependents, not the size of the scope. A step's task records its own end and
+    starts the steps that became ready in the same event-loop pass. When exactly one became ready,
+    the task goes on with it itself: a chain of steps runs in one task, without a task start and
+    a scheduler pass per step. The task counts as one active step throughout.
+    """
+
+    def __init__(self, execution: RunExecution, scope: Scope) -> None:
+        self.execution = execution
+        self.scope = scope
+        states = execution.states
+        self.finished = {
+            step.id
+            for step in scope.steps
+            if (state := states.get(scope.key(step.id))) is not None and state.status in _DONE_STATUSES
+        }
+        self.steps = {step.id: step for step in scope.steps}
+        self.unmet = {step_id: len(deps - self.finished) for step_id, deps in scope.dependencies.items()}
+        self.ready = deque(step.id for step in scope.steps if step.id not in self.finished and self.unmet[step.id] == 0)
+        self.running: dict[asyncio.Task[None], str] = {}
+        """Step tasks and the step each one runs now."""
+        self.failure: ScopeFailed | None = None
+        self.error: BaseException | None = None
+        """An exception that ended a step task (RunStopped, a store error): the scope loop re-raises it."""
+        self._changed: asyncio.Future[None] | None = None
+
+    def start_ready(self) -> None:
+        """Start a task for each ready step."""
+        while self.ready:
+            step_id = self.ready.popleft()
+            task = asyncio.create_task(self._run(step_id), name=self.scope.key(step_id))
+            self.running[task] = step_id
+            self.execution._active += 1
+
+    async def changed(self) -> None:
+        """Wait until a step task ended, so the scope loop has something to look at."""
+        self._changed = asyncio.get_running_loop().create_future()
+        try:
+            await self._changed
+        finally:
+            self._changed = None
+
+    async def _run(self, step_id: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        execution = self.execution
+        try:
+            while True:
+                state = await execution._run_step(self.scope, self.steps[step_id])
+                next_id = self._record(step_id, state)
+                if next_id is None:
+                    break
+                self.running[task] = step_id = next_id
+        except asyncio.CancelledError:
+            # Cancelled by the scope loop, which has already taken this task out of the count.
+            raise
+        except BaseException as error:
+            self.error = error
+        if self.running.pop(task, None) is not None:
+            execution._active -= 1
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+
+    def _record(self, step_id: str, state: StepState) -> str | None:
+        """Record a finished step, start the steps it made ready, and return one for this task to run."""
+        if state.status not in _DONE_STATUSES:
+            if self.failure is None:
+                self.failure = ScopeFailed(self.scope.key(step_id), StepError(**_error_args(state.error)))
+            return None
+        self.finished.add(step_id)
+        for dependent in self.scope.dependents[step_id]:
+            self.unmet[dependent] -= 1
+            if self.unmet[dependent] == 0:
+                self.ready.append(dependent)
+        execution = self.execution
+        if not self.ready or self.failure is not None or execution.stop_requested:
+            return None
+        if not execution._resume_event.is_set():
+            return None
+        next_id = self.ready.popleft()
+        self.start_ready()
+        execution.schedule_commit()
+        return next_id
+
+
 class _ScopeView:
     """Template data of a scope: its own step results, then the enclosing scopes', then the run's."""
 
@@ -223,6 +313,8 @@ class RunExecution:
         step out of the count while they wait. The run is paused or waiting only at zero.
         """
         self._waiting_steps = 0
+        self._prompt_commit_due = False
+        """Whether a step that acted outside the run completed since the scope loops last scheduled a commit."""
         self._resume_event = asyncio.Event()
         self._resume_event.set()
         self.pause_requested = False
@@ -388,73 +480,62 @@ class RunExecution:
     async def _run_scope(self, scope: Scope) -> None:
         """Run every step of ``scope``; raise ScopeFailed on the first fatal failure.
 
-        Readiness is tracked incrementally (a count of unfinished dependencies per step), so a
-        pass costs what finished, not the size of the scope.
+        Step tasks start their successors themselves (see :class:`_ScopeRun`). This loop starts
+        what they could not (after a pause), notices the run settling, and handles the end: a
+        failure cancels the running steps and skips the unstarted ones.
         """
-        finished = {
-            step.id
-            for step in scope.steps
-            if (state := self.states.get(scope.key(step.id))) is not None and state.status in _DONE_STATUSES
-        }
-        steps = {step.id: step for step in scope.steps}
-        dependents = scope.dependents
-        unmet = {step_id: len(deps - finished) for step_id, deps in scope.dependencies.items()}
-        ready = deque(step.id for step in scope.steps if step.id not in finished and unmet[step.id] == 0)
-        running: dict[asyncio.Task[StepState], str] = {}
-        failure: ScopeFailed | None = None
+        run = _ScopeRun(self, scope)
         try:
             while True:
-                if failure is None:
+                if run.failure is None and run.error is None:
                     await self._gate()
-                    while ready:
-                        step_id = ready.popleft()
-                        task = asyncio.create_task(self._run_step(scope, steps[step_id]), name=scope.key(step_id))
-                        running[task] = step_id
-                        self._active += 1
-                # Completions are recorded deferred: this commit is scheduled after the new tasks'
-                # first steps, so their starts join the same transaction.
-                self.journal.schedule()
-                if not running:
+                    run.start_ready()
+                self.schedule_commit()
+                if run.error is not None:
+                    raise run.error
+                if not run.running or run.failure is not None:
                     break
                 self._check_settled()
-                completed_tasks, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in completed_tasks:
-                    step_id = running.pop(task)
-                    self._active -= 1
-                    state = task.result()
-                    if state.status in _DONE_STATUSES:
-                        finished.add(step_id)
-                        for dependent in dependents[step_id]:
-                            unmet[dependent] -= 1
-                            if unmet[dependent] == 0:
-                                ready.append(dependent)
-                    elif failure is None:
-                        error = StepError(**_error_args(state.error))
-                        failure = ScopeFailed(scope.key(step_id), error)
-                        await self._cancel(running)
+                await run.changed()
         except (asyncio.CancelledError, RunStopped):
-            await self._cancel(running)
+            await self._cancel(run.running)
             raise
-        if failure is None and len(finished) < len(steps):
+        failure = run.failure
+        if failure is not None:
+            await self._cancel(run.running)
+        elif len(run.finished) < len(run.steps):
             # Only a dependency cycle leaves steps that never become ready; validation rejects
             # cycles before a run starts, so this guards against a gap in validation.
-            stuck = sorted(set(steps) - finished)
+            stuck = sorted(set(run.steps) - run.finished)
             failure = ScopeFailed(
                 scope.key(stuck[0]),
                 StepError("invalid_input", f"steps {', '.join(stuck)} can never start: their dependencies form a cycle"),
             )
         if failure is not None:
-            self._skip_unstarted(scope, finished)
+            self._skip_unstarted(scope, run.finished)
             await self.journal.flush()
             raise failure
 
-    async def _cancel(self, running: dict[asyncio.Task[StepState], str]) -> None:
+    def schedule_commit(self) -> None:
+        """Ask for a commit of what the steps recorded: soon after a step with effects ended, else lazily.
+
+        Completions are recorded deferred, so the commit that follows also carries the starts of
+        the steps they made ready.
+        """
+        if self._prompt_commit_due:
+            self._prompt_commit_due = False
+            self.journal.schedule()
+        else:
+            self.journal.schedule_lazy()
+
+    async def _cancel(self, running: dict[asyncio.Task[None], str]) -> None:
         self._active -= len(running)
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+        tasks = list(running)
         running.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _skip_unstarted(self, scope: Scope, finished: set[str]) -> None:
         for step in scope.steps:
@@ -529,7 +610,8 @@ class RunExecution:
                 "interrupted",
                 f"the studio stopped while attempt {attempt} of this step was running",
             )
-            if not (is_retryable(error.kind, policy.retry_on) and attempt < policy.max_attempts):
+            retry_allowed = is_retryable(error.kind, policy.retry_on) and attempt < policy.max_attempts
+            if step.type not in PURE_STEP_TYPES and not retry_allowed:
                 error = StepError(
                     "interrupted",
                     f"{error.message}; it was not retried because its retry policy allows "
@@ -548,17 +630,25 @@ class RunExecution:
             async with self._concurrency:
                 await self._gate(leaf=True)
                 started = time.time()
+                pure = step.type in PURE_STEP_TYPES
                 self.states[key] = StepState("running", attempt, started_at=started)
-                self.journal.step_row(_row(key, step, "running", attempt, inputs=config, started_at=started))
+                self.journal.step_row(
+                    _row(key, step, "running", attempt, inputs=config, started_at=started), defer=pure
+                )
                 self.journal.event(
                     EventType.STEP_STARTED,
                     step_key=key,
                     step_id=step.id,
                     data={"attempt": attempt, "step_type": step.type},
+                    defer=pure,
                 )
-                # With no other step running, nothing else can join this commit, so it is made
-                # at once instead of at the end of the event loop's pass.
-                if not (self._active == 1 and self.journal.commit_inline()):
+                if pure:
+                    # Nothing outside the run can see a pure step, so it runs before its start is
+                    # committed. PURE_STEP_TYPES explains why a crash cannot expose that.
+                    self.journal.schedule_lazy()
+                elif not (self._active == 1 and self.journal.commit_inline()):
+                    # With no other step running, nothing else can join this commit, so it is
+                    # made at once instead of at the end of the event loop's pass.
                     await self.journal.flush()
                 error = None
                 try:
@@ -671,6 +761,10 @@ class RunExecution:
         finished = time.time()
         state = StepState("completed", attempt, result, None, started_at)
         self.states[key] = state
+        if step.type not in PURE_STEP_TYPES and not isinstance(step, ForEachStep):
+            # The step acted outside the run; its completion must be durable soon, or a crash
+            # would make the resumed run act again.
+            self._prompt_commit_due = True
         self.journal.step_row(
             _row(key, step, "completed", attempt, result=result, started_at=started_at, finished=True), defer=True
         )

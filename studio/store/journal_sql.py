@@ -35,6 +35,9 @@ STEP_UPSERT_SQL = (
     "started_at = COALESCE(excluded.started_at, step_runs.started_at)"
 )
 
+_COALESCED_STEP_COLUMNS = ("inputs", "started_at")
+"""Step columns that a later row of the same step leaves as they are when it has no value."""
+
 _EVENT_COLUMNS = ("run_id", "seq", "type", "step_key", "at", "data")
 EVENT_INSERT_SQL = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -83,6 +86,27 @@ class JournalBatch:
     run_id: str
     step_rows: list[dict[str, Any]] = field(default_factory=list)
     run_changes: dict[str, Any] = field(default_factory=dict)
+    _step_row_at: dict[str, int] = field(default_factory=dict, repr=False)
+    """Position in ``step_rows`` of each step key's row."""
+
+    def add_step_row(self, row: dict[str, Any]) -> None:
+        """Add a step row, merged into the batch's earlier row of the same step as the upsert would merge them.
+
+        A step that starts and ends before the next commit (a pure step, or a fast item of a
+        for_each) then costs one row to encode and write instead of two.
+        """
+        key = row["step_key"]
+        at = self._step_row_at.get(key)
+        if at is None:
+            self._step_row_at[key] = len(self.step_rows)
+            self.step_rows.append(row)
+            return
+        earlier = self.step_rows[at]
+        merged = dict(row)
+        for name in _COALESCED_STEP_COLUMNS:
+            if merged.get(name) is None:
+                merged[name] = earlier.get(name)
+        self.step_rows[at] = merged
     event_rows: list[dict[str, Any]] = field(default_factory=list)
     task_rows: list[dict[str, Any]] = field(default_factory=list)
     usage_rows: list[dict[str, Any]] = field(default_factory=list)

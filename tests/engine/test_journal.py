@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from studio.engine import Engine
 from studio.engine.events import RunEvent
-from studio.store import open_store
-from tests.conftest import build_workflow, for_each_step, lua_step
+from studio.engine.executors_api import ExecutorServices
+from studio.store import JournalBatch, Store, open_store
+from tests.conftest import append_step, build_workflow, for_each_step, lua_step
 
 
 async def test_fan_out_events_durable_before_announced(tmp_path: Path) -> None:
@@ -51,8 +56,35 @@ async def test_fan_out_events_durable_before_announced(tmp_path: Path) -> None:
     assert [row["seq"] for row in stored] == [event.seq for event in journaled]
 
 
-async def test_sequential_steps_commit_inline(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "inline.db")
+class CommitCounter:
+    """Counts the journal's transactions on a real store by wrapping its two commit methods."""
+
+    def __init__(self, store: Store) -> None:
+        self.count = 0
+        inline, background = store.commit, store.commit_in_background
+
+        def commit(batch: JournalBatch) -> None:
+            self.count += 1
+            inline(batch)
+
+        def commit_in_background(batch: JournalBatch) -> Future[None]:
+            self.count += 1
+            return background(batch)
+
+        store.commit = commit  # type: ignore[method-assign]
+        store.commit_in_background = commit_in_background  # type: ignore[method-assign]
+
+
+def chain(length: int) -> list[dict[str, Any]]:
+    steps = [lua_step("s0", "return 1")]
+    steps += [
+        lua_step(f"s{index}", "return v + 1", {"v": f"{{{{steps.s{index - 1}.result}}}}"}) for index in range(1, length)
+    ]
+    return steps
+
+
+async def test_pure_steps_share_commits(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "lazy.db")
     engine = Engine(store)
     late: list[int] = []
 
@@ -62,11 +94,8 @@ async def test_sequential_steps_commit_inline(tmp_path: Path) -> None:
 
     engine.add_listener(listen)
     try:
-        steps = [lua_step("s0", "return 1")]
-        steps += [
-            lua_step(f"s{index}", "return v + 1", {"v": f"{{{{steps.s{index - 1}.result}}}}"}) for index in range(1, 20)
-        ]
-        version = store.publish_workflow(build_workflow(steps))
+        version = store.publish_workflow(build_workflow(chain(200)))
+        counter = CommitCounter(store)
         run_id = await engine.start_run(version.id, {})
         summary = await engine.wait(run_id)
         step_runs = store.step_runs(run_id)
@@ -76,5 +105,43 @@ async def test_sequential_steps_commit_inline(tmp_path: Path) -> None:
 
     assert summary.status == "completed"
     assert late == []
-    assert step_runs["s19"].result == 20
+    assert step_runs["s199"].result == 200
     assert all(record.status == "completed" for record in step_runs.values())
+    # One transaction per step would be 200; Lua steps start before their records are committed.
+    assert counter.count < 100, f"{counter.count} commits for 200 Lua steps"
+
+
+async def test_effect_step_waits_for_commit(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    store = open_store(tmp_path / "effects.db")
+    services = ExecutorServices(store, environ={**os.environ, "STUDIO_TOOLS_ROOT": str(root)})
+    engine = Engine(store, services=services)
+    seen_at_call: dict[str, Any] = {}
+    call_tool = services.mcp.call_tool
+
+    async def recording_call_tool(*args: Any, **kwargs: Any) -> Any:
+        # A second connection reads only committed rows.
+        with sqlite3.connect(tmp_path / "effects.db") as reader:
+            rows = reader.execute("SELECT step_key, status FROM step_runs").fetchall()
+        seen_at_call["statuses"] = dict(rows)
+        return await call_tool(*args, **kwargs)
+
+    services.mcp.call_tool = recording_call_tool  # type: ignore[method-assign]
+    steps = [
+        *chain(30),
+        append_step("act", "out.txt", "total {{steps.s29.result}}"),
+    ]
+    try:
+        version = store.publish_workflow(build_workflow(steps))
+        run_id = await engine.start_run(version.id, {})
+        summary = await engine.wait(run_id)
+    finally:
+        await engine.aclose()
+        store.close()
+
+    assert summary.status == "completed", summary.error
+    assert (root / "out.txt").read_text(encoding="utf-8") == "total 30\n"
+    statuses = seen_at_call["statuses"]
+    assert all(statuses[f"s{index}"] == "completed" for index in range(30)), statuses
+    assert statuses["act"] == "running"
