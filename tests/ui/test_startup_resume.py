@@ -26,7 +26,11 @@ def test_interrupted_run_resumed_on_start(qtbot: QtBot, tmp_path: Path, qasync_l
                     "id": "second",
                     "type": "lua_script",
                     "retry": {"max_attempts": 2, "backoff_base_s": 0},
-                    "config": {"source": "return n + 1", "inputs": {"n": "{{steps.first.result}}"}},
+                    # Long enough (about 0.2 s) to be still running when its start is announced.
+                    "config": {
+                        "source": "local t = 0 for i = 1, 30000000 do t = t + 1 end return n + 1",
+                        "inputs": {"n": "{{steps.first.result}}"},
+                    },
                 },
             ],
         }
