@@ -79,6 +79,26 @@ def task_insert(row: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
     return sql, tuple(_json(row[name]) if name in _TASK_JSON else row[name] for name in names)
 
 
+def _prepare(batch: JournalBatch, scope: dict[str, str]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Return the statements that write ``batch``, each with its encoded parameter rows."""
+    statements: list[tuple[str, list[tuple[Any, ...]]]] = []
+    if batch.step_rows:
+        statements.append((STEP_UPSERT_SQL, [step_params(row) for row in batch.step_rows]))
+    if batch.event_rows:
+        statements.append((EVENT_INSERT_SQL, [event_params(row) for row in batch.event_rows]))
+    if batch.usage_rows:
+        statements.append((USAGE_INSERT_SQL, [usage_params({**scope, **row}) for row in batch.usage_rows]))
+    if batch.run_changes:
+        names = sorted(batch.run_changes)
+        assignments = ", ".join(f"{name} = ?" for name in names)
+        values = [run_param(name, batch.run_changes[name]) for name in names]
+        statements.append((f"UPDATE runs SET {assignments} WHERE id = ?", [(*values, batch.run_id)]))
+    for row in batch.task_rows:
+        sql, params = task_insert({**scope, **row})
+        statements.append((sql, [params]))
+    return statements
+
+
 @dataclass
 class JournalBatch:
     """State changes of one run that are committed together, before any of them is announced."""
@@ -139,41 +159,34 @@ class JournalWriter:
         """Commit ``batch`` on the writer's background thread; the future completes once it is durable.
 
         Batches submitted from one thread are committed in submission order (one worker thread).
-        sqlite3 releases the GIL while SQLite writes, so the caller's thread keeps working meanwhile.
+        The rows are encoded on the calling thread first, so the writer thread mostly waits for
+        SQLite, which runs without the GIL, and the caller's thread keeps working meanwhile.
         """
         if self._background is None:
             self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-journal")
-        return self._background.submit(self.commit, batch, scope)
+        return self._background.submit(self._write, _prepare(batch, scope))
 
     def commit(self, batch: JournalBatch, scope: dict[str, str]) -> None:
         """Write ``batch`` in one transaction; ``scope`` supplies workspace and project ids for new rows."""
-        with self._lock:
-            self._commit(batch, scope)
+        self._write(_prepare(batch, scope))
 
-    def _commit(self, batch: JournalBatch, scope: dict[str, str]) -> None:
-        cursor = self._connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
-        try:
-            if batch.step_rows:
-                cursor.executemany(STEP_UPSERT_SQL, [step_params(row) for row in batch.step_rows])
-            if batch.event_rows:
-                cursor.executemany(EVENT_INSERT_SQL, [event_params(row) for row in batch.event_rows])
-            if batch.usage_rows:
-                cursor.executemany(USAGE_INSERT_SQL, [usage_params({**scope, **row}) for row in batch.usage_rows])
-            if batch.run_changes:
-                names = sorted(batch.run_changes)
-                assignments = ", ".join(f"{name} = ?" for name in names)
-                values = [run_param(name, batch.run_changes[name]) for name in names]
-                cursor.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, batch.run_id))
-            for row in batch.task_rows:
-                cursor.execute(*task_insert({**scope, **row}))
-            cursor.execute("COMMIT")
-        except BaseException:
-            if self._connection.in_transaction:
-                cursor.execute("ROLLBACK")
-            raise
-        finally:
-            cursor.close()
+    def _write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        with self._lock:
+            cursor = self._connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    if len(params) == 1:
+                        cursor.execute(sql, params[0])
+                    else:
+                        cursor.executemany(sql, params)
+                cursor.execute("COMMIT")
+            except BaseException:
+                if self._connection.in_transaction:
+                    cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
 
     def close(self) -> None:
         if self._background is not None:

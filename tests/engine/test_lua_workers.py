@@ -52,15 +52,20 @@ async def test_burst_of_short_runs_uses_one_worker(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(lua_workers, "_hand_off", counting_hand_off)
     pool = LuaWorkers(max_threads=4, thread_name_prefix="burst-test-lua", inline_budget_s=0)
     try:
+        # A script of some milliseconds holds the worker while the burst queues up behind it.
+        first = asyncio.ensure_future(pool.run("local t = 0 for i = 1, 2000000 do t = t + 1 end return t", {}))
+        await asyncio.sleep(0)
         results = await asyncio.gather(*(pool.run("return n", {"n": n}) for n in range(500)))
         threads = [thread for thread in threading.enumerate() if thread.name.startswith("burst-test-lua")]
+        assert await first == 2_000_000
     finally:
         pool.shutdown()
 
     assert results == list(range(500))
-    assert len(threads) == 1, "short runs should not start more worker threads"
-    assert sum(handoffs) == 500
-    assert len(handoffs) < 100, f"finished runs should reach the loop in batches, got {len(handoffs)} hand-offs"
+    # A second worker starts only if the first script held the worker for 50 ms (a loaded machine).
+    assert len(threads) <= 2, "short runs should not start more worker threads"
+    assert sum(handoffs) == 501
+    assert len(handoffs) < 250, f"finished runs should reach the loop in batches, got {len(handoffs)} hand-offs"
 
 
 async def test_log_lines_arrive_on_loop_before_result(workers: LuaWorkers) -> None:
