@@ -201,6 +201,10 @@ class _ScopeRun:
             self.error = error
         if self.running.pop(task, None) is not None:
             execution._active -= 1
+            if not execution._resume_event.is_set():
+                # While paused, the scope loops wait for the resume, not for this task, so the
+                # last step to finish records the pause itself.
+                execution._check_settled()
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
 

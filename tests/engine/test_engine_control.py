@@ -53,6 +53,35 @@ async def test_pause_lets_step_finish(engine: tuple[Engine, EventLog], store: St
     assert log.of_type(EventType.RUN_RESUMED, run_id)
 
 
+async def test_pause_settles_with_parallel_chains(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, log = engine
+    # Each step loops for some milliseconds, so it runs on a worker thread and the chains end
+    # their current steps at different times after the pause.
+    source = "local t = 0 for i = 1, 600000 do t = t + 1 end return v + 1"
+    steps = []
+    edges = []
+    for chain in ("a", "b", "c"):
+        steps.append(lua_step(f"{chain}0", source, {"v": 0}))
+        for index in range(1, 15):
+            steps.append(lua_step(f"{chain}{index}", source, {"v": f"{{{{steps.{chain}{index - 1}.result}}}}"}))
+            edges.append((f"{chain}{index - 1}", f"{chain}{index}"))
+    run_id = await studio.run_workflow(build_workflow(steps, edges))
+
+    for _ in range(3):
+        await log.wait_type(EventType.STEP_COMPLETED, past=False)
+        await studio.pause(run_id)
+        summary = await asyncio.wait_for(studio.wait(run_id), 10)
+        assert summary.status == "paused"
+        assert all(row.status == "completed" for row in store.step_runs(run_id).values())
+        await studio.resume(run_id)
+        if not studio.is_live(run_id):
+            break
+
+    summary = await studio.wait(run_id)
+    assert summary.status == "completed", summary.error
+    assert summary.result == {"a14": 15, "b14": 15, "c14": 15}
+
+
 async def test_pause_before_parallel_successors(engine: tuple[Engine, EventLog], store: Store) -> None:
     studio, log = engine
     workflow = build_workflow(
