@@ -11,6 +11,7 @@ import os
 import socket
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 Listener = Callable[[RunEvent], None]
 SETTLED_STATUSES = frozenset({"completed", "failed", "stopped", "waiting", "paused"})
+RUNNABLE_VERSIONS_KEPT = 256
+"""How many validated version hashes an engine remembers, so repeated runs of a version skip validation."""
+
 HEARTBEAT_INTERVAL_S = 5.0
 STALE_OWNER_S = 30.0
 """A run whose owner has not written a heartbeat for this long counts as interrupted."""
@@ -87,6 +91,8 @@ class Engine:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._concurrency = asyncio.Semaphore(max_concurrency)
         self._live: dict[str, _LiveRun] = {}
+        self._runnable_versions: OrderedDict[str, None] = OrderedDict()
+        """Content hashes of versions that passed :func:`check_runnable`, most recent last."""
         self._listeners: list[tuple[Listener, str | None]] = []
         self._heartbeat_interval_s = heartbeat_interval_s
         self._control_poll_interval_s = control_poll_interval_s
@@ -236,7 +242,7 @@ class Engine:
     ) -> str:
         """Create a run (with its seeded step rows) and start it in the background; return its id."""
         workflow = version.workflow
-        check_runnable(workflow)
+        self._check_version_runnable(version.content_hash, workflow)
         merged = self.validate_inputs(workflow, inputs)
         run_id = new_id()
         created = RunEvent(
@@ -279,7 +285,22 @@ class Engine:
         """
         check_runnable(workflow)
         version = self.store.publish_workflow(workflow, note=note)
+        self._remember_runnable(version.content_hash)
         return await self.start_run(version.id, inputs)
+
+    def _check_version_runnable(self, digest: str, workflow: Workflow) -> None:
+        """Validate a version's workflow before its run, once per content hash (same hash, same document)."""
+        if digest in self._runnable_versions:
+            self._runnable_versions.move_to_end(digest)
+            return
+        check_runnable(workflow)
+        self._remember_runnable(digest)
+
+    def _remember_runnable(self, digest: str) -> None:
+        self._runnable_versions[digest] = None
+        self._runnable_versions.move_to_end(digest)
+        while len(self._runnable_versions) > RUNNABLE_VERSIONS_KEPT:
+            self._runnable_versions.popitem(last=False)
 
     def _launch(self, run: RunRecord, workflow: Workflow, *, existing: Mapping[str, object], resumed: bool) -> None:
         journal = Journal(self.store, run.id, self._announce, self.store.last_event_seq(run.id))

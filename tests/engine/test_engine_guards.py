@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from studio.engine import Engine, EngineError, InputError
+from studio.engine import engine as engine_module
 from studio.engine.engine import check_form_values
 from studio.model.document import workflow_from_data
-from studio.model.workflow import FormField
+from studio.model.workflow import FormField, Workflow
 from studio.store import Store
 
 
@@ -49,6 +50,34 @@ async def test_invalid_graph_not_started(
     assert expected in str(raised.value)
     assert store.list_runs() == []
     assert store.list_versions(workflow.id) == []
+
+
+async def test_version_validated_once_per_content(
+    engine: tuple[Engine, object], store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    studio, _log = engine
+    checked: list[str] = []
+    real_check = engine_module.check_runnable
+
+    def counting_check(workflow: Workflow) -> None:
+        checked.append(workflow.id)
+        real_check(workflow)
+
+    monkeypatch.setattr(engine_module, "check_runnable", counting_check)
+    workflow = workflow_from_data({"schema_version": 1, "name": "Twice", "steps": [lua("a", "return 1")]})
+
+    first = await studio.run_workflow(workflow)
+    version_id = store.get_run(first).version_id
+    second = await studio.start_run(version_id)
+
+    assert (await studio.wait(first)).status == "completed"
+    assert (await studio.wait(second)).status == "completed"
+    # run_workflow checks the document; the version's runs reuse that check.
+    assert checked == [workflow.id]
+    # A different document is checked again.
+    other = workflow_from_data({"schema_version": 1, "name": "Other", "steps": [lua("b", "return 2")]})
+    await studio.wait(await studio.run_workflow(other))
+    assert checked == [workflow.id, other.id]
 
 
 @pytest.fixture
