@@ -27,6 +27,7 @@ from studio.engine import Engine
 from studio.engine.executors.lua import LuaLimits
 from studio.engine.executors.lua_workers import LuaWorkers
 from studio.model.document import workflow_from_data
+from studio.startup import freeze_startup_objects
 from studio.store import open_store
 
 SOURCE = "return value"
@@ -112,6 +113,7 @@ async def measure(
     """
     store = open_store(database)
     engine = Engine(store, max_concurrency=64)
+    freeze_startup_objects()  # as the command line and the window do once their engine exists
     workers = LuaWorkers()
     try:
         # Warm-up: the engine's first run opens its journal connection and starts its threads.

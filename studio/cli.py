@@ -30,6 +30,8 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from studio.startup import freeze_startup_objects
+
 RUN_STATUSES = ("created", "running", "waiting", "paused", "completed", "failed", "stopped")
 """Every status a run can have, in lifecycle order."""
 
@@ -217,6 +219,7 @@ async def _run_engine_command(args: argparse.Namespace, action: str) -> int:
 
     store = _open_store(args)
     engine = Engine(store)
+    freeze_startup_objects()
     printer = EventPrinter(args.json)
     engine.add_listener(printer)
     try:
@@ -521,6 +524,7 @@ async def _control_command(args: argparse.Namespace) -> int:
 
     store = _open_store(args)
     engine = Engine(store)
+    freeze_startup_objects()
     engine.add_listener(EventPrinter(args.json))
     try:
         run = store.find_run(args.run_id)
@@ -563,6 +567,7 @@ async def _rerun_command(args: argparse.Namespace) -> int:
 
     store = _open_store(args)
     engine = Engine(store)
+    freeze_startup_objects()
     engine.add_listener(EventPrinter(args.json))
     try:
         run = store.find_run(args.run_id)

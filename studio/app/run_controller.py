@@ -55,10 +55,12 @@ class RunController(QObject):
     def _ensure_engine(self) -> Engine:
         if self._engine is None:
             from studio.engine import Engine
+            from studio.startup import freeze_startup_objects
             from studio.store import open_store
 
             self._store = open_store(self._store_path)
             self._engine = Engine(self._store)
+            freeze_startup_objects()
             self._unsubscribe = self._engine.add_listener(self._on_engine_event)
             logger.info("engine started with store %s", self._store_path or "in the user data directory")
         return self._engine
