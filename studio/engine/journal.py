@@ -18,21 +18,24 @@ logger = logging.getLogger(__name__)
 Announce = Callable[[RunEvent], None]
 
 
-BACKGROUND_COMMIT_ROWS = 8
+BACKGROUND_COMMIT_ROWS = 2000
 """Batches with at least this many rows are committed on the store's writer thread.
 
-A small batch (a sequential step's completion and its successor's start) commits fastest inline.
-A large one, from steps running in parallel, would hold the event loop for the whole commit, so it
-goes to the writer thread, and the loop keeps starting and finishing other steps meanwhile.
+Smaller batches commit on the event loop's thread. The writer thread needs the GIL to bind each
+row, and while the loop is busy (running Lua steps, say) it waited for the GIL in slices of up to
+5 ms (Python's switch interval): a batch of a few hundred rows then took up to a second, and the
+events of Lua chains reached subscribers 70-175 ms late instead of within ``LAZY_COMMIT_S``. Inline,
+such a batch takes a few milliseconds of the loop. Only very large batches, which would hold the
+loop for longer than a frame, go to the writer thread.
 """
 
 
 LAZY_COMMIT_S = 0.01
-"""Maximum time a record made with :meth:`Journal.schedule_lazy` waits for its commit.
+"""Time a record made with :meth:`Journal.schedule_lazy` waits for its commit, unless one is requested sooner.
 
 Only records that no one outside the run depends on yet wait this long: the starts and completions
-of pure steps. Their events reach subscribers at most this much later, and a commit covers many of
-them instead of one transaction per step.
+of pure steps. Their events reach subscribers about this much later (plus the commit itself), and
+one commit covers many of them instead of one transaction per step.
 """
 
 

@@ -187,6 +187,7 @@ class _ScopeRun:
         task = asyncio.current_task()
         assert task is not None
         execution = self.execution
+        yielded_at = time.monotonic()
         try:
             while True:
                 state = await execution._run_step(self.scope, self.steps[step_id])
@@ -194,6 +195,19 @@ class _ScopeRun:
                 if next_id is None:
                     break
                 self.running[task] = step_id = next_id
+                # A chain of Lua steps that run on the loop's thread never suspends this task.
+                # Before such a step, yield after a step with effects, so the commit of its
+                # completion runs before the chain goes on, and every CHAIN_YIELD_S, so stop and
+                # pause requests, commits and other runs get the loop. A step with effects commits
+                # its start (with the completion before it) itself, before it acts.
+                pure_next = self.steps[next_id].type in PURE_STEP_TYPES
+                if pure_next and (execution._prompt_commit_due or time.monotonic() - yielded_at >= CHAIN_YIELD_S):
+                    execution.schedule_commit()
+                    await asyncio.sleep(0)
+                    yielded_at = time.monotonic()
+                    if not execution.may_start_steps():
+                        self.ready.appendleft(next_id)
+                        break
         except asyncio.CancelledError:
             # Cancelled by the scope loop, which has already taken this task out of the count.
             raise
@@ -220,9 +234,7 @@ class _ScopeRun:
             if self.unmet[dependent] == 0:
                 self.ready.append(dependent)
         execution = self.execution
-        if not self.ready or self.failure is not None or execution.stop_requested:
-            return None
-        if not execution._resume_event.is_set():
+        if not self.ready or self.failure is not None or not execution.may_start_steps():
             return None
         next_id = self.ready.popleft()
         self.start_ready()
@@ -372,12 +384,20 @@ class RunExecution:
 
     def _check_settled(self) -> None:
         """Record that the run is paused or waiting once nothing can make progress on its own."""
-        if self._active > 0 or self.status != "running":
+        if self._active > 0:
+            return
+        if self.status == "paused":
+            # Still paused after a step ended (a decision arrived meanwhile): wake the waiters again.
+            self._on_settled(self.run_id)
+            return
+        if self.status not in ("running", "waiting"):
             return
         if self.pause_requested:
+            # A waiting run is paused too: a decision made meanwhile ends its step, but no step
+            # after it starts before the resume.
             self._set_status("paused", EventType.RUN_PAUSED)
             self._on_settled(self.run_id)
-        elif self._waiting_steps > 0:
+        elif self._waiting_steps > 0 and self.status == "running":
             self._set_status("waiting", EventType.RUN_WAITING, {"task_ids": list(self._task_waiters)})
             self._on_settled(self.run_id)
 
@@ -519,6 +539,10 @@ class RunExecution:
             self._skip_unstarted(scope, run.finished)
             await self.journal.flush()
             raise failure
+
+    def may_start_steps(self) -> bool:
+        """Return whether new steps may start now: the run is neither paused nor stopping."""
+        return not self.stop_requested and self._resume_event.is_set()
 
     def schedule_commit(self) -> None:
         """Ask for a commit of what the steps recorded: soon after a step with effects ended, else lazily.
@@ -1089,6 +1113,9 @@ class RunExecution:
             )
         return await self._fail(key, step, 1, error, started_at=started)
 
+
+CHAIN_YIELD_S = 0.002
+"""Maximum time a step task runs a chain of steps that finish without suspending it before it yields."""
 
 _DONE_STATUSES = frozenset({"completed", "tolerated"})
 _RENDERED_FIELDS = ("arguments", "inputs", "model", "system_prompt", "prompt")

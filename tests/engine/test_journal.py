@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from studio.engine import Engine
+from studio.engine import journal as journal_module
 from studio.engine.events import RunEvent
 from studio.engine.executors_api import ExecutorServices
 from studio.store import JournalBatch, Store, open_store
 from tests.conftest import append_step, build_workflow, for_each_step, lua_step
 
 
-async def test_fan_out_events_durable_before_announced(tmp_path: Path) -> None:
+async def test_fan_out_events_durable_before_announced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small batches normally commit on the loop's thread; send them to the writer thread to test it.
+    monkeypatch.setattr(journal_module, "BACKGROUND_COMMIT_ROWS", 8)
     store = open_store(tmp_path / "journal.db")
     engine = Engine(store)
     announced: list[RunEvent] = []
@@ -48,7 +55,6 @@ async def test_fan_out_events_durable_before_announced(tmp_path: Path) -> None:
 
     assert summary.status == "completed"
     assert summary.result == {"loop": {"items": [value * 2 for value in range(300)], "errors": []}}
-    # Parallel items fill batches large enough for the writer thread.
     assert journal_threads
     journaled = [event for event in announced if not event.is_ephemeral]
     assert [event.seq for event in journaled] == sorted(event.seq for event in journaled)
@@ -145,3 +151,76 @@ async def test_effect_step_waits_for_commit(tmp_path: Path) -> None:
     statuses = seen_at_call["statuses"]
     assert all(statuses[f"s{index}"] == "completed" for index in range(30)), statuses
     assert statuses["act"] == "running"
+
+
+async def test_effect_step_completion_committed_before_chain(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    store = open_store(tmp_path / "chain.db")
+    services = ExecutorServices(store, environ={**os.environ, "STUDIO_TOOLS_ROOT": str(root)})
+    engine = Engine(store, services=services)
+    act_status_at_lua: list[str | None] = []
+    run_lua = services.lua.run
+
+    async def recording_run(*args: Any, **kwargs: Any) -> Any:
+        # The Lua steps after the MCP step run in the same task; the MCP step's end must be
+        # committed before the first of them starts.
+        if not act_status_at_lua:
+            with sqlite3.connect(tmp_path / "chain.db") as reader:
+                row = reader.execute("SELECT status FROM step_runs WHERE step_key = 'act'").fetchone()
+            act_status_at_lua.append(None if row is None else row[0])
+        return await run_lua(*args, **kwargs)
+
+    services.lua.run = recording_run  # type: ignore[method-assign]
+    steps = [append_step("act", "out.txt", "once")]
+    steps += [lua_step("s0", "return 1", {"after": "{{steps.act.result}}"})]
+    steps += [
+        lua_step(f"s{index}", "return v + 1", {"v": f"{{{{steps.s{index - 1}.result}}}}"}) for index in range(1, 300)
+    ]
+    try:
+        version = store.publish_workflow(build_workflow(steps))
+        run_id = await engine.start_run(version.id, {})
+        summary = await engine.wait(run_id)
+    finally:
+        await engine.aclose()
+        store.close()
+
+    assert summary.status == "completed", summary.error
+    assert act_status_at_lua == ["completed"]
+
+
+async def test_long_lua_chain_yields_to_loop_and_stop(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "long.db")
+    engine = Engine(store)
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.002)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        version = store.publish_workflow(build_workflow(chain(20_000)))
+        run_id = await engine.start_run(version.id, {})
+        # Setting up a run of 20,000 steps blocks the loop once; measure only the steps running.
+        await asyncio.sleep(0.1)
+        gaps.clear()
+        await asyncio.sleep(0.2)
+        stop_requested_at = time.monotonic()
+        await engine.stop(run_id)
+        summary = await engine.wait(run_id)
+        stopped_after = time.monotonic() - stop_requested_at
+        completed = sum(1 for record in store.step_runs(run_id).values() if record.status == "completed")
+    finally:
+        ticker.cancel()
+        await engine.aclose()
+        store.close()
+
+    assert summary.status == "stopped"
+    assert stopped_after < 1.0
+    assert 0 < completed < 20_000
+    assert max(gaps) < 0.1, f"the event loop was blocked for {max(gaps):.3f} s"

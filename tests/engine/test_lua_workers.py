@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -193,66 +194,95 @@ def test_settings_are_checked() -> None:
 # --- runs on the loop's thread ------------------------------------------------------------------------
 
 
-async def test_short_run_finishes_inline_with_its_logs(inline_workers: LuaWorkers) -> None:
-    loop_thread = threading.get_ident()
-    lines: list[tuple[str, int]] = []
-
-    result = await inline_workers.run(
-        "print('hi', n) return n * 2", {"n": 21}, log=lambda line: lines.append((line, threading.get_ident()))
-    )
+async def test_short_run_finishes_inline(inline_workers: LuaWorkers) -> None:
+    result = await inline_workers.run("return n * 2", {"n": 21})
 
     assert result == 42
-    assert lines == [("hi\t21", loop_thread)]
     assert inline_workers.inline_runs == 1
     assert inline_workers.workers == 0
 
 
 async def test_slow_script_moves_to_worker(inline_workers: LuaWorkers) -> None:
-    source = "print('start') local t = 0 for i = 1, n do t = t + 1 end print('end') return t"
-    lines: list[str] = []
+    source = "local t = 0 for i = 1, n do t = t + 1 end return t"
 
-    result = await inline_workers.run(source, {"n": 5_000_000}, log=lines.append)
-
-    assert result == 5_000_000
-    assert lines == ["start", "end"], "the dropped attempt's lines must not be logged"
+    assert await inline_workers.run(source, {"n": 5_000_000}) == 5_000_000
     assert inline_workers.inline_runs == 0
     assert inline_workers.workers == 1
-    # The script is remembered: its next run goes to a worker at once, even with small work.
+    # One miss may be a hiccup of the process: a short run of the script is tried inline again.
     assert await inline_workers.run(source, {"n": 3}) == 3
-    assert inline_workers.inline_runs == 0
+    assert inline_workers.inline_runs == 1
+    # Two misses in a row: the script runs on workers only, even with little work.
+    for _ in range(2):
+        assert await inline_workers.run(source, {"n": 5_000_000}) == 5_000_000
+    assert await inline_workers.run(source, {"n": 3}) == 3
+    assert inline_workers.inline_runs == 1
 
 
 @pytest.mark.parametrize(
     ("source", "inputs"),
     [
         ("return (text:find('b'))", {"text": "abc"}),
-        ("return select('#', string.gsub(text, 'a', 'b'))", {"text": "abc"}),
-        ("return #items", {"items": list(range(1000))}),
+        ("print(n) return n", {"n": 1}),
+        ("return {n}", {"n": 1}),
+        ("return n .. 'x'", {"n": 1}),
+        ("return n + 1", {"n": list(range(1000))}),
         ("return #text", {"text": "x" * 10_000}),
     ],
-    ids=["find", "gsub", "many-values", "long-text"],
+    ids=["method-call", "print", "table", "string-literal", "many-values", "long-text"],
 )
-async def test_pattern_calls_and_large_inputs_never_run_inline(
+async def test_scripts_that_may_block_never_run_inline(
     inline_workers: LuaWorkers, source: str, inputs: dict[str, object]
 ) -> None:
-    await inline_workers.run(source, inputs)
+    with contextlib.suppress(LuaRuntimeError):
+        await inline_workers.run(source, inputs)
 
     assert inline_workers.inline_runs == 0
     assert inline_workers.workers == 1
 
 
-async def test_inline_script_error_keeps_its_log_lines(inline_workers: LuaWorkers) -> None:
-    lines: list[str] = []
+async def test_inline_script_error_is_raised(inline_workers: LuaWorkers) -> None:
     with pytest.raises(LuaRuntimeError) as caught:
-        await inline_workers.run("print('before') error('broken')", {}, log=lines.append)
+        await inline_workers.run("return n + missing", {"n": 1})
 
-    assert "broken" in caught.value.message
-    assert lines == ["before"]
+    assert "missing" in caught.value.message
     assert inline_workers.workers == 0
 
 
-async def test_tiny_time_limit_enforced_inline(inline_workers: LuaWorkers) -> None:
+async def test_tiny_time_limit_runs_on_worker(inline_workers: LuaWorkers) -> None:
     with pytest.raises(LuaTimeoutError):
         await inline_workers.run("while true do end", {}, LuaLimits(timeout_s=0.0005))
 
-    assert inline_workers.workers == 0
+    assert inline_workers.inline_runs == 0
+    assert inline_workers.workers == 1
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "local n = 0 for i = 1, 100 do n = n + #(('ab'):rep(10000000)) end return n",
+        "return #string['fi' .. 'nd'](('a'):rep(350), '.-.-.-b') ",
+        "local s = text for i = 1, 12 do s = s .. s end return #s",
+    ],
+    ids=["library-calls", "hidden-find", "long-concatenation"],
+)
+async def test_loop_stays_responsive(inline_workers: LuaWorkers, source: str) -> None:
+    # Measure the largest gap between ticks of a 5 ms timer while the script runs.
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.ensure_future(tick())
+    await asyncio.sleep(0.02)
+    try:
+        with contextlib.suppress(LuaTimeoutError):
+            await inline_workers.run(source, {"text": "x" * 4000}, LuaLimits(timeout_s=0.3))
+    finally:
+        ticker.cancel()
+
+    assert max(gaps) < 0.15, f"the event loop was blocked for {max(gaps):.2f} s"

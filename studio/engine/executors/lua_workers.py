@@ -14,14 +14,17 @@ hand-offs. :class:`LuaWorkers` keeps the runs of one engine in a queue instead:
   ``BUSY_WORKER_S``, which happens when long scripts hold them; a burst of short runs does not start
   threads that would only compete with the event loop for the cores of a small machine.
 
-Short runs skip the hand-off altogether. A script that is likely to be short runs first on the
-event loop's own thread under a time budget of ``INLINE_BUDGET_S``; if it needs longer, that
-attempt is dropped (with its log lines) and the run goes to a worker, and the script is
-remembered as one that does not run inline. Dropping an attempt is safe because a sandboxed
-script has no effect outside its result. A script is not tried inline when its inputs are large
-(converting them is not covered by the budget) or when it calls a Lua pattern function (``find``,
-``match``, ``gmatch``, ``gsub``): one such call can backtrack for seconds without reaching the
-instruction hook that enforces the budget.
+Short runs skip the hand-off altogether. A script that calls no function and builds no table
+(its source has none of the characters ``( { [ " '``, so it can only read its inputs and compute
+with operators) and has small inputs runs first on the event loop's own thread, with
+``INLINE_BUDGET_S`` of time and ``INLINE_MAX_INSTRUCTIONS`` Lua instructions. If it needs more,
+that attempt is dropped (with its log lines), the run goes to a worker, and the script is
+remembered as one that does not run inline. Dropping an attempt is safe because a sandboxed script
+has no effect outside its result (and a script that calls nothing cannot even log). The limits are checked between instructions only, and one call of
+a library function (a backtracking ``string.find``, ``string.rep`` of a huge string,
+``json.decode`` of a long text) can run for seconds without reaching a check. That is why scripts
+that can call anything never run on the loop's thread, and why large inputs, whose conversion no
+check covers, keep a script off it too.
 
 Each run keeps the contract of ``run_lua``: limits, cancellation, log lines delivered on the loop
 before the run's result, and a timeout for a run stuck in one C library call. One watchdog timer
@@ -63,8 +66,21 @@ INLINE_MAX_INPUT_NODES = 256
 INLINE_MAX_TEXT = 4096
 """Maximum length of a string in the inputs of a run tried inline."""
 
-_PATTERN_FUNCTIONS = ("find", "match", "gsub")
-"""Names whose presence in a script keeps it off the loop's thread (``gmatch`` contains ``match``)."""
+INLINE_MAX_INSTRUCTIONS = 1000
+"""Lua instructions a run on the loop's thread may execute (the sandbox's own set-up takes 100-200).
+
+The limit is checked every 100 instructions.
+"""
+
+INLINE_MISSES_ALLOWED = 2
+"""Runs in a row that may exceed the inline limits before a script runs on workers only.
+
+One miss can come from a pause of the whole process (a garbage collection, say) rather than from
+the script.
+"""
+
+_CALL_OR_TABLE_CHARACTERS = ("(", "{", "[", '"', "'")
+"""Characters without which Lua source can neither call a function nor build a table or string literal."""
 
 _SLOW_SCRIPTS_KEPT = 1024
 """How many scripts that exceeded the inline budget are remembered."""
@@ -112,7 +128,8 @@ class LuaWorkers:
         self.inline_budget_s = inline_budget_s
         self.inline_runs = 0
         """Runs that finished on the event loop's thread."""
-        self._slow_scripts: dict[str, None] = {}
+        self._slow_scripts: dict[str, int] = {}
+        """Scripts that exceeded the inline limits, with the number of such runs in a row."""
         self._inline_limits_for: dict[LuaLimits, LuaLimits] = {}
         self._thread_name_prefix = thread_name_prefix
         self._started_threads = 0
@@ -147,18 +164,11 @@ class LuaWorkers:
         """
         if self._closed:
             raise RuntimeError("the Lua workers were shut down; start the engine again to run Lua steps")
-        if self.inline_budget_s > 0 and self._may_run_inline(source, inputs):
-            lines: list[str] = []
+        if self.inline_budget_s > 0 and self._may_run_inline(source, inputs, limits):
             try:
-                result = self._run_inline(source, inputs, limits, lines)
+                return self._run_inline(source, inputs, limits)
             except _TooSlowInline:
-                pass  # the attempt and its log lines are dropped; a worker runs the script
-            except BaseException:
-                _replay(lines, log)  # the lines of a failed run are part of its logs
-                raise
-            else:
-                _replay(lines, log)
-                return result
+                pass  # the attempt is dropped and a worker runs the script
         loop = asyncio.get_running_loop()
         run = WorkerRun(limits)
         outcome: asyncio.Future[JsonValue] = loop.create_future()
@@ -205,35 +215,38 @@ class LuaWorkers:
 
     # -- the loop's side ---------------------------------------------------------------------
 
-    def _may_run_inline(self, source: str, inputs: Mapping[str, JsonValue]) -> bool:
-        if source in self._slow_scripts or any(name in source for name in _PATTERN_FUNCTIONS):
+    def _may_run_inline(self, source: str, inputs: Mapping[str, JsonValue], limits: LuaLimits) -> bool:
+        # A script's own limits are enforced on a worker, whose checks are not the inline ones.
+        if limits.instruction_limit is not None or limits.timeout_s <= self.inline_budget_s:
+            return False
+        if self._slow_scripts.get(source, 0) >= INLINE_MISSES_ALLOWED:
+            return False
+        if any(character in source for character in _CALL_OR_TABLE_CHARACTERS):
             return False
         return _fits_inline(inputs, [INLINE_MAX_INPUT_NODES])
 
     def _inline_limits(self, limits: LuaLimits) -> LuaLimits:
         inline = self._inline_limits_for.get(limits)
         if inline is None:
-            inline = LuaLimits(self.inline_budget_s, limits.memory_limit_bytes, limits.instruction_limit)
+            inline = LuaLimits(self.inline_budget_s, limits.memory_limit_bytes, INLINE_MAX_INSTRUCTIONS)
             if len(self._inline_limits_for) < _SLOW_SCRIPTS_KEPT:
                 self._inline_limits_for[limits] = inline
         return inline
 
-    def _run_inline(
-        self, source: str, inputs: Mapping[str, JsonValue], limits: LuaLimits, lines: list[str]
-    ) -> JsonValue:
-        """Run on the loop's thread within the inline budget; raise _TooSlowInline when it needs longer."""
-        own_limit = limits.timeout_s <= self.inline_budget_s
-        if not own_limit:
-            limits = self._inline_limits(limits)
+    def _run_inline(self, source: str, inputs: Mapping[str, JsonValue], limits: LuaLimits) -> JsonValue:
+        """Run on the loop's thread within the inline budget; raise _TooSlowInline when it needs longer.
+
+        The script calls no function, so it cannot print or log: there are no log lines to keep.
+        """
         try:
-            result = run_lua_sync(source, inputs, limits, log=lines.append)
+            result = run_lua_sync(source, inputs, self._inline_limits(limits))
         except LuaTimeoutError:
-            if own_limit:
-                raise
-            self._slow_scripts[source] = None
+            self._slow_scripts[source] = self._slow_scripts.pop(source, 0) + 1
             if len(self._slow_scripts) > _SLOW_SCRIPTS_KEPT:
                 del self._slow_scripts[next(iter(self._slow_scripts))]
             raise _TooSlowInline from None
+        if source in self._slow_scripts:
+            del self._slow_scripts[source]
         self.inline_runs += 1
         return result
 
@@ -327,12 +340,6 @@ def _fits_inline(value: JsonValue | Mapping[str, JsonValue], budget: list[int]) 
     if isinstance(value, list):
         return all(_fits_inline(item, budget) for item in value)
     return True
-
-
-def _replay(lines: list[str], log: Callable[[str], None] | None) -> None:
-    if log is not None:
-        for line in lines:
-            log(line)
 
 
 def _execute(job: _Job) -> _Finished:
