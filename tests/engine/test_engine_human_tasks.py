@@ -210,3 +210,25 @@ async def test_resolve_from_non_owner_reaches_owner(make_engine: EngineFactory, 
     assert summary.status == "completed", summary.error
     assert summary.result == {"use": "From CLI x2"}
     assert not other.is_live(run_id)
+
+
+async def test_pause_while_waiting_for_a_person(engine: tuple[Engine, EventLog], store: Store) -> None:
+    studio, _log = engine
+    human = {"id": "ask", "type": "human_task", "config": {"title": "Go on?", "fields": []}}
+    workflow = build_workflow([human, lua_step("after", "return 1", {"x": "{{steps.ask.result}}"})])
+    run_id = await studio.run_workflow(workflow)
+    assert (await studio.wait(run_id)).status == "waiting"
+
+    await studio.pause(run_id)
+    assert (await asyncio.wait_for(studio.wait(run_id), 10)).status == "paused"
+
+    [task] = store.list_tasks(run_id=run_id)
+    await studio.resolve_task(task.id, "approve")
+    # The decision ends the human step, but nothing after it starts before the resume.
+    assert (await asyncio.wait_for(studio.wait(run_id), 10)).status == "paused"
+    assert "after" not in store.step_runs(run_id)
+
+    await studio.resume(run_id)
+    summary = await asyncio.wait_for(studio.wait(run_id), 10)
+    assert summary.status == "completed", summary.error
+    assert summary.result == {"after": 1}
