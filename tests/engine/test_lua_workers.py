@@ -53,7 +53,7 @@ async def test_burst_of_short_runs_uses_one_worker(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(lua_workers, "_hand_off", counting_hand_off)
     pool = LuaWorkers(max_threads=4, thread_name_prefix="burst-test-lua", inline_budget_s=0)
     try:
-        # A script of some milliseconds holds the worker while the burst queues up behind it.
+        # A script of some milliseconds keeps the worker busy while the burst queues up behind it.
         first = asyncio.ensure_future(pool.run("local t = 0 for i = 1, 2000000 do t = t + 1 end return t", {}))
         await asyncio.sleep(0)
         results = await asyncio.gather(*(pool.run("return n", {"n": n}) for n in range(500)))

@@ -11,20 +11,21 @@ hand-offs. :class:`LuaWorkers` keeps the runs of one engine in a queue instead:
   its last hand-off, at the latest ``HANDOFF_INTERVAL_S`` after the previous one, so the event loop
   is woken once per batch;
 * another worker starts only when runs are queued and every worker has been busy with one run for
-  ``BUSY_WORKER_S``, which happens when long scripts hold them; a burst of short runs does not start
-  threads that would only compete with the event loop for the cores of a small machine.
+  ``BUSY_WORKER_S``, as when long scripts occupy them. A burst of short runs starts no threads that
+  would only compete with the event loop for the cores of a small machine.
 
 Short runs skip the hand-off altogether. A script that calls no function and builds no table
 (its source has none of the characters ``( { [ " '``, so it can only read its inputs and compute
 with operators) and has small inputs runs first on the event loop's own thread, with
 ``INLINE_BUDGET_S`` of time and ``INLINE_MAX_INSTRUCTIONS`` Lua instructions. If it needs more,
-that attempt is dropped (with its log lines), the run goes to a worker, and the script is
-remembered as one that does not run inline. Dropping an attempt is safe because a sandboxed script
-has no effect outside its result (and a script that calls nothing cannot even log). The limits are checked between instructions only, and one call of
-a library function (a backtracking ``string.find``, ``string.rep`` of a huge string,
-``json.decode`` of a long text) can run for seconds without reaching a check. That is why scripts
-that can call anything never run on the loop's thread, and why large inputs, whose conversion no
-check covers, keep a script off it too.
+that attempt is dropped and the run goes to a worker. After ``INLINE_MISSES_ALLOWED`` such runs in a
+row, the script runs on workers only. Dropping an attempt is safe because a sandboxed script has no
+effect outside its result, and a script that calls nothing cannot even log.
+
+The limits are checked between instructions only, and one call of a library function (a
+backtracking ``string.find``, ``string.rep`` of a huge string, ``json.decode`` of a long text) can
+run for seconds without reaching a check. That is why scripts that can call anything never run on
+the loop's thread, and why large inputs, whose conversion no check covers, keep a script off it too.
 
 Each run keeps the contract of ``run_lua``: limits, cancellation, log lines delivered on the loop
 before the run's result, and a timeout for a run stuck in one C library call. One watchdog timer
