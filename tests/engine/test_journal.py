@@ -15,7 +15,7 @@ import pytest
 
 from studio.engine import Engine
 from studio.engine import journal as journal_module
-from studio.engine.events import RunEvent
+from studio.engine.events import EventType, RunEvent
 from studio.engine.executors_api import ExecutorServices
 from studio.store import JournalBatch, Store, open_store
 from tests.conftest import append_step, build_workflow, for_each_step, lua_step
@@ -203,11 +203,13 @@ async def test_long_lua_chain_yields_to_loop_and_stop(tmp_path: Path) -> None:
             last = now
 
     ticker = asyncio.ensure_future(tick())
+    first_completed = asyncio.Event()
+    engine.add_listener(lambda event: first_completed.set() if event.type == EventType.STEP_COMPLETED else None)
     try:
         version = store.publish_workflow(build_workflow(chain(20_000)))
         run_id = await engine.start_run(version.id, {})
-        # Setting up a run of 20,000 steps blocks the loop once; measure only the steps running.
-        await asyncio.sleep(0.1)
+        # Setting up a run of 20,000 steps blocks the loop once; measure only while steps run.
+        await asyncio.wait_for(first_completed.wait(), 30)
         gaps.clear()
         await asyncio.sleep(0.2)
         stop_requested_at = time.monotonic()
@@ -223,4 +225,5 @@ async def test_long_lua_chain_yields_to_loop_and_stop(tmp_path: Path) -> None:
     assert summary.status == "stopped"
     assert stopped_after < 1.0
     assert 0 < completed < 20_000
-    assert max(gaps) < 0.1, f"the event loop was blocked for {max(gaps):.3f} s"
+    # Without yields the chain held the loop for seconds; the margin allows for a loaded machine.
+    assert max(gaps) < 0.25, f"the event loop was blocked for {max(gaps):.3f} s"

@@ -285,4 +285,5 @@ async def test_loop_stays_responsive(inline_workers: LuaWorkers, source: str) ->
     finally:
         ticker.cancel()
 
-    assert max(gaps) < 0.15, f"the event loop was blocked for {max(gaps):.2f} s"
+    # Run inline, these scripts held the loop for 1-6 s; the margin allows for a loaded machine.
+    assert max(gaps) < 0.25, f"the event loop was blocked for {max(gaps):.2f} s"
