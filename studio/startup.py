@@ -15,9 +15,9 @@ def freeze_startup_objects() -> None:
     """Move the objects alive now out of the cyclic garbage collector's reach, once per process.
 
     Once the engine's libraries are imported, a process contains about 160,000 objects (modules,
-    classes, functions), and every full collection walked all of them: 94 ms on the 2-core
-    development machine, long enough to stall a run or a frame of the window whenever allocations
-    triggered one. Later collections skip frozen objects. Cyclic garbage among them would never be
+    classes, functions), and every full collection walked all of them. That took 94 ms on the
+    2-core development machine, long enough to stall a run or a frame of the window whenever
+    allocations triggered one. Later collections skip frozen objects. Cyclic garbage among them would never be
     freed, so this collects first, and only the first call freezes.
     """
     global _frozen

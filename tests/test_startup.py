@@ -15,11 +15,11 @@ def test_freeze_happens_once(monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         startup.freeze_startup_objects()
         frozen = gc.get_freeze_count()
-        kept = [object() for _ in range(1000)]
+        newer_objects = [object() for _ in range(1000)]
         startup.freeze_startup_objects()
 
         assert frozen > 1000
         assert gc.get_freeze_count() == frozen, "a second call must not freeze newer objects"
-        assert len(kept) == 1000
+        assert len(newer_objects) == 1000
     finally:
         gc.unfreeze()

@@ -297,10 +297,10 @@ PURE_STEP_TYPES = frozenset({"lua_script"})
 
 A ``lua_script`` step runs in a sandbox without I/O, so its only output is its result. The engine
 lets such a step run before its start (and its predecessors' completions) are durable, and runs it
-again when a crash interrupted it, whatever its retry policy allows. Neither can be seen from outside:
-a step with effects (``mcp_call``, ``llm_call``, ``human_task``) starts only after everything
-journaled before its start is committed, so the results it reads are durable before it acts on
-them, and events are announced only after their commit.
+again when a crash interrupted it, whatever its retry policy allows. Neither can be seen from
+outside. A step with effects (``mcp_call``, ``llm_call``, ``human_task``) starts only after
+everything journaled before its start is committed, so the results it reads are durable before it
+acts on them. Events are announced only after their commit.
 """
 
 

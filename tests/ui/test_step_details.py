@@ -144,7 +144,7 @@ def test_progress_messages_of_live_step(window: MainWindow, qasync_loop: qasync.
 
 def test_store_poll_after_run_end_keeps_queued_progress(window: MainWindow, qasync_loop: qasync.QEventLoop) -> None:
     # The poll for runs of other processes can fire after this engine's run ended but before the
-    # batcher delivered its last events; the progress events among them are not in the store.
+    # batcher delivered its last events. The progress events among them are not in the store.
     window.set_workflow(build_workflow([mcp_step("slow", "wait", {"seconds": 0.05, "steps": 2})], name="Waiting"))
     window.event_batcher.flush()
     window.event_batcher._timer.setInterval(60_000)

@@ -199,7 +199,7 @@ def thread_logger(loop: asyncio.AbstractEventLoop, log: Callable[[str], None] | 
 
 
 class CancelFlag:
-    """A flag the loop sets and a worker thread polls; cheaper than a ``threading.Event`` nobody waits on."""
+    """A flag the loop sets and a worker thread polls, cheaper than a ``threading.Event`` that no thread waits on."""
 
     __slots__ = ("_set",)
 

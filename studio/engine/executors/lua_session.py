@@ -85,7 +85,7 @@ def _key_path(path: str, key: str) -> str:
 
 
 class CancelSignal(Protocol):
-    """What a run polls to learn that it was cancelled: a ``threading.Event`` or a plain flag."""
+    """Cancellation signal that a run polls: a ``threading.Event`` or a plain flag."""
 
     def is_set(self) -> bool: ...
 

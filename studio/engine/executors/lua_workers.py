@@ -14,9 +14,9 @@ hand-offs. :class:`LuaWorkers` keeps the runs of one engine in a queue instead:
   ``BUSY_WORKER_S``, as when long scripts occupy them. A burst of short runs starts no threads that
   would only compete with the event loop for the cores of a small machine.
 
-Short runs skip the hand-off altogether. A script that calls no function and builds no table
-(its source has none of the characters ``( { [ " '``, so it can only read its inputs and compute
-with operators) and has small inputs runs first on the event loop's own thread, with
+Short runs skip the hand-off altogether. A script whose source has none of the characters
+``( { [ " '`` calls no function and builds no table, so it can only read its inputs and compute with
+operators. Such a script with small inputs runs first on the event loop's own thread, with
 ``INLINE_BUDGET_S`` of time and ``INLINE_MAX_INSTRUCTIONS`` Lua instructions. If it needs more,
 that attempt is dropped and the run goes to a worker. After ``INLINE_MISSES_ALLOWED`` such runs in a
 row, the script runs on workers only. Dropping an attempt is safe because a sandboxed script has no
