@@ -51,6 +51,8 @@ async def serve_http(server: MCPServer, host: str, port: int) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
+    # Listen before the URL is written: a client that reads it may connect at once, before uvicorn starts.
+    listener.listen(128)
     bound_port = listener.getsockname()[1]
     url = f"http://{host}:{bound_port}/mcp"
     app = server.streamable_http_app(host=host)

@@ -38,6 +38,14 @@ async def test_http_calls_reuse_session(pool: McpSessionPool, http_toolserver: H
     assert info.value["pid"] == http_toolserver.process.pid
 
 
+def test_url_written_after_port_listens(http_toolserver: HttpToolServer) -> None:
+    # The test connects right after the fixture reads the URL line. Unless the port already listens,
+    # a fast client is refused while uvicorn is still starting.
+    port = int(http_toolserver.url.rsplit(":", 1)[1].split("/", 1)[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+
+
 async def test_http_progress_and_errors(pool: McpSessionPool, http_toolserver: HttpToolServer) -> None:
     spec = http_spec(http_toolserver.url, headers={"Authorization": "Bearer http-secret-1"})
     updates: list[float] = []

@@ -64,6 +64,8 @@ class BearerCheck:
 async def serve(app: ASGIApp, path: str) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
+    # Listen before the URL is written, so a test that connects at once is queued instead of refused.
+    listener.listen(128)
     port = listener.getsockname()[1]
     sys.stdout.write(f"http://127.0.0.1:{port}{path}\n")
     sys.stdout.flush()
