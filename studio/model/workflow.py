@@ -276,7 +276,7 @@ def _new_id() -> str:
 class Workflow(_Strict):
     """A workflow document: the unit that is edited as a draft, published as a version and run."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = Field(default=SCHEMA_VERSION, strict=True)
     id: str = Field(default_factory=_new_id)
     name: str = Field(default="Untitled workflow", min_length=1, max_length=200)
     description: str = ""

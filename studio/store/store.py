@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -10,15 +11,16 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 from pydantic import JsonValue
-from sqlalchemy import Engine, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, Select, Text, and_, cast, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from studio.model.document import content_hash, workflow_from_data
+from studio.model.document import content_hash, workflow_from_data, workflow_from_stored_json
 from studio.model.metering import credits_for
 from studio.model.workflow import Workflow
 from studio.store import tables as t
@@ -67,13 +69,21 @@ class VersionRecord:
     content_hash: str
     note: str
     created_at: float
-    document: dict[str, Any] = field(repr=False)
+    document_json: str = field(repr=False)
+    """The workflow document as stored: JSON text."""
     kind: str = "published"
     """'published', or 'test' for the hidden snapshot of a draft that a test run executes."""
 
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        """The workflow document as JSON data, decoded on first use."""
+        decoded: dict[str, Any] = json.loads(self.document_json)
+        return decoded
+
     @property
     def workflow(self) -> Workflow:
-        return workflow_from_data(self.document, f"version {self.number} of workflow {self.workflow_id}")
+        """A new Workflow parsed from the stored text (starting a run of 1,000 steps reads it in one pass)."""
+        return workflow_from_stored_json(self.document_json, f"version {self.number} of workflow {self.workflow_id}")
 
 
 @dataclass(frozen=True)
@@ -179,6 +189,31 @@ def _check_id_prefix(prefix: str, kind: str) -> None:
 def _record(cls: type[Any], row: Row[Any]) -> Any:
     mapping = row._mapping
     return cls(**{name: mapping[name] for name in cls.__dataclass_fields__})
+
+
+def _select_versions() -> Select[Any]:
+    """Select version rows with the document as its stored JSON text, which VersionRecord decodes when asked."""
+    versions = t.workflow_versions
+    columns = [column for column in versions.columns if column.name != "document"]
+    return select(*columns, cast(versions.c.document, Text).label("document_json"))
+
+
+def _version(row: Row[Any]) -> VersionRecord:
+    return _record(VersionRecord, row)  # type: ignore[no-any-return]
+
+
+def _version_values(record: VersionRecord) -> dict[str, Any]:
+    """Return the column values of a new version row; the document is written as the record's text."""
+    return {
+        "id": record.id,
+        "workflow_id": record.workflow_id,
+        "number": record.number,
+        "content_hash": record.content_hash,
+        "note": record.note,
+        "created_at": record.created_at,
+        "document": cast(record.document_json, Text),
+        "kind": record.kind,
+    }
 
 
 class Store:
@@ -289,11 +324,11 @@ class Store:
         document always maps to one version id.
         """
         digest = content_hash(workflow)
-        document = workflow.model_dump(mode="json")
+        document_json = json.dumps(workflow.model_dump(mode="json"))
         with self.engine.begin() as connection:
             self._ensure_workflow_row(connection, workflow)
             existing = connection.execute(
-                select(t.workflow_versions).where(
+                _select_versions().where(
                     and_(
                         t.workflow_versions.c.workflow_id == workflow.id,
                         t.workflow_versions.c.content_hash == digest,
@@ -301,7 +336,7 @@ class Store:
                 )
             ).first()
             if existing is not None:
-                return _record(VersionRecord, existing)  # type: ignore[no-any-return]
+                return _version(existing)
             number = connection.execute(
                 select(func.coalesce(func.max(t.workflow_versions.c.number), 0)).where(
                     and_(t.workflow_versions.c.workflow_id == workflow.id, t.workflow_versions.c.kind == "published")
@@ -314,20 +349,9 @@ class Store:
                 content_hash=digest,
                 note=note,
                 created_at=time.time(),
-                document=document,
+                document_json=document_json,
             )
-            connection.execute(
-                insert(t.workflow_versions).values(
-                    id=record.id,
-                    workflow_id=record.workflow_id,
-                    number=record.number,
-                    content_hash=record.content_hash,
-                    note=record.note,
-                    created_at=record.created_at,
-                    document=record.document,
-                    **self._scope(),
-                )
-            )
+            connection.execute(insert(t.workflow_versions).values(**_version_values(record), **self._scope()))
         logger.info("Published workflow %s version %d (%s)", workflow.id, record.number, digest)
         return record
 
@@ -339,15 +363,15 @@ class Store:
         Saving identical content again returns the existing snapshot.
         """
         digest = "test:" + content_hash(workflow)
-        document = workflow.model_dump(mode="json")
+        document_json = json.dumps(workflow.model_dump(mode="json"))
         with self.engine.begin() as connection:
             self._ensure_workflow_row(connection, workflow)
             versions = t.workflow_versions
             existing = connection.execute(
-                select(versions).where(and_(versions.c.workflow_id == workflow.id, versions.c.content_hash == digest))
+                _select_versions().where(and_(versions.c.workflow_id == workflow.id, versions.c.content_hash == digest))
             ).first()
             if existing is not None:
-                return _record(VersionRecord, existing)  # type: ignore[no-any-return]
+                return _version(existing)
             lowest = connection.execute(
                 select(func.coalesce(func.min(versions.c.number), 0)).where(
                     and_(versions.c.workflow_id == workflow.id, versions.c.kind == "test")
@@ -360,30 +384,30 @@ class Store:
                 content_hash=digest,
                 note="test snapshot of the draft",
                 created_at=time.time(),
-                document=document,
+                document_json=document_json,
                 kind="test",
             )
-            connection.execute(insert(versions).values(**record.__dict__, **self._scope()))
+            connection.execute(insert(versions).values(**_version_values(record), **self._scope()))
         logger.info("Saved test snapshot %d of workflow %s", record.number, workflow.id)
         return record
 
     def get_version(self, version_id: str) -> VersionRecord:
         with self.engine.connect() as connection:
-            row = connection.execute(select(t.workflow_versions).where(t.workflow_versions.c.id == version_id)).first()
+            row = connection.execute(_select_versions().where(t.workflow_versions.c.id == version_id)).first()
         if row is None:
             raise NotFoundError(f"workflow version '{version_id}' was not found; list versions with 'studio runs'")
-        return _record(VersionRecord, row)  # type: ignore[no-any-return]
+        return _version(row)
 
     def list_versions(self, workflow_id: str) -> list[VersionRecord]:
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(t.workflow_versions)
+                _select_versions()
                 .where(
                     and_(t.workflow_versions.c.workflow_id == workflow_id, t.workflow_versions.c.kind == "published")
                 )
                 .order_by(t.workflow_versions.c.number)
             ).all()
-        return [_record(VersionRecord, row) for row in rows]
+        return [_version(row) for row in rows]
 
     def workflow_names(self, workflow_ids: Iterable[str]) -> dict[str, str]:
         ids = list(set(workflow_ids))

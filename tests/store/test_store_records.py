@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from studio.model.document import content_hash
+from studio.model.document import DocumentError, content_hash
 from studio.store import NotFoundError, Store, StoreError, open_store
 from tests.conftest import build_workflow, lua_step
 
@@ -99,6 +99,38 @@ def test_changed_content_new_version(store: Store) -> None:
     assert kept.workflow.steps[0].config.source == "return 1"  # type: ignore[union-attr]
     assert [version.number for version in store.list_versions(workflow.id)] == [1, 2]
     assert store.publish_workflow(workflow).id == first.id
+
+
+def test_version_reads_back_same_workflow(store: Store) -> None:
+    workflow = build_workflow([lua_step("a", "return 1"), lua_step("b", "return 2")])
+    version = store.publish_workflow(workflow)
+
+    stored = store.get_version(version.id)
+
+    assert stored.workflow == workflow
+    assert stored.document == workflow.model_dump(mode="json")
+    assert stored.workflow is not stored.workflow  # each read is a copy the caller may change
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("json_remove(document, '$.schema_version')", "schema_version: missing"),
+        ("json_set(document, '$.schema_version', '1')", "schema_version"),
+        ("json_set(document, '$.steps[1].config.timeout_s', 'soon')", "steps[1].config.timeout_s"),
+    ],
+)
+def test_damaged_version_error_names_path(store: Store, change: str, expected: str) -> None:
+    workflow = build_workflow([lua_step("a", "return 1"), lua_step("b", "return 2")])
+    version = store.publish_workflow(workflow)
+    with store.engine.begin() as connection:
+        connection.execute(text(f"UPDATE workflow_versions SET document = {change} WHERE id = :id"), {"id": version.id})
+
+    with pytest.raises(DocumentError) as raised:
+        _ = store.get_version(version.id).workflow
+
+    assert expected in str(raised.value)
+    assert f"version 1 of workflow {workflow.id}" in str(raised.value)
 
 
 def test_versions_cannot_be_rewritten(store: Store) -> None:
