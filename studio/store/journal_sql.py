@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.store.checkpoint import WalCheckpointer
 from studio.store.database import BUSY_TIMEOUT_MS, configure_connection
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,6 @@ _STEP_COLUMNS = (
     "run_id", "step_key", "step_id", "step_type", "status", "attempt",
     "inputs", "result", "error", "started_at", "finished_at",
 )  # fmt: skip
-_STEP_JSON = frozenset({"inputs", "result", "error"})
 
 # Rendered inputs and the start time are written when an attempt starts. Later rows of the
 # same step leave them out (None), so COALESCE keeps the stored values.
@@ -53,16 +53,35 @@ _RUN_JSON = frozenset({"inputs", "result", "error"})
 _TASK_JSON = frozenset({"fields", "context", "values"})
 
 
+# Encoders made once: json.dumps with any option set builds a new encoder on each call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+_encode_ascii = json.JSONEncoder().encode
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    return None if value is None else _encode(value)
 
 
 def step_params(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(_json(row.get(name)) if name in _STEP_JSON else row.get(name) for name in _STEP_COLUMNS)
+    # Spelled out in _STEP_COLUMNS order: a loop over the names made a batch of 1,000 steps 40% slower.
+    get = row.get
+    return (
+        row["run_id"],
+        row["step_key"],
+        get("step_id"),
+        get("step_type"),
+        get("status"),
+        get("attempt"),
+        _json(get("inputs")),
+        _json(get("result")),
+        _json(get("error")),
+        get("started_at"),
+        get("finished_at"),
+    )
 
 
 def event_params(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row["run_id"], row["seq"], row["type"], row["step_key"], row["at"], json.dumps(row["data"]))
+    return (row["run_id"], row["seq"], row["type"], row["step_key"], row["at"], _encode_ascii(row["data"]))
 
 
 def usage_params(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -106,6 +125,9 @@ class JournalBatch:
     run_id: str
     step_rows: list[dict[str, Any]] = field(default_factory=list)
     run_changes: dict[str, Any] = field(default_factory=dict)
+    event_rows: list[dict[str, Any]] = field(default_factory=list)
+    task_rows: list[dict[str, Any]] = field(default_factory=list)
+    usage_rows: list[dict[str, Any]] = field(default_factory=list)
     _step_row_at: dict[str, int] = field(default_factory=dict, repr=False)
     """Position in ``step_rows`` of each step key's row."""
 
@@ -127,9 +149,6 @@ class JournalBatch:
             if merged.get(name) is None:
                 merged[name] = earlier.get(name)
         self.step_rows[at] = merged
-    event_rows: list[dict[str, Any]] = field(default_factory=list)
-    task_rows: list[dict[str, Any]] = field(default_factory=list)
-    usage_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.step_rows or self.run_changes or self.event_rows or self.task_rows or self.usage_rows)
@@ -150,6 +169,9 @@ class JournalWriter:
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
         configure_connection(self._connection)
+        # Commits here never checkpoint the WAL (studio.store.checkpoint explains why); this does.
+        self._connection.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = WalCheckpointer(path)
         # Commits from the calling thread and from the background thread share one connection, so
         # they take turns: a transaction never interleaves with another.
         self._lock = threading.Lock()
@@ -181,6 +203,7 @@ class JournalWriter:
                     else:
                         cursor.executemany(sql, params)
                 cursor.execute("COMMIT")
+                self._checkpointer.notify()
             except BaseException:
                 if self._connection.in_transaction:
                     cursor.execute("ROLLBACK")
@@ -192,5 +215,6 @@ class JournalWriter:
         if self._background is not None:
             self._background.shutdown(wait=True)
             self._background = None
+        self._checkpointer.close()
         with self._lock:
             self._connection.close()
