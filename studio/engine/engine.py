@@ -26,7 +26,7 @@ from studio.engine.executors_api import ExecutorServices
 from studio.engine.journal import Journal
 from studio.engine.rerun import RerunError, SeededStep, pinned_seeds, plan_rerun, reused_seeds
 from studio.engine.runner import RunExecution, TaskDecision
-from studio.model.validation import validate_workflow
+from studio.model.validation import VALIDATION_REVISION, validate_workflow
 from studio.model.workflow import FormField, Workflow
 from studio.store import RunRecord, RunRequest, Store, StoreError, VersionRecord, new_id
 
@@ -242,7 +242,9 @@ class Engine:
     ) -> str:
         """Create a run (with its seeded step rows) and start it in the background; return its id."""
         workflow = version.workflow
-        self._check_version_runnable(version.content_hash, workflow)
+        if version.validated_by != VALIDATION_REVISION:
+            # Versions stored unchecked, or checked by an older revision, are validated here.
+            self._check_version_runnable(version.content_hash, workflow)
         merged = self.validate_inputs(workflow, inputs)
         run_id = new_id()
         created = RunEvent(
@@ -284,7 +286,7 @@ class Engine:
         A workflow with validation errors is neither published nor run (EngineError).
         """
         check_runnable(workflow)
-        version = self.store.publish_workflow(workflow, note=note)
+        version = self.store.publish_workflow(workflow, note=note, validated_by=VALIDATION_REVISION)
         self._remember_runnable(version.content_hash)
         return await self.start_run(version.id, inputs)
 

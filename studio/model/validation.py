@@ -64,6 +64,7 @@ from studio.model.validation_tools import ToolCatalog, check_tool_call
 from studio.model.workflow import AnyStep, ForEachStep, McpCallStep, Workflow
 
 __all__ = [
+    "VALIDATION_REVISION",
     "Finding",
     "IncrementalValidator",
     "Severity",
@@ -73,6 +74,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+VALIDATION_REVISION = "1"
+"""Revision of the checks that decide whether a workflow may run. Raise it when a check can newly
+report an error: versions stored with an older mark are then validated again before they run."""
 
 # A for_each's body steps are analysed on their own, so its cache key leaves them out.
 _FOR_EACH_BODY: set[str] = {"steps", "edges"}

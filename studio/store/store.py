@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,8 @@ class VersionRecord:
     """The workflow document as stored: JSON text."""
     kind: str = "published"
     """'published', or 'test' for the hidden snapshot of a draft that a test run executes."""
+    validated_by: str | None = None
+    """The validation revision under which the document had no errors when it was stored, or None."""
 
     @cached_property
     def document(self) -> dict[str, Any]:
@@ -213,6 +215,7 @@ def _version_values(record: VersionRecord) -> dict[str, Any]:
         "created_at": record.created_at,
         "document": cast(record.document_json, Text),
         "kind": record.kind,
+        "validated_by": record.validated_by,
     }
 
 
@@ -317,11 +320,13 @@ class Store:
             ).scalar()
         return None if document is None else workflow_from_data(document, f"draft of workflow {workflow_id}")
 
-    def publish_workflow(self, workflow: Workflow, note: str = "") -> VersionRecord:
+    def publish_workflow(self, workflow: Workflow, note: str = "", *, validated_by: str | None = None) -> VersionRecord:
         """Publish ``workflow`` as an immutable version.
 
         Publishing content that is already published returns the existing version, so the same
-        document always maps to one version id.
+        document always maps to one version id. A caller that has just validated ``workflow``
+        without errors passes the validation revision as ``validated_by``; it is stored with the
+        version (also on an existing one without it), and runs of the version skip validation.
         """
         digest = content_hash(workflow)
         document_json = json.dumps(workflow.model_dump(mode="json"))
@@ -336,7 +341,15 @@ class Store:
                 )
             ).first()
             if existing is not None:
-                return _version(existing)
+                record = _version(existing)
+                if validated_by is None or record.validated_by == validated_by:
+                    return record
+                connection.execute(
+                    update(t.workflow_versions)
+                    .where(t.workflow_versions.c.id == record.id)
+                    .values(validated_by=validated_by)
+                )
+                return replace(record, validated_by=validated_by)
             number = connection.execute(
                 select(func.coalesce(func.max(t.workflow_versions.c.number), 0)).where(
                     and_(t.workflow_versions.c.workflow_id == workflow.id, t.workflow_versions.c.kind == "published")
@@ -350,6 +363,7 @@ class Store:
                 note=note,
                 created_at=time.time(),
                 document_json=document_json,
+                validated_by=validated_by,
             )
             connection.execute(insert(t.workflow_versions).values(**_version_values(record), **self._scope()))
         logger.info("Published workflow %s version %d (%s)", workflow.id, record.number, digest)

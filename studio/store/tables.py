@@ -98,6 +98,9 @@ workflow_versions = Table(
     Column("created_at", Float, nullable=False),
     # 'published', or 'test' for the hidden snapshot of a draft that a test run executes.
     Column("kind", String(16), nullable=False, server_default="published"),
+    # The VALIDATION_REVISION (studio.model.validation) under which the document passed validation
+    # without errors before it was stored, or NULL when it was stored unchecked.
+    Column("validated_by", String(32), nullable=True),
     UniqueConstraint("workflow_id", "number", name="uq_workflow_versions_number"),
     UniqueConstraint("workflow_id", "content_hash", name="uq_workflow_versions_hash"),
 )

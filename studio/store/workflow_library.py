@@ -28,7 +28,7 @@ from studio.model.shared_graph import (
     match_requirements,
     server_url_of_instance,
 )
-from studio.model.validation import Finding, ToolCatalog, validate_workflow
+from studio.model.validation import VALIDATION_REVISION, Finding, ToolCatalog, validate_workflow
 from studio.model.workflow import Workflow
 from studio.store import tables as t
 from studio.store.library_tables import draft_revisions, run_setup_defaults
@@ -432,7 +432,7 @@ def publish(store: Store, workflow: Workflow, note: str, *, catalog: ToolCatalog
     errors = [finding for finding in findings if finding.severity == "error"]
     if errors:
         raise PublishBlockedError(_blocked_message(workflow, errors), findings)
-    version = store.publish_workflow(workflow, note=note.strip())
+    version = store.publish_workflow(workflow, note=note.strip(), validated_by=VALIDATION_REVISION)
     with store.engine.begin() as connection:
         connection.execute(update(t.workflows).where(t.workflows.c.id == workflow.id).values(updated_at=time.time()))
     return version

@@ -12,6 +12,7 @@ from studio.engine import Engine, EngineError, InputError
 from studio.engine import engine as engine_module
 from studio.engine.engine import check_form_values
 from studio.model.document import workflow_from_data
+from studio.model.validation import VALIDATION_REVISION
 from studio.model.workflow import FormField, Workflow
 from studio.store import Store
 
@@ -78,6 +79,56 @@ async def test_version_validated_once_per_content(
     other = workflow_from_data({"schema_version": 1, "name": "Other", "steps": [lua("b", "return 2")]})
     await studio.wait(await studio.run_workflow(other))
     assert checked == [workflow.id, other.id]
+
+
+async def test_marked_version_not_validated_again(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+    real_check = engine_module.check_runnable
+
+    def counting_check(workflow: Workflow) -> None:
+        checked.append(workflow.id)
+        real_check(workflow)
+
+    monkeypatch.setattr(engine_module, "check_runnable", counting_check)
+    workflow = workflow_from_data({"schema_version": 1, "name": "Marked", "steps": [lua("a", "return 1")]})
+    publisher = Engine(store)
+    try:
+        first = await publisher.run_workflow(workflow)
+        await publisher.wait(first)
+        version_id = store.get_run(first).version_id
+    finally:
+        await publisher.aclose()
+    # A second engine, as in another process, has no memory of that check.
+    runner = Engine(store)
+    try:
+        summary = await runner.wait(await runner.start_run(version_id))
+    finally:
+        await runner.aclose()
+
+    assert store.get_version(version_id).validated_by == VALIDATION_REVISION
+    assert summary.status == "completed"
+    assert checked == [workflow.id]
+
+
+@pytest.mark.parametrize("mark", [None, "0"], ids=["unmarked", "older-revision"])
+async def test_unmarked_version_validated_before_run(
+    engine: tuple[Engine, object], store: Store, mark: str | None
+) -> None:
+    studio, _log = engine
+    broken = workflow_from_data(
+        {
+            "schema_version": 1,
+            "name": "Broken",
+            "steps": [lua("a", "return 1")],
+            "edges": [{"source": "a", "target": "ghost"}],
+        }
+    )
+    version = store.publish_workflow(broken, validated_by=mark)
+
+    with pytest.raises(EngineError, match="ghost"):
+        await studio.start_run(version.id)
+
+    assert store.list_runs() == []
 
 
 @pytest.fixture

@@ -133,6 +133,23 @@ def test_damaged_version_error_names_path(store: Store, change: str, expected: s
     assert f"version 1 of workflow {workflow.id}" in str(raised.value)
 
 
+def test_publish_keeps_validation_mark(store: Store) -> None:
+    unmarked = build_workflow([lua_step("a", "return 1")])
+    marked = build_workflow([lua_step("b", "return 2")])
+
+    first = store.publish_workflow(unmarked)
+    again = store.publish_workflow(unmarked, validated_by="7")
+    stored = store.publish_workflow(marked, validated_by="7")
+    republished = store.publish_workflow(marked)
+
+    assert first.validated_by is None
+    assert again.id == first.id
+    assert again.validated_by == "7"
+    assert store.get_version(first.id).validated_by == "7"
+    assert store.get_version(stored.id).validated_by == "7"
+    assert republished.validated_by == "7"
+
+
 def test_versions_cannot_be_rewritten(store: Store) -> None:
     workflow = build_workflow([lua_step("a", "return 1")])
     version = store.publish_workflow(workflow)
