@@ -78,16 +78,15 @@ class RunController(QObject):
         Raises whatever the store or engine raise for an invalid workflow or inputs.
         """
         engine = self._ensure_engine()
-        assert self._store is not None
-        version = self._store.publish_workflow(workflow, note="run from the studio window")
         self._starting = True
         self._early_events.clear()
         try:
-            run_id = await engine.start_run(version.id, inputs)
+            # Validates first, so a workflow with errors is neither published nor run.
+            run_id = await engine.run_workflow(workflow, inputs, note="run from the studio window")
         finally:
             self._starting = False
         self._run_id = run_id
-        logger.info("run %s started for workflow %s version %s", run_id, workflow.id, version.id)
+        logger.info("run %s started for workflow %s", run_id, workflow.id)
         self.sig_run_started.emit(run_id)
         early = [event for event in self._early_events if event.run_id == run_id]
         self._early_events.clear()

@@ -12,6 +12,8 @@ import qasync
 from studio.app.input_dialog import RunInputDialog, parse_input_text, required_inputs_missing
 from studio.app.main_window import MainWindow
 from studio.model.document import workflow_from_data
+from studio.model.validation import VALIDATION_REVISION
+from studio.store import open_store
 
 TERMINAL = ("completed", "failed", "stopped")
 RUN_TIMEOUT_S = 60.0
@@ -139,7 +141,7 @@ def test_input_dialog_requires_missing_values(qtbot: Any) -> None:
 
 
 def test_real_run_completes_every_node(
-    window: MainWindow, write_workflow: Any, pipeline: dict, qasync_loop: qasync.QEventLoop
+    window: MainWindow, write_workflow: Any, pipeline: dict, qasync_loop: qasync.QEventLoop, tmp_path: Path
 ) -> None:
     assert window.open_workflow(write_workflow(pipeline))
 
@@ -169,6 +171,12 @@ def test_real_run_completes_every_node(
     assert window.run_status_label.text() == "Run completed"
     assert window.elapsed_label.text().endswith("s")
     assert window.action_run.isEnabled()
+    # The window validated the workflow before publishing it, so its version carries the mark.
+    store = open_store(tmp_path / "studio.db")
+    try:
+        assert store.get_version(store.get_run(run_id).version_id).validated_by == VALIDATION_REVISION
+    finally:
+        store.close()
 
 
 def test_real_run_failure_marks_failed_node(
