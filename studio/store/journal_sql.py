@@ -169,8 +169,8 @@ class JournalWriter:
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
         configure_connection(self._connection)
-        # Commits here never checkpoint the WAL (studio.store.checkpoint explains why); this does.
-        self._connection.execute("PRAGMA wal_autocheckpoint=0")
+        # Copies the WAL into the database file between commits, so that the checkpoints SQLite
+        # makes inside commits here find little left to copy (studio.store.checkpoint explains why).
         self._checkpointer = WalCheckpointer(path)
         # Commits from the calling thread and from the background thread share one connection, so
         # they take turns: a transaction never interleaves with another.
