@@ -268,9 +268,9 @@ class Engine:
             first_event=_event_row(created),
             seed_steps=[seed.row for seed in seeds],
             seed_events=[_event_row(event) for event in seeded],
+            # Owned from its first commit: another process resuming abandoned runs must not take it.
+            owner=self.owner,
         )
-        if not self.store.claim_run(run_id, self.owner, expected_owner=None):
-            raise EngineError(f"run {run_id} was claimed by another process")
         logger.info("Created run %s of workflow %s version %d", run_id, version.workflow_id, version.number)
         for event in [created, *seeded]:
             self._announce(event)

@@ -444,12 +444,15 @@ class Store:
         parent_run_id: str | None = None,
         seed_steps: Sequence[dict[str, Any]] = (),
         seed_events: Sequence[dict[str, Any]] = (),
+        owner: str | None = None,
     ) -> RunRecord:
         """Create a run in status ``created`` together with its first journal event.
 
         ``seed_steps`` are step_runs rows (without ``run_id``) that exist before the run starts,
         such as steps a re-run reuses or a test run pins. ``seed_events`` are their events, which
-        follow ``first_event``. Everything is written in one transaction.
+        follow ``first_event``. ``owner`` is the process that will execute the run: a run created
+        without one looks abandoned to other processes until it is claimed. Everything is written
+        in one transaction.
         """
         now = time.time()
         run_id = str(first_event["run_id"])
@@ -465,8 +468,8 @@ class Store:
             "created_at": now,
             "started_at": None,
             "finished_at": None,
-            "owner": None,
-            "heartbeat_at": None,
+            "owner": owner,
+            "heartbeat_at": None if owner is None else now,
             "is_test": version.kind == "test",
             **self._scope(),
         }

@@ -316,3 +316,27 @@ async def test_stop_right_after_start(engine: tuple[Engine, EventLog], store: St
     assert summary.status == "stopped"
     assert store.get_run(run_id).status == "stopped"
     assert [event.type for event in log.events if event.run_id == run_id][-1] == EventType.RUN_STOPPED
+
+
+async def test_new_run_owned_from_creation(
+    make_engine: EngineFactory, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process that resumes abandoned runs may look at the store at any moment, including
+    # right after the run's row is written. The run must already be owned then.
+    starting, _ = await make_engine()
+    other, _ = await make_engine()
+    seen_as_abandoned: list[str] = []
+    create_run = store.create_run
+
+    def create_and_look(*args: object, **kwargs: object) -> object:
+        run = create_run(*args, **kwargs)  # type: ignore[arg-type]
+        seen_as_abandoned.extend(orphan.id for orphan in other.interrupted_runs())
+        return run
+
+    monkeypatch.setattr(store, "create_run", create_and_look)
+    run_id = await starting.run_workflow(build_workflow([lua_step("a", "return 1")]))
+    summary = await starting.wait(run_id)
+
+    assert seen_as_abandoned == []
+    assert summary.status == "completed"
+    assert store.get_run(run_id).owner is None  # released when it ended
