@@ -5,19 +5,26 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 10_000
 """How long a writer waits for another process's write transaction before failing."""
+
+HEAD_REVISION = "0008"
+"""The newest migration in ``migrations/versions``; a test keeps the two in step.
+
+Opening a database at this revision skips importing alembic, which took about 0.2 s of every
+command's start-up.
+"""
 
 
 def create_sqlite_engine(path: Path) -> Engine:
@@ -55,6 +62,8 @@ def configure_connection(connection: sqlite3.Connection) -> None:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -62,13 +71,20 @@ def _alembic_config() -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; a no-op when it is already there."""
+    with engine.connect() as connection:
+        try:
+            stored = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        except OperationalError:
+            stored = []  # a new database: no version table yet
+    if stored == [HEAD_REVISION]:
+        return
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     config = _alembic_config()
-    head = ScriptDirectory.from_config(config).get_current_head()
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
-    if current == head:
-        return
-    logger.info("Migrating database schema from %s to %s", current or "empty", head)
+    logger.info("Migrating database schema from %s to %s", current or "empty", HEAD_REVISION)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

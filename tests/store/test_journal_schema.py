@@ -10,7 +10,7 @@ from alembic import command
 
 from studio.engine import Engine
 from studio.store import open_store
-from studio.store.database import _alembic_config, create_sqlite_engine
+from studio.store.database import HEAD_REVISION, _alembic_config, create_sqlite_engine
 from tests.conftest import build_workflow, lua_step
 
 
@@ -87,3 +87,16 @@ async def test_step_usage_is_derived_from_step_runs(tmp_path: Path) -> None:
     assert all(record["credits"] == 0.1 for record in steps)
     assert all(record["workflow_id"] == workflow.id for record in steps)
     assert [record["id"] for record in first] == [record["id"] for record in second]
+
+
+def test_head_revision_is_newest_migration(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    path = tmp_path / "head.db"
+    open_store(path).close()
+    with sqlite3.connect(path) as connection:
+        stored = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+
+    assert head == HEAD_REVISION
+    assert stored == [(head,)]
