@@ -93,6 +93,9 @@ def workflow_from_stored_json(text: str, source: str = "<workflow>") -> Workflow
     Text it rejects, or that has no ``schema_version``, is parsed again by :func:`workflow_from_json`,
     whose error names each problem's path.
     """
+    if "NaN" in text or "Infinity" in text:
+        # pydantic's JSON parser reads these literals into JSON values; the slower path rejects them.
+        return workflow_from_json(text, source)
     try:
         workflow = Workflow.model_validate_json(text)
     except ValidationError:
@@ -102,13 +105,28 @@ def workflow_from_stored_json(text: str, source: str = "<workflow>") -> Workflow
     return workflow
 
 
+class _NonFiniteNumberError(ValueError):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _reject_constant(literal: str) -> object:
+    """Raise for the NaN, Infinity and -Infinity literals that Python's json module accepts."""
+    raise _NonFiniteNumberError(literal)
+
+
 def workflow_from_json(text: str, source: str = "<workflow>") -> Workflow:
     """Parse JSON text into a Workflow; malformed JSON is reported with line and column."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise DocumentError(
             source, [("", f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}")]
+        ) from None
+    except _NonFiniteNumberError as error:
+        raise DocumentError(
+            source, [("", f"invalid JSON: {error.literal} is not a JSON number; write null or a string instead")]
         ) from None
     except RecursionError:
         # The json module recurses once per nesting level, so nesting deeper than the recursion limit

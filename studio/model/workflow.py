@@ -31,9 +31,12 @@ ErrorKind = Literal["timeout", "transient", "tool_error", "any"]
 
 
 class _Strict(BaseModel):
-    """Base for document models: unknown keys are errors, so typos in hand-written files surface."""
+    """Base for document models: unknown keys are errors, so typos in hand-written files surface.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    NaN and infinite numbers are errors too: JSON cannot represent them, so a document holding one
+    could be neither hashed for publishing nor stored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 def _default_retry_on() -> list[ErrorKind]:

@@ -19,6 +19,7 @@ from studio.model.document import (
     save_workflow,
     workflow_from_data,
     workflow_from_json,
+    workflow_from_stored_json,
     workflow_to_data,
     workflow_to_json,
 )
@@ -151,6 +152,38 @@ def test_malformed_json_reports_line_and_column() -> None:
         workflow_from_json(text, "broken.workflow.json")
     assert "line 3, column 15" in str(caught.value)
     assert "broken.workflow.json" in str(caught.value)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_literal_is_rejected(literal: str) -> None:
+    text = f'{{"schema_version": 1, "steps": [{{"id": "a", "type": "lua_script", "config": {{"source": "return v", "inputs": {{"v": {literal}}}}}}}]}}'
+
+    with pytest.raises(DocumentError) as caught:
+        workflow_from_json(text, "odd.workflow.json")
+    with pytest.raises(DocumentError) as stored:
+        workflow_from_stored_json(text, "stored version")
+
+    assert f"{literal} is not a JSON number" in str(caught.value)
+    assert f"{literal} is not a JSON number" in str(stored.value)
+
+
+@pytest.mark.parametrize(
+    ("step", "path"),
+    [
+        ({"position": {"x": "nan", "y": 0}}, "steps[0].position.x"),
+        ({"timeout_s": float("inf")}, "steps[0].timeout_s"),
+        ({"config": {"source": "return v", "inputs": {"v": float("nan")}}}, "steps[0].config.inputs.v"),
+    ],
+    ids=["position-text", "timeout", "lua-input"],
+)
+def test_non_finite_number_names_path(step: dict[str, Any], path: str) -> None:
+    data = {"schema_version": 1, "steps": [{"id": "a", "type": "lua_script", "config": {"source": "return 1"}, **step}]}
+
+    with pytest.raises(DocumentError) as caught:
+        workflow_from_data(data)
+
+    assert any(location.startswith(path) for location, _ in caught.value.problems), caught.value.problems
+    assert "finite number" in str(caught.value)
 
 
 def test_top_level_must_be_object() -> None:
