@@ -46,15 +46,38 @@ def build_server(root: str | None = None) -> MCPServer:
     return server
 
 
-async def serve_http(server: MCPServer, host: str, port: int) -> None:
-    """Serve streamable HTTP on host:port (port 0 picks a free port) and write the bound URL to stdout."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
-    # Listen before the URL is written: a client that reads it may connect at once, before uvicorn starts.
-    listener.listen(128)
+def open_listener(host: str, port: int) -> socket.socket:
+    """Return a socket listening on host:port (port 0 picks a free port), IPv4 or IPv6 as ``host`` resolves.
+
+    Raises ValueError naming the address when it cannot be resolved or bound.
+    """
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as error:
+        raise ValueError(
+            f"cannot resolve --host {host!r}: {error.strerror}; pass an address such as 127.0.0.1 or ::1"
+        ) from None
+    listener = socket.socket(family, kind, protocol)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        # Listen before the URL is written: a client that reads it may connect at once, before uvicorn starts.
+        listener.listen(128)
+    except OSError as error:
+        listener.close()
+        raise ValueError(
+            f"cannot listen on {host} port {port}: {error.strerror}; pass another --port, or 0 for a free one"
+        ) from None
+    return listener
+
+
+async def serve_http(server: MCPServer, host: str, listener: socket.socket) -> None:
+    """Serve streamable HTTP on ``listener`` (from :func:`open_listener`) and write its URL to stdout."""
     bound_port = listener.getsockname()[1]
-    url = f"http://{host}:{bound_port}/mcp"
+    url_host = f"[{host}]" if ":" in host else host
+    url = f"http://{url_host}:{bound_port}/mcp"
     app = server.streamable_http_app(host=host)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     logger.info("serving MCP over streamable HTTP at %s", url)
@@ -89,10 +112,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         server = build_server(args.root)
+        listener = open_listener(args.host, args.port) if args.http else None
     except ValueError as exc:
         sys.stderr.write(f"studio-tools: {exc}\n")
         raise SystemExit(2) from None
-    if args.http:
-        anyio.run(serve_http, server, args.host, args.port)
+    if listener is not None:
+        anyio.run(serve_http, server, args.host, listener)
     else:
         server.run("stdio")

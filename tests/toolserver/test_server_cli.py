@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -62,3 +64,45 @@ async def test_root_from_environment(pool: McpSessionPool, tmp_path: Path) -> No
     assert isinstance(info.value, dict)
     assert info.value["root"] == os.path.realpath(tmp_path)
     assert appended.value == {"path": "env.log", "line_count": 1}
+
+
+def test_port_in_use_exits_with_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+
+        with pytest.raises(SystemExit) as caught:
+            main(["--http", "--port", str(port), "--root", str(tmp_path)])
+
+    assert caught.value.code == 2
+    assert f"cannot listen on 127.0.0.1 port {port}" in capsys.readouterr().err
+
+
+async def test_ipv6_host_serves_bracketed_url(pool: McpSessionPool, tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "studio.toolserver",
+        "--http",
+        "--host",
+        "::1",
+        "--port",
+        "0",
+        "--root",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(20):
+            url = (await process.stdout.readline()).decode().strip()
+        spec = McpServerSpec(transport="http", url=url, name="ipv6-tools", connect_timeout_s=10.0)
+        info = await pool.call_tool(spec, "server_info", {})
+    finally:
+        process.terminate()
+        await process.wait()
+
+    assert url.startswith("http://[::1]:")
+    assert isinstance(info.value, dict)
+    assert info.value["pid"] == process.pid
