@@ -244,6 +244,7 @@ class Engine:
         workflow = version.workflow
         if version.validated_by != VALIDATION_REVISION:
             # Versions stored unchecked, or checked by an older revision, are validated here.
+            # NOTE: a marked version is trusted; a document edited in the database afterwards is not checked again.
             self._check_version_runnable(version.content_hash, workflow)
         merged = self.validate_inputs(workflow, inputs)
         run_id = new_id()

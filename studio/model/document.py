@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -111,7 +111,7 @@ class _NonFiniteNumberError(ValueError):
         self.literal = literal
 
 
-def _reject_constant(literal: str) -> object:
+def _reject_constant(literal: str) -> NoReturn:
     """Raise for the NaN, Infinity and -Infinity literals that Python's json module accepts."""
     raise _NonFiniteNumberError(literal)
 

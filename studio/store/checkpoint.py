@@ -71,7 +71,11 @@ class WalCheckpointer:
                 if self._closing.is_set():
                     return
         except sqlite3.Error as error:
-            logger.warning("WAL checkpoints of %s stopped: %s; SQLite checkpoints on close instead", self._path, error)
+            logger.warning(
+                "WAL checkpoint thread of %s stopped after an error: %s. Journal commits still checkpoint on their own",
+                self._path,
+                error,
+            )
         finally:
             connection.close()
 

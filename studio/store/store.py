@@ -325,8 +325,8 @@ class Store:
 
         Publishing content that is already published returns the existing version, so the same
         document always maps to one version id. A caller that has just validated ``workflow``
-        without errors passes the validation revision as ``validated_by``; it is stored with the
-        version (also on an existing one without it), and runs of the version skip validation.
+        without errors passes the validation revision as ``validated_by``. It is stored with the
+        version, also on an existing one that had another mark, and runs of the version skip validation.
         """
         digest = content_hash(workflow)
         document_json = json.dumps(workflow.model_dump(mode="json"))

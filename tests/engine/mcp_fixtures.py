@@ -61,18 +61,20 @@ class HttpToolServer:
     process: asyncio.subprocess.Process
 
 
-@pytest.fixture
-async def http_toolserver(tools_root: Path) -> AsyncIterator[HttpToolServer]:
-    """The studio tool server on streamable HTTP at a free loopback port."""
+@contextlib.asynccontextmanager
+async def running_http_toolserver(root: Path, host: str = "127.0.0.1") -> AsyncIterator[HttpToolServer]:
+    """Start the studio tool server on streamable HTTP at a free port of ``host``; stop it on exit."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "studio.toolserver",
         "--http",
+        "--host",
+        host,
         "--port",
         "0",
         "--root",
-        str(tools_root),
+        str(root),
         stdout=asyncio.subprocess.PIPE,
     )
     try:
@@ -80,13 +82,21 @@ async def http_toolserver(tools_root: Path) -> AsyncIterator[HttpToolServer]:
         async with asyncio.timeout(20):
             line = await process.stdout.readline()
         url = line.decode().strip()
-        assert url.startswith("http://127.0.0.1:"), f"unexpected first line from the HTTP tool server: {line!r}"
+        assert url.startswith("http://"), f"unexpected first line from the HTTP tool server: {line!r}"
         yield HttpToolServer(url=url, process=process)
     finally:
         if process.returncode is None:
             process.terminate()
         with contextlib.suppress(ProcessLookupError):
             await process.wait()
+
+
+@pytest.fixture
+async def http_toolserver(tools_root: Path) -> AsyncIterator[HttpToolServer]:
+    """The studio tool server on streamable HTTP at a free loopback port."""
+    async with running_http_toolserver(tools_root) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        yield server
 
 
 class _HtmlHandler(http.server.BaseHTTPRequestHandler):

@@ -53,18 +53,24 @@ async def test_invalid_graph_not_started(
     assert store.list_versions(workflow.id) == []
 
 
-async def test_version_validated_once_per_content(
-    engine: tuple[Engine, object], store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    studio, _log = engine
-    checked: list[str] = []
+@pytest.fixture
+def checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Ids of the workflows that the engine's check_runnable is called with, in order."""
+    calls: list[str] = []
     real_check = engine_module.check_runnable
 
     def counting_check(workflow: Workflow) -> None:
-        checked.append(workflow.id)
+        calls.append(workflow.id)
         real_check(workflow)
 
     monkeypatch.setattr(engine_module, "check_runnable", counting_check)
+    return calls
+
+
+async def test_version_validated_once_per_content(
+    engine: tuple[Engine, object], store: Store, checked: list[str]
+) -> None:
+    studio, _log = engine
     workflow = workflow_from_data({"schema_version": 1, "name": "Twice", "steps": [lua("a", "return 1")]})
 
     first = await studio.run_workflow(workflow)
@@ -81,15 +87,7 @@ async def test_version_validated_once_per_content(
     assert checked == [workflow.id, other.id]
 
 
-async def test_marked_version_not_validated_again(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    checked: list[str] = []
-    real_check = engine_module.check_runnable
-
-    def counting_check(workflow: Workflow) -> None:
-        checked.append(workflow.id)
-        real_check(workflow)
-
-    monkeypatch.setattr(engine_module, "check_runnable", counting_check)
+async def test_marked_version_not_validated_again(store: Store, checked: list[str]) -> None:
     workflow = workflow_from_data({"schema_version": 1, "name": "Marked", "steps": [lua("a", "return 1")]})
     publisher = Engine(store)
     try:

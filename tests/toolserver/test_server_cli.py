@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sys
@@ -12,7 +11,7 @@ import pytest
 
 from studio.engine.executors.mcp import McpServerSpec, McpSessionPool
 from studio.toolserver.server import main
-from tests.engine.mcp_fixtures import pool
+from tests.engine.mcp_fixtures import pool, running_http_toolserver
 
 __all__ = ["pool"]
 
@@ -80,29 +79,10 @@ def test_port_in_use_exits_with_message(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 async def test_ipv6_host_serves_bracketed_url(pool: McpSessionPool, tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "studio.toolserver",
-        "--http",
-        "--host",
-        "::1",
-        "--port",
-        "0",
-        "--root",
-        str(tmp_path),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        async with asyncio.timeout(20):
-            url = (await process.stdout.readline()).decode().strip()
-        spec = McpServerSpec(transport="http", url=url, name="ipv6-tools", connect_timeout_s=10.0)
+    async with running_http_toolserver(tmp_path, host="::1") as server:
+        spec = McpServerSpec(transport="http", url=server.url, name="ipv6-tools", connect_timeout_s=10.0)
         info = await pool.call_tool(spec, "server_info", {})
-    finally:
-        process.terminate()
-        await process.wait()
 
-    assert url.startswith("http://[::1]:")
+    assert server.url.startswith("http://[::1]:")
     assert isinstance(info.value, dict)
-    assert info.value["pid"] == process.pid
+    assert info.value["pid"] == server.process.pid
